@@ -1,0 +1,191 @@
+// A deterministic simulation of a raftkv cluster: the real consensus core (RaftNode) and the real
+// state machine (KvStateMachine), N nodes in one process, with simulated network, clocks and
+// disks, concurrent clients, and a fault schedule — all driven by one seed, so that a seed always
+// replays the same run. See sim_main.cc for the command line.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "check/linearizability.h"
+#include "common/rng.h"
+#include "kv/kv_state_machine.h"
+#include "raft/raft_node.h"
+#include "sim/checkers.h"
+#include "sim/network.h"
+#include "sim/sim_clock.h"
+
+namespace raftkv::sim {
+
+struct FaultSet {
+  bool partitions = true;
+  bool crashes = true;
+  bool pauses = true;
+  bool drift = true;
+  bool loss = true;  // message loss, duplication and reordering
+};
+
+// Parses "all", "none" or a comma list of partition,crash,pause,drift,loss.
+std::optional<FaultSet> ParseFaults(const std::string& text);
+
+struct SimOptions {
+  uint64_t seed = 1;
+  int nodes = 3;
+  int64_t steps = 20'000;  // events in the fault phase
+  int clients = 4;
+  int keys = 3;
+  double read_fraction = 0.5;
+  FaultSet faults;
+  raft::InjectedBug bug = raft::InjectedBug::kNone;
+  bool trace = false;  // print every event
+  int64_t liveness_bound_ns = 30'000'000'000;  // after healing, everything completes within this
+};
+
+struct SimResult {
+  bool ok = true;
+  std::string violation;
+  uint64_t trace_hash = 0;
+  int64_t events = 0;
+  int64_t sim_time_ns = 0;
+  int ops_ok = 0, ops_failed = 0, ops_indeterminate = 0, reads_ok = 0;
+  int leaders_elected = 0;
+  Term max_term = 0;
+  LogIndex committed = 0;
+  bool linearizability_inconclusive = false;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(const SimOptions& options);
+  SimResult Run();
+
+ private:
+  // ---- events ----
+  struct ClientRequest {
+    int client;
+    uint64_t attempt;
+    bool is_set;
+    std::string key, value;
+    uint64_t session, sequence;
+  };
+  enum class ReplyKind { kOk, kNotLeader, kUnknown, kRejected };
+  struct ClientReply {
+    int client;
+    uint64_t attempt;
+    ReplyKind kind;
+    std::optional<std::string> value;
+    NodeId leader_hint = kNoNode;
+  };
+  struct Deliver { raft::Message message; };
+  struct TickNode { NodeId node; uint64_t incarnation; };
+  struct RequestArrives { NodeId node; ClientRequest request; };
+  struct ReplyArrives { ClientReply reply; };
+  // attempt 0: start the next operation; otherwise resend that attempt (timed_out: no answer came).
+  struct ClientWake { int client; uint64_t attempt; bool timed_out; };
+  struct FaultStep {};
+  struct Restart { NodeId node; };
+  struct Resume { NodeId node; };
+  using Payload = std::variant<Deliver, TickNode, RequestArrives, ReplyArrives, ClientWake,
+                               FaultStep, Restart, Resume>;
+  struct Event {
+    int64_t time;
+    uint64_t sequence;
+    Payload payload;
+    bool operator>(const Event& other) const {
+      return time != other.time ? time > other.time : sequence > other.sequence;
+    }
+  };
+
+  // ---- nodes ----
+  struct PendingSet {
+    int client;
+    uint64_t attempt;
+    Term term;
+  };
+  struct Node {
+    std::unique_ptr<raft::RaftNode> raft;  // null while crashed
+    SimClock clock;
+    raft::HardState disk_hard_state;
+    LogIndex disk_commit = 0;
+    std::vector<raft::Entry> disk_log;
+    kv::KvStateMachine kv;
+    std::map<LogIndex, PendingSet> pending;
+    bool paused = false;
+    int64_t paused_until = 0;
+    uint64_t incarnation = 0;
+    int64_t scheduled_tick = INT64_MAX;
+  };
+
+  // ---- clients (workload.cc) ----
+  struct Operation {
+    uint64_t id;
+    bool is_set;
+    std::string key, value;
+    uint64_t sequence;
+    int64_t invoke;
+    bool maybe_applied = false;
+  };
+  struct Client {
+    uint64_t session;
+    uint64_t next_sequence = 1;
+    uint64_t attempt = 0;
+    NodeId leader_guess = 0;
+    std::optional<Operation> current;
+    int ops_done = 0;
+  };
+
+  void Schedule(int64_t time, Payload payload);
+  void Dispatch(const Event& event);
+  bool DeferIfPaused(NodeId node, const Event& event);
+
+  // simulator.cc
+  void StartNode(NodeId node);
+  void CrashNode(NodeId node, const char* why);
+  void ProcessReady(NodeId node);
+  void AfterNodeEvent(NodeId node);
+  void SendMessages(const std::vector<raft::Message>& messages);
+  void Apply(NodeId node, const raft::Entry& entry);
+  void HandleRequest(NodeId node, const ClientRequest& request);
+  void Reply(NodeId node, ClientReply reply);
+  TimePoint LocalNow(NodeId node) const { return nodes_[node].clock.Local(now_); }
+  void Trace(const std::string& line);
+  std::optional<NodeId> CurrentLeader() const;
+
+  // workload.cc
+  void StartWorkload();
+  void ClientStep(const ClientWake& wake);
+  void SendAttempt(int client);
+  void HandleReply(const ClientReply& reply);
+  void FinishOperation(int client, check::Outcome outcome, std::optional<std::string> read_value);
+  bool ClientsIdle() const;
+
+  // faults.cc
+  void ScheduleFaults();
+  void InjectFault();
+  void HealEverything();
+
+  SimOptions options_;
+  raft::RaftConfig base_config_;
+  Rng rng_;
+  SimNetwork network_;
+  SafetyChecker checker_;
+  std::vector<Node> nodes_;
+  std::vector<Client> clients_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
+  uint64_t next_sequence_ = 0;
+  int64_t now_ = 0;
+  bool fault_phase_ = true;
+  bool workload_open_ = true;
+  uint64_t next_op_id_ = 1;
+  std::vector<check::Operation> history_;
+  uint64_t trace_hash_ = 0xcbf29ce484222325ULL;
+  SimResult result_;
+};
+
+}  // namespace raftkv::sim

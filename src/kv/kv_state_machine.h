@@ -1,0 +1,58 @@
+// The replicated key-value state machine: applies committed SET commands in log order and
+// remembers, per client session, which sequence numbers it has applied, so that a retried SET is
+// applied once (Raft thesis §6.3). Every decision depends only on the log, so every replica
+// reaches the same state, sessions included.
+//
+// Sessions stay bounded without clocks: at most `max_sessions` are kept, and when a new one
+// arrives the session least recently used, measured in log indexes, is evicted. A request from an
+// evicted (or never seen) session whose sequence is not 1 is refused as expired rather than
+// guessed at, because its earlier requests may or may not have been applied.
+//
+// Thread-safety: none; the owner serialises Apply with reads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "kv/command.h"
+
+namespace raftkv::kv {
+
+enum class ApplyOutcome {
+  kApplied,         // the value is now set
+  kDuplicate,       // this (client_id, sequence) was applied before: nothing changed
+  kSessionExpired,  // unknown session with sequence > 1: nothing changed
+};
+
+class KvStateMachine {
+ public:
+  explicit KvStateMachine(size_t max_sessions = 100'000) : max_sessions_(max_sessions) {}
+
+  ApplyOutcome ApplySet(const SetCommand& command, uint64_t log_index);
+  std::optional<std::string> Get(const std::string& key) const;
+  size_t size() const { return data_.size(); }
+  size_t session_count() const { return sessions_.size(); }
+
+  // How many sequence numbers below a session's highest are remembered individually; older ones
+  // are answered as duplicates (a client never has that many requests in flight).
+  static constexpr uint64_t kSequenceWindow = 4096;
+
+ private:
+  struct Session {
+    uint64_t highest_sequence = 0;
+    std::set<uint64_t> applied;  // within the window below highest_sequence
+    uint64_t last_used_index = 0;
+  };
+  void Touch(uint64_t client_id, Session& session, uint64_t log_index);
+
+  size_t max_sessions_;
+  std::unordered_map<std::string, std::string> data_;
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::map<uint64_t, uint64_t> sessions_by_last_use_;  // last_used_index -> client_id
+};
+
+}  // namespace raftkv::kv

@@ -1,0 +1,64 @@
+// Timing and batching parameters of the consensus core, and their validation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/types.h"
+
+namespace raftkv::raft {
+
+// Deliberate bugs, for proving that the simulator's checkers catch real mistakes. Every flag is
+// off in production; only tests and `raftkv-sim --bug=...` switch one on.
+enum class InjectedBug : uint32_t {
+  kNone = 0,
+  kSkipOldLeaseWait = 1,    // a new leader serves reads/commits without waiting out old leases
+  kCommitOldTermByCount,    // commit an earlier term's entry by counting replicas (§5.4.2 bug)
+  kForgetToPersistVote,     // grant votes without making them durable (§5.2 bug)
+  kReadWithoutLease,        // serve lease reads on any node that thinks it is leader
+  kSkipNoopBeforeRead,      // serve lease reads before this term's NO-OP is applied
+};
+
+InjectedBug ParseInjectedBug(const std::string& name, bool* ok);
+const char* InjectedBugName(InjectedBug bug);
+
+struct RaftConfig {
+  NodeId id = 0;
+  int cluster_size = 1;  // nodes are 0..cluster_size-1
+
+  Duration heartbeat_interval = std::chrono::milliseconds(50);
+  Duration election_timeout_min = std::chrono::milliseconds(500);
+  Duration election_timeout_max{0};  // 0: 2 × election_timeout_min
+  Duration lease_duration = std::chrono::milliseconds(400);
+  // Bound on every clock's rate error against real time: a clock advances between (1-d) and
+  // (1+d) seconds per real second. See docs/design.md, "Lease safety".
+  double max_clock_drift = 0.01;
+  // Allow lease_duration (with its drift margin) to reach the election timeout. Safe (new leaders
+  // always wait out old leases) but slows failover, so it must be asked for.
+  bool allow_long_lease = false;
+
+  int max_entries_per_append = 512;
+  int64_t max_bytes_per_append = 1 << 20;
+  int max_inflight_appends = 8;  // pipelined AppendEntries per follower
+
+  InjectedBug injected_bug = InjectedBug::kNone;
+
+  Duration EffectiveElectionTimeoutMax() const {
+    return election_timeout_max.count() > 0 ? election_timeout_max : 2 * election_timeout_min;
+  }
+
+  // The lease the leader grants itself: shorter than what followers hold by the factor
+  // (1-d)/(1+d), so that it ends, in real time, no later than every follower's record of it
+  // even when the leader's clock is slowest and the follower's fastest.
+  Duration LeaderLeaseDuration() const;
+
+  // Converts a remaining lease measured on another node's clock into a wait on ours: the factor
+  // (1+d)/(1-d) covers the other clock being slow and ours fast.
+  Duration InflateRemoteDuration(Duration remote) const;
+
+  // Checks every rule; the error names the key and the rule broken.
+  absl::Status Validate() const;
+};
+
+}  // namespace raftkv::raft

@@ -1,0 +1,307 @@
+// RaftNode: construction, the input entry points, role transitions and the Ready hand-off.
+// Elections live in election.cc, replication in replication.cc, lease arithmetic in lease.cc.
+#include "raft/raft_node.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace raftkv::raft {
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kFollower:
+      return "follower";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
+  }
+  return "unknown";
+}
+
+const char* MessageTypeName(const Message& message) {
+  static constexpr const char* kNames[] = {"RequestVote", "RequestVoteReply", "AppendEntries",
+                                           "AppendEntriesReply"};
+  return kNames[message.body.index()];
+}
+
+absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& config,
+                                                           RecoveredState recovered,
+                                                           TimePoint now, uint64_t rng_seed) {
+  if (absl::Status status = config.Validate(); !status.ok()) return status;
+  const HardState& hs = recovered.hard_state;
+  for (size_t i = 0; i < recovered.log.size(); ++i) {
+    const Entry& entry = recovered.log[i];
+    if (entry.index != i + 1) {
+      return absl::DataLossError("recovered log is not contiguous from index 1 at entry " +
+                                 std::to_string(i + 1));
+    }
+    if (entry.term > hs.term) {
+      return absl::DataLossError("recovered log holds an entry of term " +
+                                 std::to_string(entry.term) + " beyond the current term " +
+                                 std::to_string(hs.term) + ": metadata is older than the log");
+    }
+    if (i > 0 && entry.term < recovered.log[i - 1].term) {
+      return absl::DataLossError("recovered log has a decreasing term at index " +
+                                 std::to_string(i + 1));
+    }
+  }
+  if (hs.voted_for != kNoNode && (hs.voted_for < 0 || hs.voted_for >= config.cluster_size)) {
+    return absl::DataLossError("recovered vote names node " + std::to_string(hs.voted_for) +
+                               ", which is not in this cluster");
+  }
+  return std::unique_ptr<RaftNode>(new RaftNode(config, std::move(recovered), now, rng_seed));
+}
+
+RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint now,
+                   uint64_t rng_seed)
+    : config_(config),
+      rng_(rng_seed),
+      current_term_(recovered.hard_state.term),
+      voted_for_(recovered.hard_state.voted_for),
+      log_(std::move(recovered.log)),
+      last_now_(now),
+      progress_(static_cast<size_t>(config.cluster_size)),
+      last_persisted_hard_state_(recovered.hard_state) {
+  // The recovered commit index is only a hint: never trust it beyond what the log holds. The
+  // entries up to it are re-applied by the driver (it replays from index 1: no snapshots yet).
+  commit_index_ = std::min(recovered.hard_state.commit_index, log_.LastIndex());
+  // Raft thesis §6.4.1 after a restart: we may have promised a lease to a leader just before the
+  // crash, and we cannot know when, so assume a whole lease was granted just now.
+  known_lease_end_ = now + config_.lease_duration;
+  ResetElectionTimer(now);
+  CheckInvariants();
+}
+
+void RaftNode::Tick(TimePoint now) {
+  RAFTKV_CHECK(!ready_outstanding_, "Tick between TakeReady and Advance");
+  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
+  last_now_ = now;
+  if (role_ == Role::kLeader) {
+    CheckLeaseRenewal(now);
+  }
+  if (role_ == Role::kLeader) {
+    if (now >= next_heartbeat_at_) BroadcastHeartbeat(now);
+    MaybeAdvanceCommit(now);  // the wait for old leases may just have ended
+  } else if (now >= election_deadline_) {
+    StartElection(now);
+  }
+  CheckInvariants();
+}
+
+void RaftNode::Step(const Message& message, TimePoint now) {
+  RAFTKV_CHECK(!ready_outstanding_, "Step between TakeReady and Advance");
+  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
+  last_now_ = now;
+  if (message.to != config_.id || message.from < 0 || message.from >= config_.cluster_size ||
+      message.from == config_.id) {
+    return;  // misaddressed: not ours to act on
+  }
+  // §5.1: a higher term makes us a follower of that term. Only an AppendEntries tells us who
+  // leads it; a vote request or a reply does not.
+  if (message.term > current_term_) {
+    const bool from_leader = std::holds_alternative<AppendEntries>(message.body);
+    BecomeFollower(message.term, from_leader ? message.from : kNoNode, now);
+  }
+  std::visit(
+      [&](const auto& body) {
+        using Body = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<Body, RequestVote>) {
+          HandleRequestVote(message, now);
+        } else if constexpr (std::is_same_v<Body, RequestVoteReply>) {
+          HandleRequestVoteReply(message, now);
+        } else if constexpr (std::is_same_v<Body, AppendEntries>) {
+          HandleAppendEntries(message, now);
+        } else {
+          HandleAppendEntriesReply(message, now);
+        }
+      },
+      message.body);
+  CheckInvariants();
+}
+
+ProposeResult RaftNode::Propose(std::string command, TimePoint now) {
+  RAFTKV_CHECK(!ready_outstanding_, "Propose between TakeReady and Advance");
+  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
+  last_now_ = now;
+  ProposeResult result;
+  if (role_ != Role::kLeader) {
+    result.leader_hint = leader_id_;
+    return result;
+  }
+  const LogIndex index = log_.LastIndex() + 1;
+  log_.Append(Entry{current_term_, index, EntryType::kCommand, std::move(command)});
+  pending_broadcast_ = true;  // batched: sent when the driver next takes a Ready
+  result.accepted = true;
+  result.index = index;
+  result.term = current_term_;
+  return result;
+}
+
+LeaseReadResult RaftNode::LeaseRead(TimePoint now) const {
+  LeaseReadResult result;
+  result.leader_hint = leader_id_;
+  if (role_ != Role::kLeader) {
+    result.refusal = ReadRefusal::kNotLeader;
+    return result;
+  }
+  result.read_index = commit_index_;
+  if (config_.injected_bug == InjectedBug::kReadWithoutLease) return result;
+  if (!OldLeasesExpired(now)) {
+    result.refusal = ReadRefusal::kWaitingForOldLease;
+  } else if (!LeaseValid(now)) {
+    result.refusal = ReadRefusal::kNoLease;
+  } else if (applied_index_ < noop_index_ &&
+             config_.injected_bug != InjectedBug::kSkipNoopBeforeRead) {
+    // Until our NO-OP is applied we may not know every committed entry (§8, thesis §6.4).
+    result.refusal = ReadRefusal::kNoopNotApplied;
+  }
+  return result;
+}
+
+void RaftNode::BecomeFollower(Term term, NodeId leader, TimePoint now) {
+  const Role previous = role_;
+  if (previous == Role::kLeader) {
+    // We may have served reads until our lease's end: remember it, so that our vote replies make
+    // the next leader wait it out (the "only one old lease remembered" pitfall).
+    if (std::optional<TimePoint> expiry = LeaseExpiry(now)) {
+      known_lease_end_ = std::max(known_lease_end_, *expiry);
+    }
+  }
+  SetTerm(term);
+  role_ = Role::kFollower;
+  leader_id_ = leader;
+  votes_granted_.clear();
+  noop_index_ = 0;
+  if (previous != Role::kFollower) {
+    Emit(Event::Kind::kSteppedDown, config_.id, current_term_);
+    ResetElectionTimer(now);
+  }
+}
+
+void RaftNode::BecomeLeader(TimePoint now) {
+  RAFTKV_CHECK(role_ == Role::kCandidate, "only a candidate can become leader");
+  role_ = Role::kLeader;
+  leader_id_ = config_.id;
+  leader_since_ = now;
+  if (config_.injected_bug == InjectedBug::kSkipOldLeaseWait) old_lease_wait_end_ = now;
+  for (Progress& progress : progress_) {
+    progress = Progress{};
+    progress.next_index = log_.LastIndex() + 1;
+  }
+  Emit(Event::Kind::kBecameLeader, config_.id, current_term_);
+  if (old_lease_wait_end_ > now) {
+    Emit(Event::Kind::kWaitingForOldLease, config_.id, current_term_, old_lease_wait_end_ - now);
+  }
+  // §8: a NO-OP of our own term lets us commit (and learn) everything earlier leaders committed.
+  noop_index_ = log_.LastIndex() + 1;
+  log_.Append(Entry{current_term_, noop_index_, EntryType::kNoop, {}});
+  BroadcastHeartbeat(now);
+  MaybeAdvanceCommit(now);
+}
+
+void RaftNode::ResetElectionTimer(TimePoint now) {
+  // §5.2: randomized in [min, max] so that split votes are rare and resolve quickly.
+  const int64_t low = config_.election_timeout_min.count();
+  const int64_t high = config_.EffectiveElectionTimeoutMax().count();
+  election_deadline_ = now + Duration(rng_.Between(low, high));
+}
+
+void RaftNode::SetTerm(Term term) {
+  RAFTKV_CHECK(term >= current_term_, "the current term never decreases");
+  if (term > current_term_) {
+    current_term_ = term;
+    voted_for_ = kNoNode;  // a new term: no vote cast in it yet (§5.2)
+  }
+}
+
+void RaftNode::Send(NodeId to, MessageBody body) {
+  Message message{config_.id, to, current_term_, std::move(body)};
+  // A leader's AppendEntries promises nothing about its own disk, so it may leave before the
+  // leader's fsync (thesis §10.2.1). Everything else vouches for persisted state.
+  if (std::holds_alternative<AppendEntries>(message.body)) {
+    messages_.push_back(std::move(message));
+  } else {
+    messages_after_persist_.push_back(std::move(message));
+  }
+}
+
+void RaftNode::Emit(Event::Kind kind, NodeId peer, Term term, Duration duration) {
+  events_.push_back(Event{kind, peer, term, duration});
+}
+
+bool RaftNode::HasReady() const {
+  const bool hard_state_changed = current_term_ != last_persisted_hard_state_.term ||
+                                  voted_for_ != last_persisted_hard_state_.voted_for;
+  const bool unapplied = applied_index_ < commit_index_;
+  return hard_state_changed || pending_broadcast_ || log_.HandedOutIndex() != log_.LastIndex() ||
+         !messages_.empty() || !messages_after_persist_.empty() || !events_.empty() || unapplied;
+}
+
+Ready RaftNode::TakeReady() {
+  RAFTKV_CHECK(!ready_outstanding_, "TakeReady twice without Advance");
+  if (pending_broadcast_ && role_ == Role::kLeader) SendAppends(last_now_);
+  pending_broadcast_ = false;
+
+  Ready ready;
+  HardState current{current_term_, voted_for_, commit_index_};
+  if (config_.injected_bug == InjectedBug::kForgetToPersistVote &&
+      current.term == last_persisted_hard_state_.term) {
+    current.voted_for = last_persisted_hard_state_.voted_for;
+  }
+  if (current.term != last_persisted_hard_state_.term ||
+      current.voted_for != last_persisted_hard_state_.voted_for) {
+    ready.hard_state = current;
+  }
+  ready.commit_index = commit_index_;
+  ready.truncate_from = log_.TakeTruncation();
+  ready.entries = log_.TakeUnsent();
+  // Only entries durable on this node once this Ready is persisted may be applied.
+  const LogIndex apply_limit = std::min(commit_index_, log_.HandedOutIndex());
+  for (LogIndex index = applied_index_ + 1; index <= apply_limit; ++index) {
+    ready.committed_entries.push_back(log_.At(index));
+  }
+  applied_index_ = std::max(applied_index_, apply_limit);
+  ready.messages = std::move(messages_);
+  ready.messages_after_persist = std::move(messages_after_persist_);
+  ready.events = std::move(events_);
+  messages_.clear();
+  messages_after_persist_.clear();
+  events_.clear();
+  ready_outstanding_ = true;
+  return ready;
+}
+
+void RaftNode::Advance(const Ready& ready) {
+  RAFTKV_CHECK(ready_outstanding_, "Advance without TakeReady");
+  ready_outstanding_ = false;
+  log_.MarkHandedOutStable();
+  if (ready.hard_state) last_persisted_hard_state_ = *ready.hard_state;
+  // Our own log just became durable: as leader, we now count ourselves for those entries.
+  if (role_ == Role::kLeader) MaybeAdvanceCommit(last_now_);
+  CheckInvariants();
+}
+
+TimePoint RaftNode::NextDeadline() const {
+  if (role_ != Role::kLeader) return election_deadline_;
+  TimePoint deadline = next_heartbeat_at_;
+  if (old_lease_wait_end_ > last_now_) deadline = std::min(deadline, old_lease_wait_end_);
+  if (std::optional<TimePoint> expiry = LeaseExpiry(last_now_); expiry && *expiry > last_now_) {
+    deadline = std::min(deadline, *expiry);
+  }
+  return deadline;
+}
+
+void RaftNode::CheckInvariants() const {
+  RAFTKV_CHECK(commit_index_ <= log_.LastIndex(), "commitIndex never exceeds the log");
+  RAFTKV_CHECK(applied_index_ <= commit_index_, "lastApplied never exceeds commitIndex");
+  RAFTKV_CHECK(log_.StableIndex() <= log_.LastIndex(), "the durable prefix lies inside the log");
+  RAFTKV_CHECK((role_ == Role::kLeader) == (leader_id_ == config_.id),
+               "a node names itself leader exactly when it is leader");
+  RAFTKV_CHECK(role_ == Role::kFollower || voted_for_ == config_.id,
+               "candidates and leaders voted for themselves in their term");
+  RAFTKV_CHECK(role_ != Role::kLeader || noop_index_ >= 1, "a leader has appended its NO-OP");
+}
+
+}  // namespace raftkv::raft

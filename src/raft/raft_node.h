@@ -1,0 +1,189 @@
+// RaftNode: one member of a Raft cluster as a pure, deterministic state machine.
+//
+// It owns no thread, socket, file or clock. Time arrives as the `now` argument of every call (a
+// monotonic reading of this node's clock), messages arrive through Step(), client commands
+// through Propose(), and randomness comes from the seeded generator given at construction. What
+// the node wants done — persist, send, apply — accumulates until the driver calls TakeReady();
+// ready.h states the order in which the driver must carry it out.
+//
+// The algorithm is Raft as in Ongaro & Ousterhout, "In Search of an Understandable Consensus
+// Algorithm" (Figure 2; sections cited as §N) with the leader-lease read path of the Raft thesis
+// §6.4.1, made explicit in time:
+//   * every AppendEntries carries the lease duration; a follower that accepts one records
+//     lease_end = receive_time + lease_duration and never lowers it (not across leaders or terms);
+//   * every RequestVote reply carries the longest remaining lease the voter knows of; a new
+//     leader commits nothing and serves no read until all those leases have run out;
+//   * the leader's own lease runs from the send time of the newest heartbeat round acknowledged by
+//     a majority, for LeaderLeaseDuration(); a leader that cannot renew it steps down.
+// docs/design.md argues why no two nodes can then hold a lease at the same real instant.
+//
+// Thread-safety: none. One thread (the server's driver, or the simulator) makes every call.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/rng.h"
+#include "raft/config.h"
+#include "raft/progress.h"
+#include "raft/raft_log.h"
+#include "raft/ready.h"
+
+namespace raftkv::raft {
+
+enum class Role { kFollower, kCandidate, kLeader };
+const char* RoleName(Role role);
+
+// What survived on this node's disk, handed to the constructor on start-up.
+struct RecoveredState {
+  HardState hard_state;
+  std::vector<Entry> log;  // contiguous from index 1
+};
+
+struct ProposeResult {
+  bool accepted = false;
+  LogIndex index = 0;  // where the command will commit, if it does
+  Term term = 0;
+  NodeId leader_hint = kNoNode;  // when not accepted
+};
+
+enum class ReadRefusal {
+  kNone,
+  kNotLeader,            // ask leader_hint
+  kWaitingForOldLease,   // a new leader waiting out its predecessors' leases; retry soon
+  kNoLease,              // leader without a majority-renewed lease right now
+  kNoopNotApplied,       // leader whose NO-OP has not committed yet; retry soon
+};
+
+struct LeaseReadResult {
+  ReadRefusal refusal = ReadRefusal::kNone;
+  // When allowed: the read must see every entry up to this index (the commit index at the check).
+  LogIndex read_index = 0;
+  NodeId leader_hint = kNoNode;
+  bool ok() const { return refusal == ReadRefusal::kNone; }
+};
+
+// A node's lease, as an interval of its own clock, for the simulator's lease-safety checker.
+struct LeaseWindow {
+  TimePoint from;
+  TimePoint until;
+};
+
+class RaftNode {
+ public:
+  static absl::StatusOr<std::unique_ptr<RaftNode>> Create(const RaftConfig& config,
+                                                          RecoveredState recovered, TimePoint now,
+                                                          uint64_t rng_seed);
+
+  // Input.
+  void Tick(TimePoint now);
+  void Step(const Message& message, TimePoint now);
+  ProposeResult Propose(std::string command, TimePoint now);
+  LeaseReadResult LeaseRead(TimePoint now) const;
+
+  // Output (see ready.h for the contract).
+  bool HasReady() const;
+  Ready TakeReady();
+  void Advance(const Ready& ready);
+
+  // Observers, for status pages, tests and the simulator's checkers.
+  NodeId id() const { return config_.id; }
+  Role role() const { return role_; }
+  Term term() const { return current_term_; }
+  NodeId voted_for() const { return voted_for_; }
+  NodeId leader_id() const { return leader_id_; }
+  LogIndex commit_index() const { return commit_index_; }
+  LogIndex applied_index() const { return applied_index_; }
+  const RaftLog& log() const { return log_; }
+  const RaftConfig& config() const { return config_; }
+  // Time left on this leader's own lease (0 when not leader or not holding one).
+  Duration LeaseRemaining(TimePoint now) const;
+  // The interval in which this node would serve lease reads if nothing else happened.
+  std::optional<LeaseWindow> CurrentLeaseWindow() const;
+  // When this node's next timer fires (election or heartbeat or lease deadline).
+  TimePoint NextDeadline() const;
+
+ private:
+  RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint now, uint64_t rng_seed);
+
+  // Roles (raft_node.cc).
+  void BecomeFollower(Term term, NodeId leader, TimePoint now);
+  void BecomeCandidate(TimePoint now);
+  void BecomeLeader(TimePoint now);
+  void ResetElectionTimer(TimePoint now);
+  void SetTerm(Term term);
+  int Majority() const { return config_.cluster_size / 2 + 1; }
+  void Send(NodeId to, MessageBody body);
+  void Emit(Event::Kind kind, NodeId peer, Term term, Duration duration = Duration(0));
+  void CheckInvariants() const;
+
+  // Elections (election.cc).
+  void StartElection(TimePoint now);
+  void HandleRequestVote(const Message& message, TimePoint now);
+  void HandleRequestVoteReply(const Message& message, TimePoint now);
+
+  // Replication (replication.cc).
+  void BroadcastHeartbeat(TimePoint now);
+  void SendAppends(TimePoint now);
+  bool SendAppendsTo(NodeId peer, TimePoint now);
+  void ExpireStalledAppends(TimePoint now);
+  void HandleAppendEntries(const Message& message, TimePoint now);
+  void HandleAppendEntriesReply(const Message& message, TimePoint now);
+  void MaybeAdvanceCommit(TimePoint now);
+
+  // Leases (lease.cc).
+  void RecordFollowerLease(Duration lease_duration, TimePoint now);
+  Duration KnownLeaseRemaining(TimePoint now) const;
+  std::optional<TimePoint> QuorumAckedSendTime(TimePoint now) const;
+  std::optional<TimePoint> LeaseExpiry(TimePoint now) const;
+  bool LeaseValid(TimePoint now) const;
+  bool OldLeasesExpired(TimePoint now) const;
+  void CheckLeaseRenewal(TimePoint now);
+
+  RaftConfig config_;
+  Rng rng_;
+
+  // Persistent state (Figure 2).
+  Term current_term_ = 0;
+  NodeId voted_for_ = kNoNode;
+  RaftLog log_;
+
+  // Volatile state.
+  Role role_ = Role::kFollower;
+  NodeId leader_id_ = kNoNode;
+  LogIndex commit_index_ = 0;
+  LogIndex applied_index_ = 0;  // handed out as committed_entries
+  TimePoint election_deadline_{};
+  TimePoint last_now_{};
+
+  // Candidate state.
+  std::set<NodeId> votes_granted_;
+
+  // Leader state.
+  std::vector<Progress> progress_;  // indexed by NodeId; this node's own slot unused
+  TimePoint next_heartbeat_at_{};
+  TimePoint leader_since_{};
+  LogIndex noop_index_ = 0;  // this term's NO-OP
+
+  // Lease state. `known_lease_end_` is the latest instant (on our clock) until which some leader
+  // — possibly this node in an earlier term — may hold a lease. It never decreases (§6.4.1).
+  TimePoint known_lease_end_{};
+  // Leader/candidate: leases of earlier leaders end by this instant; nothing commits before it.
+  TimePoint old_lease_wait_end_{};
+  bool announced_wait_ = false;
+
+  // Ready bookkeeping.
+  HardState last_persisted_hard_state_;
+  bool hard_state_dirty_ = false;
+  std::vector<Message> messages_;
+  std::vector<Message> messages_after_persist_;
+  std::vector<Event> events_;
+  bool ready_outstanding_ = false;
+  bool pending_broadcast_ = false;  // proposals appended since the last Ready: stream them
+};
+
+}  // namespace raftkv::raft

@@ -1,0 +1,75 @@
+// What the core hands back to its driver after each batch of input (the shape of etcd's
+// raft.Ready). The driver must process a Ready in this order:
+//
+//   1. send `messages`                      (they depend on nothing in this Ready being durable;
+//                                            this is how the leader's own fsync runs in parallel
+//                                            with replication, Raft thesis §10.2.1)
+//   2. persist `hard_state`, then truncate the log at `truncate_from`, then append `entries`,
+//      and make all of it durable (fsync) before going on;
+//   3. send `messages_after_persist`        (vote grants, AppendEntries replies, vote requests:
+//                                            each promises something that step 2 made durable)
+//   4. apply `committed_entries` in order   (every one is durable on this node after step 2)
+//   5. call RaftNode::Advance(ready).
+//
+// No other call into the node may happen between TakeReady() and Advance().
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "raft/message.h"
+
+namespace raftkv::raft {
+
+// The state that must survive a crash (Figure 2 "persistent state on all servers"), plus the
+// commit index, which is kept only so an operator can read it and a restart can apply sooner.
+struct HardState {
+  Term term = 0;
+  NodeId voted_for = kNoNode;
+  LogIndex commit_index = 0;
+
+  friend bool operator==(const HardState&, const HardState&) = default;
+};
+
+// Things worth a line in the node's event log (dump.txt). The server renders them in the
+// wording operators expect; the simulator prints them in its trace.
+struct Event {
+  enum class Kind {
+    kElectionTimeout,      // starting an election
+    kBecameLeader,         // term
+    kWaitingForOldLease,   // duration = time still to wait
+    kHeartbeatRound,       // leader sent a heartbeat round, renewing its lease
+    kLeaseRenewalFailed,   // leader could not renew its lease: stepping down
+    kSteppedDown,          // leader or candidate became follower
+    kVoteGranted,          // peer = candidate, term
+    kVoteDenied,           // peer = candidate, term
+    kAppendAccepted,       // peer = leader
+    kAppendRejected,       // peer = leader
+  };
+  Kind kind;
+  NodeId peer = kNoNode;
+  Term term = 0;
+  Duration duration{0};
+};
+
+struct Ready {
+  // Set when the term or the vote changed: durable before messages_after_persist leave (§5.1).
+  std::optional<HardState> hard_state;
+  // The commit index, always: the driver may record it lazily (it is not needed for safety).
+  LogIndex commit_index = 0;
+  std::optional<LogIndex> truncate_from;  // drop every entry with index >= this, before appending
+  std::vector<Entry> entries;             // append after truncation
+  std::vector<Message> messages;
+  std::vector<Message> messages_after_persist;
+  std::vector<Entry> committed_entries;
+  std::vector<Event> events;
+
+  bool MustSync() const { return hard_state.has_value() || truncate_from || !entries.empty(); }
+  bool Empty() const {
+    return !MustSync() && messages.empty() && messages_after_persist.empty() &&
+           committed_entries.empty() && events.empty();
+  }
+};
+
+}  // namespace raftkv::raft

@@ -1,0 +1,209 @@
+// Log replication (Raft §5.3), commitment (§5.4.2), heartbeats and flow control.
+#include <algorithm>
+#include <vector>
+
+#include "common/check.h"
+#include "raft/raft_node.h"
+
+namespace raftkv::raft {
+
+void RaftNode::BroadcastHeartbeat(TimePoint now) {
+  next_heartbeat_at_ = now + config_.heartbeat_interval;
+  Emit(Event::Kind::kHeartbeatRound, config_.id, current_term_);
+  ExpireStalledAppends(now);
+  for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
+    if (peer == config_.id) continue;
+    Progress& progress = progress_[peer];
+    if (progress.mode == Progress::Mode::kProbe) progress.probe_sent_at.reset();
+    if (SendAppendsTo(peer, now)) continue;  // entries went out: they renew the lease too
+    // A pure heartbeat checks the log only at match_index, which the follower is known to hold,
+    // so it always succeeds and never disturbs entries still in flight behind it.
+    AppendEntries heartbeat;
+    heartbeat.prev_log_index = progress.match_index;
+    heartbeat.prev_log_term = log_.TermAt(progress.match_index);
+    heartbeat.leader_commit = std::min(commit_index_, progress.match_index);
+    heartbeat.lease_duration = config_.lease_duration;
+    heartbeat.sent_at = now;
+    Send(peer, std::move(heartbeat));
+  }
+}
+
+void RaftNode::SendAppends(TimePoint now) {
+  for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
+    if (peer != config_.id) SendAppendsTo(peer, now);
+  }
+}
+
+// Sends what flow control allows; returns whether anything was sent.
+bool RaftNode::SendAppendsTo(NodeId peer, TimePoint now) {
+  Progress& progress = progress_[peer];
+  auto send_from = [&](LogIndex next) {
+    AppendEntries request;
+    request.prev_log_index = next - 1;
+    request.prev_log_term = log_.TermAt(next - 1);
+    if (next <= log_.LastIndex()) {
+      request.entries =
+          log_.Slice(next, config_.max_entries_per_append, config_.max_bytes_per_append);
+    }
+    const LogIndex last_sent = request.prev_log_index + request.entries.size();
+    // The follower may commit only what it is sure matches us: up to the last entry sent.
+    request.leader_commit = std::min(commit_index_, last_sent);
+    request.lease_duration = config_.lease_duration;
+    request.sent_at = now;
+    Send(peer, std::move(request));
+    return last_sent;
+  };
+  if (progress.mode == Progress::Mode::kProbe) {
+    if (progress.probe_sent_at) return false;  // one probe at a time
+    send_from(progress.next_index);
+    progress.probe_sent_at = now;
+    return true;
+  }
+  bool sent = false;
+  while (static_cast<int>(progress.inflight.size()) < config_.max_inflight_appends &&
+         progress.next_index <= log_.LastIndex()) {
+    const LogIndex last_sent = send_from(progress.next_index);
+    progress.inflight.push_back(Progress::Inflight{last_sent, now});
+    progress.next_index = last_sent + 1;
+    sent = true;
+  }
+  return sent;
+}
+
+void RaftNode::ExpireStalledAppends(TimePoint now) {
+  // If the newest requests of a pipeline are lost, no rejection ever tells us: after a while
+  // with no answer, fall back to probing from what we know matches.
+  const Duration patience = config_.election_timeout_min / 2;
+  for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
+    if (peer == config_.id) continue;
+    Progress& progress = progress_[peer];
+    if (progress.mode == Progress::Mode::kReplicate && !progress.inflight.empty() &&
+        now - progress.inflight.front().sent_at >= patience) {
+      progress.BecomeProbe();
+    }
+  }
+}
+
+void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
+  const auto& request = std::get<AppendEntries>(message.body);
+  AppendEntriesReply reply;
+  reply.rejected_prev_index = request.prev_log_index;
+  reply.echoed_sent_at = request.sent_at;
+  if (message.term < current_term_) {
+    // §5.1: a stale leader; our reply's term makes it step down.
+    Emit(Event::Kind::kAppendRejected, message.from, message.term);
+    Send(message.from, reply);
+    return;
+  }
+  if (role_ == Role::kLeader) {
+    // Two leaders in one term: election safety is broken (only possible with an injected bug).
+    // Ignore it and let the simulator's checker report it.
+    return;
+  }
+  if (role_ == Role::kCandidate || leader_id_ != message.from) {
+    BecomeFollower(current_term_, message.from, now);
+  }
+  ResetElectionTimer(now);
+  RecordFollowerLease(request.lease_duration, now);
+
+  // §5.3 consistency check: our log must contain prev_log_index with prev_log_term.
+  if (request.prev_log_index > log_.LastIndex()) {
+    reply.conflict_index = log_.LastIndex() + 1;
+  } else if (log_.TermAt(request.prev_log_index) != request.prev_log_term) {
+    reply.conflict_term = log_.TermAt(request.prev_log_index);
+    reply.conflict_index = log_.FirstIndexOfTermEndingAt(request.prev_log_index);
+  } else {
+    for (const Entry& entry : request.entries) {
+      if (entry.index <= log_.LastIndex()) {
+        if (log_.TermAt(entry.index) == entry.term) continue;  // already have it (a duplicate)
+        // §5.3: a conflicting entry and all that follow it go. A committed entry never
+        // conflicts (Leader Completeness, §5.4.3).
+        if (config_.injected_bug == InjectedBug::kNone) {
+          RAFTKV_CHECK(entry.index > commit_index_, "a committed entry would be truncated");
+        }
+        log_.TruncateFrom(entry.index);
+      }
+      log_.Append(entry);
+    }
+    reply.success = true;
+    reply.match_index = request.prev_log_index + request.entries.size();
+    // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
+    const LogIndex new_commit = std::min(request.leader_commit, reply.match_index);
+    if (new_commit > commit_index_) commit_index_ = new_commit;
+  }
+  Emit(reply.success ? Event::Kind::kAppendAccepted : Event::Kind::kAppendRejected, message.from,
+       message.term);
+  Send(message.from, reply);  // after our log is durable (messages_after_persist)
+}
+
+void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
+  if (role_ != Role::kLeader || message.term != current_term_) return;  // stale
+  const auto& reply = std::get<AppendEntriesReply>(message.body);
+  Progress& progress = progress_[message.from];
+  if (reply.echoed_sent_at <= now &&
+      (!progress.acked_sent_at || reply.echoed_sent_at > *progress.acked_sent_at)) {
+    progress.acked_sent_at = reply.echoed_sent_at;  // renews our lease (lease.cc)
+  }
+  if (reply.success) {
+    if (reply.match_index > log_.LastIndex()) return;  // cannot be ours: ignore
+    progress.match_index = std::max(progress.match_index, reply.match_index);
+    progress.next_index = std::max(progress.next_index, progress.match_index + 1);
+    while (!progress.inflight.empty() &&
+           progress.inflight.front().last_index <= progress.match_index) {
+      progress.inflight.pop_front();
+    }
+    if (progress.mode == Progress::Mode::kProbe) {
+      if (progress.match_index + 1 >= progress.next_index) {
+        progress.mode = Progress::Mode::kReplicate;  // the probe found where we match
+        progress.inflight.clear();
+      }
+      progress.probe_sent_at.reset();
+    }
+    MaybeAdvanceCommit(now);
+    SendAppendsTo(message.from, now);
+    return;
+  }
+  // Rejected. Replies to requests we have since superseded tell us nothing new.
+  if (reply.rejected_prev_index < progress.match_index) return;
+  if (progress.mode == Progress::Mode::kProbe &&
+      reply.rejected_prev_index + 1 != progress.next_index) {
+    return;
+  }
+  LogIndex next = reply.conflict_index;
+  if (reply.conflict_term != 0) {
+    // Skip the follower's whole conflicting term, or up to our own last entry of that term.
+    if (std::optional<LogIndex> ours = log_.LastIndexOfTerm(reply.conflict_term)) {
+      next = *ours + 1;
+    }
+  }
+  // Always move strictly backwards, and never below what is known to match.
+  next = std::min(next, reply.rejected_prev_index);
+  progress.BecomeProbe();
+  progress.next_index = std::max(next, progress.match_index + 1);
+  SendAppendsTo(message.from, now);
+}
+
+void RaftNode::MaybeAdvanceCommit(TimePoint now) {
+  if (role_ != Role::kLeader) return;
+  // No entry of ours commits while an earlier leader may still serve lease reads: its readers
+  // would miss the write we would acknowledge.
+  if (!OldLeasesExpired(now)) return;
+  // We count ourselves only for what is durable on our own disk.
+  std::vector<LogIndex> matches{log_.StableIndex()};
+  for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
+    if (peer != config_.id) matches.push_back(progress_[peer].match_index);
+  }
+  std::nth_element(matches.begin(), matches.begin() + (Majority() - 1), matches.end(),
+                   std::greater<LogIndex>());
+  const LogIndex replicated = matches[Majority() - 1];
+  if (replicated <= commit_index_) return;
+  // §5.4.2: only an entry of the current term commits by counting replicas; earlier entries
+  // commit indirectly with it (Figure 8 shows why).
+  if (log_.TermAt(replicated) != current_term_ &&
+      config_.injected_bug != InjectedBug::kCommitOldTermByCount) {
+    return;
+  }
+  commit_index_ = replicated;
+}
+
+}  // namespace raftkv::raft
