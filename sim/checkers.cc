@@ -61,7 +61,8 @@ void SafetyChecker::OnRestart(NodeId node, const std::vector<raft::Entry>& log) 
 void SafetyChecker::OnState(NodeId node, const raft::RaftNode& raft) {
   const std::string who = "node " + std::to_string(node);
   const Term term = raft.term();
-  if (term < last_term_[node]) Fail(who + ": term went back from " + std::to_string(last_term_[node]));
+  if (term < last_term_[node])
+    Fail(who + ": term went back from " + std::to_string(last_term_[node]));
   last_term_[node] = term;
   if (raft.voted_for() != kNoNode) {
     auto [it, inserted] = vote_of_.try_emplace({node, term}, raft.voted_for());
@@ -74,8 +75,8 @@ void SafetyChecker::OnState(NodeId node, const raft::RaftNode& raft) {
   if (raft.role() == raft::Role::kLeader) {
     auto [it, inserted] = leader_of_term_.try_emplace(term, node);
     if (!inserted && it->second != node) {
-      Fail("election safety: nodes " + std::to_string(it->second) + " and " +
-           std::to_string(node) + " both led term " + std::to_string(term));
+      Fail("election safety: nodes " + std::to_string(it->second) + " and " + std::to_string(node) +
+           " both led term " + std::to_string(term));
     }
     if (!was_leader_[node]) {
       // Leader completeness (§5.4): every entry committed in an earlier term must be in the new
@@ -113,7 +114,8 @@ void SafetyChecker::OnState(NodeId node, const raft::RaftNode& raft) {
       return;
     }
     commit_term_.resize(commit, raft.log().TermAt(commit));
-    canonical_.insert(canonical_.end(), chain.begin() + static_cast<std::ptrdiff_t>(canonical_.size()),
+    canonical_.insert(canonical_.end(),
+                      chain.begin() + static_cast<std::ptrdiff_t>(canonical_.size()),
                       chain.begin() + static_cast<std::ptrdiff_t>(commit));
   }
 }
@@ -145,7 +147,8 @@ void SafetyChecker::OnLeaseWindow(NodeId node, std::optional<std::pair<int64_t, 
   }
   if (history_.size() > 4096) {
     // Segments that ended long ago cannot overlap anything still to come.
-    std::erase_if(history_, [&](const LeaseSegment& s) { return s.to < real_now - 60'000'000'000; });
+    std::erase_if(history_,
+                  [&](const LeaseSegment& s) { return s.to < real_now - 60'000'000'000; });
   }
 }
 

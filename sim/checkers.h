@@ -50,9 +50,9 @@ class SafetyChecker {
 
   int nodes_;
   std::optional<std::string> violation_;
-  std::vector<std::vector<uint64_t>> chains_;       // per node: chain hash of entry i at [i-1]
+  std::vector<std::vector<uint64_t>> chains_;  // per node: chain hash of entry i at [i-1]
   std::map<std::pair<LogIndex, Term>, uint64_t> index_term_hash_;
-  std::vector<uint64_t> canonical_;                 // chain hashes of the committed history
+  std::vector<uint64_t> canonical_;  // chain hashes of the committed history
   // For each committed index, the term in which it was committed: the term of the entry whose
   // commitment committed it (§5.4.2: a leader commits by counting only its own term's entries).
   std::vector<Term> commit_term_;

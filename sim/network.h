@@ -12,8 +12,8 @@
 namespace raftkv::sim {
 
 struct NetworkOptions {
-  int64_t min_delay_ns = 200'000;     // 0.2 ms
-  int64_t max_delay_ns = 5'000'000;   // 5 ms
+  int64_t min_delay_ns = 200'000;    // 0.2 ms
+  int64_t max_delay_ns = 5'000'000;  // 5 ms
   double loss = 0.0;
   double duplication = 0.0;
 };

@@ -16,8 +16,8 @@ class SimClock {
   SimClock(double rate, int64_t offset_ns) : rate_(rate), offset_ns_(offset_ns) {}
 
   TimePoint Local(int64_t real_ns) const {
-    return TimePoint(Duration(offset_ns_ + static_cast<int64_t>(
-                                               std::floor(rate_ * static_cast<double>(real_ns)))));
+    return TimePoint(Duration(
+        offset_ns_ + static_cast<int64_t>(std::floor(rate_ * static_cast<double>(real_ns)))));
   }
 
   // The earliest real instant at which this clock reads at least `local`.

@@ -2,6 +2,7 @@
 // on the node side. Clients live in workload.cc, the fault schedule in faults.cc.
 #include "sim/simulator.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "kv/command.h"
@@ -196,13 +197,12 @@ void Simulator::StartNode(NodeId id) {
   config.id = id;
   raft::HardState hard_state = node.disk_hard_state;
   hard_state.commit_index = node.disk_commit;
-  auto created =
-      raft::RaftNode::Create(config, raft::RecoveredState{hard_state, node.disk_log}, LocalNow(id),
-                             rng_.Next());
+  auto created = raft::RaftNode::Create(config, raft::RecoveredState{hard_state, node.disk_log},
+                                        LocalNow(id), rng_.Next());
   if (!created.ok()) {
     result_.ok = false;
-    result_.violation = "node " + std::to_string(id) + " failed to start: " +
-                        std::string(created.status().message());
+    result_.violation = "node " + std::to_string(id) +
+                        " failed to start: " + std::string(created.status().message());
     return;
   }
   node.raft = std::move(*created);
@@ -242,8 +242,9 @@ void Simulator::ProcessReady(NodeId id) {
     raft::Ready ready = node.raft->TakeReady();
     for (const raft::Event& event : ready.events) {
       if (event.kind == raft::Event::Kind::kHeartbeatRound) continue;  // too chatty to trace
-      Trace("node " + std::to_string(id) + " event " + std::to_string(static_cast<int>(event.kind)) +
-            " peer=" + std::to_string(event.peer) + " term=" + std::to_string(event.term) +
+      Trace("node " + std::to_string(id) + " event " +
+            std::to_string(static_cast<int>(event.kind)) + " peer=" + std::to_string(event.peer) +
+            " term=" + std::to_string(event.term) +
             " last=" + std::to_string(node.raft->log().LastIndex()) + "/" +
             std::to_string(node.raft->log().LastTerm()) +
             " commit=" + std::to_string(node.raft->commit_index()));
@@ -257,7 +258,17 @@ void Simulator::ProcessReady(NodeId id) {
     node.disk_commit = ready.commit_index;
     if (ready.truncate_from) node.disk_log.resize(*ready.truncate_from - 1);
     node.disk_log.insert(node.disk_log.end(), ready.entries.begin(), ready.entries.end());
-    if (rng_.Chance(crash_chance)) return CrashNode(id, "after persisting a ready");
+    // Targeted fault: crash right after granting a vote, before the grant leaves. A restarted
+    // voter must remember that vote (§5.2), or two leaders can win one term.
+    const bool grants_vote =
+        std::any_of(ready.messages_after_persist.begin(), ready.messages_after_persist.end(),
+                    [](const raft::Message& m) {
+                      const auto* reply = std::get_if<raft::RequestVoteReply>(&m.body);
+                      return reply != nullptr && reply->granted;
+                    });
+    if (rng_.Chance(grants_vote && crash_chance > 0 ? 0.05 : crash_chance)) {
+      return CrashNode(id, "after persisting a ready");
+    }
     SendMessages(ready.messages_after_persist);
     checker_.OnState(id, *node.raft);  // extends the canonical history before we apply from it
     for (const raft::Entry& entry : ready.committed_entries) Apply(id, entry);

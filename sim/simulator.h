@@ -43,7 +43,7 @@ struct SimOptions {
   double read_fraction = 0.5;
   FaultSet faults;
   raft::InjectedBug bug = raft::InjectedBug::kNone;
-  bool trace = false;  // print every event
+  bool trace = false;                          // print every event
   int64_t liveness_bound_ns = 30'000'000'000;  // after healing, everything completes within this
 };
 
@@ -82,15 +82,33 @@ class Simulator {
     std::optional<std::string> value;
     NodeId leader_hint = kNoNode;
   };
-  struct Deliver { raft::Message message; };
-  struct TickNode { NodeId node; uint64_t incarnation; };
-  struct RequestArrives { NodeId node; ClientRequest request; };
-  struct ReplyArrives { ClientReply reply; };
+  struct Deliver {
+    raft::Message message;
+  };
+  struct TickNode {
+    NodeId node;
+    uint64_t incarnation;
+  };
+  struct RequestArrives {
+    NodeId node;
+    ClientRequest request;
+  };
+  struct ReplyArrives {
+    ClientReply reply;
+  };
   // attempt 0: start the next operation; otherwise resend that attempt (timed_out: no answer came).
-  struct ClientWake { int client; uint64_t attempt; bool timed_out; };
+  struct ClientWake {
+    int client;
+    uint64_t attempt;
+    bool timed_out;
+  };
   struct FaultStep {};
-  struct Restart { NodeId node; };
-  struct Resume { NodeId node; };
+  struct Restart {
+    NodeId node;
+  };
+  struct Resume {
+    NodeId node;
+  };
   using Payload = std::variant<Deliver, TickNode, RequestArrives, ReplyArrives, ClientWake,
                                FaultStep, Restart, Resume>;
   struct Event {
@@ -182,6 +200,10 @@ class Simulator {
   int64_t now_ = 0;
   bool fault_phase_ = true;
   bool workload_open_ = true;
+  // The workload shifts between write-heavy and read-only phases: elections among nodes with
+  // equal logs (and so lease hand-overs) happen mostly while nothing is being written.
+  double phase_read_fraction_ = 0.5;
+  int64_t phase_ends_ = 0;
   uint64_t next_op_id_ = 1;
   std::vector<check::Operation> history_;
   uint64_t trace_hash_ = 0xcbf29ce484222325ULL;

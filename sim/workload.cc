@@ -31,7 +31,11 @@ void Simulator::ClientStep(const ClientWake& wake) {
     if (client.current || !workload_open_) return;
     Operation op;
     op.id = next_op_id_++;
-    op.is_set = !rng_.Chance(options_.read_fraction);
+    if (now_ >= phase_ends_) {
+      phase_read_fraction_ = rng_.Chance(0.3) ? 1.0 : options_.read_fraction;
+      phase_ends_ = now_ + rng_.Between(500, 5000) * kMs;
+    }
+    op.is_set = !rng_.Chance(phase_read_fraction_);
     op.key = "k" + std::to_string(rng_.Below(options_.keys));
     if (op.is_set) {
       op.value = "c" + std::to_string(wake.client) + "-" + std::to_string(op.id);

@@ -1,7 +1,6 @@
 #include "check/linearizability.h"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -15,7 +14,6 @@ constexpr int64_t kInfinity = std::numeric_limits<int64_t>::max();
 constexpr uint32_t kAbsent = 0;         // register-state index of "key absent"
 constexpr size_t kMaxWindow = 20;       // ops listed around a failure
 constexpr size_t kMaxReportStates = 8;  // register values listed for a failure
-constexpr size_t kMaxReportPrefix = 4;  // last linearized ops listed for a failure
 
 // One op of a key's sub-history as the search sees it.
 struct KeyOp {
@@ -30,23 +28,18 @@ struct KeyOp {
 std::string QuoteValue(const std::optional<std::string>& value) {
   if (!value) return "absent";
   constexpr size_t kMaxShown = 40;  // values can be large; the report must stay readable
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "\"";
   for (size_t i = 0; i < value->size() && i < kMaxShown; ++i) {
     const unsigned char c = static_cast<unsigned char>((*value)[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
+    if (c == '"' || c == '\\') out += '\\';
+    if (c >= 0x20 && c < 0x7f) {
       out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
     } else {
-      out += static_cast<char>(c);
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
     }
   }
-  if (value->size() > kMaxShown) out += "...";
-  return out + "\"";
+  return out + (value->size() > kMaxShown ? "...\"" : "\"");
 }
 
 std::string DescribeOp(const Operation& op) {
@@ -129,42 +122,19 @@ class StateCache {
   std::vector<uint32_t> slots_;  // entry index + 1; 0 = empty
 };
 
-// Where the search got furthest before being forced to backtrack: the most ops linearized, the
-// op whose return could not be passed there, and the register values seen at that point.
+// Where the search got furthest before being forced to backtrack: the op whose return could not
+// be passed with the most ops linearized, and the register values seen there. If that op is a
+// write kept out by pending reads of states[0], `stranded` is the latest-invoked of those reads
+// (a stale read is usually the latest read of its value).
 struct Deepest {
   bool valid = false;
   size_t depth = 0;
-  size_t op = 0;
+  const Operation* op = nullptr;
   std::vector<uint32_t> states;
-  std::vector<size_t> last_linearized;  // op indices, oldest first
+  const Operation* stranded = nullptr;
 };
 
 enum class SearchStatus { kLinearizable, kViolation, kBudgetExhausted };
-
-struct Frame {
-  uint32_t call;   // list node of the linearized op's call
-  uint32_t state;  // register state before the op was linearized
-};
-
-// Notes a dead end at the return of unlinearized ops[op] if it is the deepest one so far.
-void RecordDeadEnd(const std::vector<Frame>& stack, size_t op, uint32_t state, Deepest* deepest) {
-  if (!deepest->valid || stack.size() > deepest->depth) {
-    deepest->valid = true;
-    deepest->depth = stack.size();
-    deepest->op = op;
-    deepest->states.assign(1, state);
-    deepest->last_linearized.clear();
-    for (size_t s = stack.size() - std::min(stack.size(), kMaxReportPrefix); s < stack.size();
-         ++s) {
-      deepest->last_linearized.push_back(stack[s].call / 2);
-    }
-  } else if (stack.size() == deepest->depth && op == deepest->op &&
-             deepest->states.size() < kMaxReportStates &&
-             std::find(deepest->states.begin(), deepest->states.end(), state) ==
-                 deepest->states.end()) {
-    deepest->states.push_back(state);
-  }
-}
 
 // Lowe's variant of the Wing & Gong search over one key. Node 2i is the call of ops[i] and node
 // 2i+1 its return; `next`/`prev` form the list of events of not-yet-linearized ops. `once[s]` is
@@ -212,10 +182,33 @@ SearchStatus Search(const std::vector<KeyOp>& ops, const std::vector<bool>& once
     prev[next[node]] = node;
   };
 
+  struct Frame {
+    uint32_t call;   // list node of the linearized op's call
+    uint32_t state;  // register state before the op was linearized
+  };
   std::vector<Frame> stack;
   std::vector<uint64_t> bits((n + 63) / 64, 0);
   StateCache cache;
   uint32_t state = kAbsent;
+  auto linearized = [&](size_t i) { return (bits[i / 64] >> (i % 64) & 1) != 0; };
+  // Notes a dead end at the return of unlinearized ops[op] if it is the deepest one so far.
+  auto record_dead_end = [&](size_t op) {
+    if (deepest->valid && stack.size() == deepest->depth && ops[op].op == deepest->op) {
+      auto& states = deepest->states;
+      if (states.size() < kMaxReportStates &&
+          std::find(states.begin(), states.end(), state) == states.end()) {
+        states.push_back(state);
+      }
+      return;
+    }
+    if (deepest->valid && stack.size() <= deepest->depth) return;
+    *deepest = Deepest{true, stack.size(), ops[op].op, {state}, nullptr};
+    if (!ops[op].is_write || !once[state] || pending[state] == 0) return;
+    for (size_t r = 0; r < n; ++r) {  // ops are in invoke order: keep the last match
+      if (!ops[r].is_write && ops[r].value == state && !linearized(r))
+        deepest->stranded = ops[r].op;
+    }
+  };
   uint32_t entry = next[head];
   while (required_left > 0) {
     const size_t i = entry / 2;
@@ -250,7 +243,7 @@ SearchStatus Search(const std::vector<KeyOp>& ops, const std::vector<bool>& once
       // op must precede it (the cursor passed no return). So if the configuration with it failed,
       // this one fails too; fall through to backtrack.
     } else {
-      RecordDeadEnd(stack, i, state, deepest);  // the op's return came and it is not linearized
+      record_dead_end(i);  // the op's return came and it is not linearized
     }
     // Backtrack. Frames of reads are popped too: by the argument above they had no alternative.
     for (;;) {
@@ -273,22 +266,29 @@ SearchStatus Search(const std::vector<KeyOp>& ops, const std::vector<bool>& once
   return SearchStatus::kLinearizable;
 }
 
-// Ids of the ops whose interval overlaps `center`'s, nearest invocations first, in id order.
-std::vector<uint64_t> Window(const std::vector<const Operation*>& ops, const Operation& center) {
+// Ids of `extras` and of the ops whose interval overlaps `center`'s (nearest invocations first),
+// at most kMaxWindow, in id order.
+std::vector<uint64_t> Window(const std::vector<const Operation*>& ops, const Operation& center,
+                             const std::vector<const Operation*>& extras = {}) {
   auto end_of = [](const Operation& op) {
     return op.outcome == Outcome::kOk ? std::max(op.invoke_ns, op.complete_ns) : kInfinity;
   };
-  std::vector<std::pair<uint64_t, size_t>> near;  // (distance from center's invoke, position)
-  for (size_t p = 0; p < ops.size(); ++p) {
-    const Operation& op = *ops[p];
-    if (op.invoke_ns > end_of(center) || end_of(op) < center.invoke_ns) continue;
-    const int64_t d = op.invoke_ns - center.invoke_ns;
-    near.emplace_back(d < 0 ? 0 - static_cast<uint64_t>(d) : static_cast<uint64_t>(d), p);
+  std::vector<std::pair<uint64_t, const Operation*>> near;  // (distance from center's invoke, op)
+  for (const Operation* op : extras) near.emplace_back(0, op);
+  for (const Operation* op : ops) {
+    if (op->invoke_ns > end_of(center) || end_of(*op) < center.invoke_ns) continue;
+    const int64_t d = op->invoke_ns - center.invoke_ns;
+    near.emplace_back(d < 0 ? 0 - static_cast<uint64_t>(d) : static_cast<uint64_t>(d) + 1, op);
   }
-  std::sort(near.begin(), near.end());
-  if (near.size() > kMaxWindow) near.resize(kMaxWindow);
+  std::stable_sort(near.begin(), near.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<uint64_t> ids;
-  for (const auto& entry : near) ids.push_back(ops[entry.second]->id);
+  for (const auto& [distance, op] : near) {
+    if (ids.size() == kMaxWindow) break;
+    if (op != nullptr && std::find(ids.begin(), ids.end(), op->id) == ids.end()) {
+      ids.push_back(op->id);
+    }
+  }
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -310,38 +310,39 @@ KeyStatus CheckKey(const std::string& key, const std::vector<const Operation*>& 
   std::stable_sort(kept.begin(), kept.end(), [](const Operation* a, const Operation* b) {
     return a->invoke_ns != b->invoke_ns ? a->invoke_ns < b->invoke_ns : a->id < b->id;
   });
-  auto end_of = [](const Operation& op) { return std::max(op.invoke_ns, op.complete_ns); };
+  // kInfinity is reserved for indeterminate writes.
+  auto end_of = [](const Operation& op) {
+    return std::min(std::max(op.invoke_ns, op.complete_ns), kInfinity - 1);
+  };
 
   // Register states are indices into the key's distinct written values; 0 is "absent".
   std::unordered_map<std::string, uint32_t> index;
   std::vector<const std::optional<std::string>*> names = {nullptr};
-  std::vector<uint32_t> writers = {0}, readers = {0};
-  std::vector<int64_t> first_invoke = {0}, first_read_end = {kInfinity};
-  std::vector<const Operation*> first_writer = {nullptr};
-  bool has_delete = false;
+  std::vector<uint32_t> writers = {0};                     // writers[kAbsent] counts deletes
+  std::vector<int64_t> first_read_end = {kInfinity};       // kInfinity: the value is never read
+  std::vector<const Operation*> first_writer = {nullptr};  // kept is in invoke order
   for (const Operation* op : kept) {
     if (op->kind != OpKind::kWrite) continue;
     if (!op->value) {
-      has_delete = true;
+      ++writers[kAbsent];
       continue;
     }
     auto [it, added] = index.emplace(*op->value, static_cast<uint32_t>(names.size()));
     if (added) {
       names.push_back(&op->value);
       writers.push_back(0);
-      readers.push_back(0);
-      first_invoke.push_back(op->invoke_ns);  // kept is in invoke order
       first_read_end.push_back(kInfinity);
       first_writer.push_back(op);
     }
     ++writers[it->second];
   }
 
-  auto fail = [&](const Operation& op, std::string explanation) {
+  auto fail = [&](const Operation& op, std::string explanation,
+                  const std::vector<const Operation*>& extras = {}) {
     result->linearizable = false;
     result->key = key;
     result->explanation = "key " + QuoteValue(key) + ": " + std::move(explanation);
-    result->window = Window(kept, op);
+    result->window = Window(kept, op, extras);
     return KeyStatus::kViolation;
   };
   // Unique values make some reads impossible outright; reporting them here is both faster and
@@ -358,11 +359,10 @@ KeyStatus CheckKey(const std::string& key, const std::vector<const Operation*>& 
                            : " (only op " + std::to_string(failed->second) + ", which failed)"));
     }
     const uint32_t v = it->second;
-    if (first_invoke[v] > end_of(*op)) {
+    if (first_writer[v]->invoke_ns > end_of(*op)) {
       return fail(*op, DescribeOp(*op) + " completed before any write of its value was invoked: " +
                            DescribeOp(*first_writer[v]));
     }
-    ++readers[v];
     first_read_end[v] = std::min(first_read_end[v], end_of(*op));
   }
 
@@ -372,7 +372,7 @@ KeyStatus CheckKey(const std::string& key, const std::vector<const Operation*>& 
     if (op->value) k.value = index.at(*op->value);
     const bool unique = k.is_write && k.value != kAbsent && writers[k.value] == 1;
     if (k.is_write && op->outcome == Outcome::kIndeterminate) {
-      if (unique && readers[k.value] == 0) continue;  // unobserved: equivalent to never
+      if (unique && first_read_end[k.value] == kInfinity) continue;  // unobserved: as if never
       k.complete = unique ? first_read_end[k.value] : kInfinity;
       k.required = unique;
     } else if (unique) {
@@ -383,20 +383,10 @@ KeyStatus CheckKey(const std::string& key, const std::vector<const Operation*>& 
   }
 
   std::vector<bool> once(names.size());
-  once[kAbsent] = !has_delete;
-  for (uint32_t v = 1; v < names.size(); ++v) once[v] = writers[v] == 1;
+  for (uint32_t v = 0; v < names.size(); ++v) once[v] = writers[v] == (v == kAbsent ? 0 : 1);
   Deepest deepest;
   const SearchStatus status = Search(ops, once, options.max_states_per_key, &deepest);
   if (status == SearchStatus::kLinearizable) return KeyStatus::kLinearizable;
-  auto describe_states = [&] {
-    std::string out;
-    for (size_t s = 0; s < deepest.states.size(); ++s) {
-      const uint32_t v = deepest.states[s];
-      out +=
-          (s == 0 ? "" : " or ") + (v == kAbsent ? std::string("absent") : QuoteValue(*names[v]));
-    }
-    return out;
-  };
   if (status == SearchStatus::kBudgetExhausted) {
     result->inconclusive = true;
     result->key = key;
@@ -404,21 +394,61 @@ KeyStatus CheckKey(const std::string& key, const std::vector<const Operation*>& 
                           std::to_string(options.max_states_per_key) + " states exhausted over " +
                           std::to_string(ops.size()) + " ops; neither proven nor refuted";
     if (deepest.valid) {
-      result->explanation += " (furthest dead end: " + DescribeOp(*ops[deepest.op].op) + ")";
-      result->window = Window(kept, *ops[deepest.op].op);
+      result->explanation += " (furthest dead end: " + DescribeOp(*deepest.op) + ")";
+      result->window = Window(kept, *deepest.op);
     }
     return KeyStatus::kInconclusive;
   }
-  std::string explanation = "no linearization exists. " + DescribeOp(*ops[deepest.op].op) +
-                            " could not be linearized: there the register could hold " +
-                            describe_states() +
-                            ". Deepest partial linearization: " + std::to_string(deepest.depth) +
-                            " of " + std::to_string(ops.size()) + " ops";
-  for (size_t s = 0; s < deepest.last_linearized.size(); ++s) {
-    explanation +=
-        (s == 0 ? ", ending with " : ", then ") + DescribeOp(*ops[deepest.last_linearized[s]].op);
+
+  // Localize. Dropping reads keeps a history linearizable and the writes alone always are, so
+  // bisect for the fewest leading reads (in invoke order) that already fail: the last of them is
+  // the first read that the writes and the earlier reads cannot explain.
+  std::vector<size_t> reads;  // positions in ops
+  for (size_t p = 0; p < ops.size(); ++p) {
+    if (!ops[p].is_write) reads.push_back(p);
   }
-  return fail(*ops[deepest.op].op, explanation + ".");
+  size_t lo = 0, hi = reads.size();  // lo leading reads pass, hi fail
+  bool localized = !reads.empty();
+  while (localized && hi - lo > 1) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::vector<KeyOp> subset;
+    for (size_t p = 0; p < ops.size(); ++p) {
+      if (ops[p].is_write || p <= reads[mid - 1]) subset.push_back(ops[p]);
+    }
+    Deepest probe;
+    const SearchStatus probed = Search(subset, once, options.max_states_per_key, &probe);
+    localized = probed != SearchStatus::kBudgetExhausted;
+    if (probed == SearchStatus::kViolation) deepest = probe;
+    (probed == SearchStatus::kViolation ? hi : lo) = mid;
+  }
+
+  std::string text = "no linearization exists. ";
+  const Operation* culprit = localized ? ops[reads[hi - 1]].op : deepest.op;
+  const Operation* writer = nullptr;  // of the culprit's value, shown for context
+  if (localized) {
+    const KeyOp& read = ops[reads[hi - 1]];
+    if (read.value != kAbsent && writers[read.value] == 1) writer = first_writer[read.value];
+    text += DescribeOp(*culprit) +
+            " is the first read that cannot be linearized: the writes plus the " +
+            std::to_string(lo) + " earlier-invoked read(s) can be, but not together with it";
+    if (writer != nullptr) text += "; its value was written by " + DescribeOp(*writer);
+    text += ". Where the search for these ops got stuck, ";
+  }
+  text += DescribeOp(*deepest.op) + " could not be linearized in time: the register could hold ";
+  for (size_t s = 0; s < deepest.states.size(); ++s) {
+    text += (s == 0 ? "" : " or ") +
+            QuoteValue(deepest.states[s] == kAbsent ? std::nullopt : *names[deepest.states[s]]);
+  }
+  if (deepest.stranded != nullptr) {
+    text += std::string(deepest.states.size() > 1 ? ", and overwriting the first"
+                                                  : ", and overwriting it") +
+            " would strand " + DescribeOp(*deepest.stranded) + ", which still needs that value";
+    if (deepest.op->outcome == Outcome::kOk &&
+        deepest.stranded->invoke_ns > deepest.op->complete_ns) {
+      text += ", although it began after that write completed";
+    }
+  }
+  return fail(*culprit, text + ".", {culprit, writer, deepest.op, deepest.stranded});
 }
 
 }  // namespace

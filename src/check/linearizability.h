@@ -6,17 +6,24 @@
 // events in real-time order, a stack to backtrack, and a cache of (set of linearized ops,
 // register value) pairs so that each configuration is explored once.
 //
-// Before searching, the unique-value property gives cheap and exact reductions:
-//   * a read of a value no kept write ever wrote is an immediate violation;
-//   * a read that completed before any write of its value was invoked is an immediate violation;
+// Unique written values give exact reductions that keep the search small:
+//   * a read of a value no kept write wrote, or that completed before any write of its value was
+//     invoked, is reported at once;
 //   * a write must linearize before every read of its value, so its interval is cut to end at the
-//     earliest completion of such a read (this also gives observed indeterminate writes a finite
+//     earliest completion of such a read (this gives observed indeterminate writes a finite
 //     interval and makes them mandatory);
-//   * an indeterminate write whose value is never read is dropped: linearizing it "never" or at
-//     the very end are equivalent, and removing it from any linearization leaves it valid.
+//   * an indeterminate write whose value is never read is dropped: "never" and "at the very end"
+//     are equivalent, and removing it from any linearization leaves it valid;
+//   * a value that is overwritten never comes back, so a write is not linearized while reads of
+//     the current value are still pending, and a read that fits is linearized without trying
+//     alternatives (it changes nothing, so going first never hurts).
 // Indeterminate writes that cannot use these reductions (null or duplicated value) keep an
 // infinite interval and are optional: the search succeeds once every mandatory op is linearized,
 // since a write is always legal and leftover writes can be appended at the end.
+//
+// On a violation the culprit is localized by bisection: dropping reads never breaks a
+// linearizable history, so the first read (in invoke order) that the writes and earlier reads
+// cannot explain is reported, along with where the search got stuck.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +58,7 @@ struct CheckResult {
   bool inconclusive = false;     // search budget exhausted for some key: neither proven nor refuted
   std::string key;               // the first key that failed (or was inconclusive)
   std::string explanation;       // human readable: what could not be linearized, with op ids/times
+                                 // (empty when linearizable and conclusive)
   std::vector<uint64_t> window;  // ids of a small window of ops around the failure (for the report)
 };
 

@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define RAFTKV_CHECK(condition, message)                                                      \
-  do {                                                                                         \
-    if (!(condition)) {                                                                        \
-      std::fprintf(stderr, "%s:%d: invariant violated: %s (%s)\n", __FILE__, __LINE__,       \
-                   message, #condition);                                                       \
-      std::abort();                                                                            \
-    }                                                                                          \
+#define RAFTKV_CHECK(condition, message)                                                        \
+  do {                                                                                          \
+    if (!(condition)) {                                                                         \
+      std::fprintf(stderr, "%s:%d: invariant violated: %s (%s)\n", __FILE__, __LINE__, message, \
+                   #condition);                                                                 \
+      std::abort();                                                                             \
+    }                                                                                           \
   } while (false)

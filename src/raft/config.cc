@@ -26,9 +26,7 @@ Duration Scale(Duration duration, double factor) {
   return Duration(static_cast<int64_t>(std::floor(static_cast<double>(duration.count()) * factor)));
 }
 
-std::string Ms(Duration d) {
-  return absl::StrCat(static_cast<double>(d.count()) / 1e6, "ms");
-}
+std::string Ms(Duration d) { return absl::StrCat(static_cast<double>(d.count()) / 1e6, "ms"); }
 
 }  // namespace
 
@@ -80,9 +78,9 @@ absl::Status RaftConfig::Validate() const {
                      ": it must be a fraction in [0, 0.5), for example 0.01"));
   }
   if (lease_duration <= heartbeat_interval) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LEASE_DURATION (", Ms(lease_duration), ") must exceed HEARTBEAT_INTERVAL (",
-        Ms(heartbeat_interval), "): the leader renews its lease once per heartbeat"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LEASE_DURATION (", Ms(lease_duration), ") must exceed HEARTBEAT_INTERVAL (",
+                     Ms(heartbeat_interval), "): the leader renews its lease once per heartbeat"));
   }
   if (election_timeout_min.count() <= 0) {
     return absl::InvalidArgumentError("ELECTION_TIMEOUT_MIN must be positive");
@@ -99,11 +97,12 @@ absl::Status RaftConfig::Validate() const {
   }
   const Duration held_by_followers = InflateRemoteDuration(lease_duration);
   if (!allow_long_lease && held_by_followers >= election_timeout_min) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LEASE_DURATION (", Ms(lease_duration), ", ", Ms(held_by_followers),
-        " with the MAX_CLOCK_DRIFT margin) must be below ELECTION_TIMEOUT_MIN (",
-        Ms(election_timeout_min),
-        "); lower the lease, raise the timeout, or set ALLOW_LONG_LEASE to accept slower failover"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LEASE_DURATION (", Ms(lease_duration), ", ", Ms(held_by_followers),
+                     " with the MAX_CLOCK_DRIFT margin) must be below ELECTION_TIMEOUT_MIN (",
+                     Ms(election_timeout_min),
+                     "); lower the lease, raise the timeout, or set ALLOW_LONG_LEASE to accept "
+                     "slower failover"));
   }
   if (max_entries_per_append < 1 || max_bytes_per_append < 1 || max_inflight_appends < 1) {
     return absl::InvalidArgumentError(

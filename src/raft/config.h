@@ -13,11 +13,11 @@ namespace raftkv::raft {
 // off in production; only tests and `raftkv-sim --bug=...` switch one on.
 enum class InjectedBug : uint32_t {
   kNone = 0,
-  kSkipOldLeaseWait = 1,    // a new leader serves reads/commits without waiting out old leases
-  kCommitOldTermByCount,    // commit an earlier term's entry by counting replicas (§5.4.2 bug)
-  kForgetToPersistVote,     // grant votes without making them durable (§5.2 bug)
-  kReadWithoutLease,        // serve lease reads on any node that thinks it is leader
-  kSkipNoopBeforeRead,      // serve lease reads before this term's NO-OP is applied
+  kSkipOldLeaseWait = 1,  // a new leader serves reads/commits without waiting out old leases
+  kCommitOldTermByCount,  // commit an earlier term's entry by counting replicas (§5.4.2 bug)
+  kForgetToPersistVote,   // grant votes without making them durable (§5.2 bug)
+  kReadWithoutLease,      // serve lease reads on any node that thinks it is leader
+  kSkipNoopBeforeRead,    // serve lease reads before this term's NO-OP is applied
 };
 
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);

@@ -27,8 +27,8 @@ const char* MessageTypeName(const Message& message) {
 }
 
 absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& config,
-                                                           RecoveredState recovered,
-                                                           TimePoint now, uint64_t rng_seed) {
+                                                           RecoveredState recovered, TimePoint now,
+                                                           uint64_t rng_seed) {
   if (absl::Status status = config.Validate(); !status.ok()) return status;
   const HardState& hs = recovered.hard_state;
   for (size_t i = 0; i < recovered.log.size(); ++i) {
@@ -232,8 +232,9 @@ void RaftNode::Emit(Event::Kind kind, NodeId peer, Term term, Duration duration)
 }
 
 bool RaftNode::HasReady() const {
-  const bool hard_state_changed = current_term_ != last_persisted_hard_state_.term ||
-                                  voted_for_ != last_persisted_hard_state_.voted_for;
+  const HardState durable = HardStateToPersist();
+  const bool hard_state_changed = durable.term != last_persisted_hard_state_.term ||
+                                  durable.voted_for != last_persisted_hard_state_.voted_for;
   const bool unapplied = applied_index_ < commit_index_;
   return hard_state_changed || pending_broadcast_ || log_.HandedOutIndex() != log_.LastIndex() ||
          !messages_.empty() || !messages_after_persist_.empty() || !events_.empty() || unapplied;
@@ -245,11 +246,7 @@ Ready RaftNode::TakeReady() {
   pending_broadcast_ = false;
 
   Ready ready;
-  HardState current{current_term_, voted_for_, commit_index_};
-  if (config_.injected_bug == InjectedBug::kForgetToPersistVote &&
-      current.term == last_persisted_hard_state_.term) {
-    current.voted_for = last_persisted_hard_state_.voted_for;
-  }
+  const HardState current = HardStateToPersist();
   if (current.term != last_persisted_hard_state_.term ||
       current.voted_for != last_persisted_hard_state_.voted_for) {
     ready.hard_state = current;
@@ -271,6 +268,15 @@ Ready RaftNode::TakeReady() {
   events_.clear();
   ready_outstanding_ = true;
   return ready;
+}
+
+HardState RaftNode::HardStateToPersist() const {
+  HardState state{current_term_, voted_for_, commit_index_};
+  // The injected bug keeps only self-votes: a vote for another node is lost in a crash.
+  if (config_.injected_bug == InjectedBug::kForgetToPersistVote && voted_for_ != config_.id) {
+    state.voted_for = kNoNode;
+  }
+  return state;
 }
 
 void RaftNode::Advance(const Ready& ready) {

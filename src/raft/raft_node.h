@@ -53,10 +53,10 @@ struct ProposeResult {
 
 enum class ReadRefusal {
   kNone,
-  kNotLeader,            // ask leader_hint
-  kWaitingForOldLease,   // a new leader waiting out its predecessors' leases; retry soon
-  kNoLease,              // leader without a majority-renewed lease right now
-  kNoopNotApplied,       // leader whose NO-OP has not committed yet; retry soon
+  kNotLeader,           // ask leader_hint
+  kWaitingForOldLease,  // a new leader waiting out its predecessors' leases; retry soon
+  kNoLease,             // leader without a majority-renewed lease right now
+  kNoopNotApplied,      // leader whose NO-OP has not committed yet; retry soon
 };
 
 struct LeaseReadResult {
@@ -120,6 +120,7 @@ class RaftNode {
   void Send(NodeId to, MessageBody body);
   void Emit(Event::Kind kind, NodeId peer, Term term, Duration duration = Duration(0));
   void CheckInvariants() const;
+  HardState HardStateToPersist() const;
 
   // Elections (election.cc).
   void StartElection(TimePoint now);

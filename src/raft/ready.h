@@ -36,16 +36,16 @@ struct HardState {
 // wording operators expect; the simulator prints them in its trace.
 struct Event {
   enum class Kind {
-    kElectionTimeout,      // starting an election
-    kBecameLeader,         // term
-    kWaitingForOldLease,   // duration = time still to wait
-    kHeartbeatRound,       // leader sent a heartbeat round, renewing its lease
-    kLeaseRenewalFailed,   // leader could not renew its lease: stepping down
-    kSteppedDown,          // leader or candidate became follower
-    kVoteGranted,          // peer = candidate, term
-    kVoteDenied,           // peer = candidate, term
-    kAppendAccepted,       // peer = leader
-    kAppendRejected,       // peer = leader
+    kElectionTimeout,     // starting an election
+    kBecameLeader,        // term
+    kWaitingForOldLease,  // duration = time still to wait
+    kHeartbeatRound,      // leader sent a heartbeat round, renewing its lease
+    kLeaseRenewalFailed,  // leader could not renew its lease: stepping down
+    kSteppedDown,         // leader or candidate became follower
+    kVoteGranted,         // peer = candidate, term
+    kVoteDenied,          // peer = candidate, term
+    kAppendAccepted,      // peer = leader
+    kAppendRejected,      // peer = leader
   };
   Kind kind;
   NodeId peer = kNoNode;
