@@ -3,10 +3,6 @@
 #include "sim/simulator.h"
 
 namespace raftkv::sim {
-namespace {
-constexpr int64_t kMs = 1'000'000;
-}  // namespace
-
 std::optional<FaultSet> ParseFaults(const std::string& text) {
   FaultSet set;
   if (text == "all") return set;

@@ -27,15 +27,6 @@ void SimNetwork::Isolate(const std::vector<bool>& in_group) {
   }
 }
 
-bool SimNetwork::Partitioned() const {
-  for (const auto& row : reachable_) {
-    for (bool reachable : row) {
-      if (!reachable) return true;
-    }
-  }
-  return false;
-}
-
 std::string SimNetwork::Describe() const {
   std::string out;
   for (int a = 0; a < nodes_; ++a) {

@@ -30,7 +30,6 @@ class SimNetwork {
   void Heal();
   // Cuts every link between `group` and the rest, both ways.
   void Isolate(const std::vector<bool>& in_group);
-  bool Partitioned() const;
   std::string Describe() const;
 
   NetworkOptions& options() { return options_; }

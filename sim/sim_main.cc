@@ -3,17 +3,17 @@
 //   raftkv-sim --seed 42                       one run; prints its summary and trace hash
 //   raftkv-sim --seed 1 --seeds 1000 --nodes 5  seeds 1..1000
 //   raftkv-sim --seed 42 --trace               every event of the run, to replay a failure
-//   raftkv-sim --regressions FILE               every seed listed in FILE ("seed nodes" lines)
+//   raftkv-sim --regressions FILE               every run listed in FILE ("seed nodes steps")
 //
 // On a violation it prints the seed and the one command that replays it, and exits 1.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "sim/regression_seeds.h"
 #include "sim/simulator.h"
 
 namespace {
@@ -122,34 +122,28 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
-  std::vector<std::pair<uint64_t, int>> runs;  // (seed, nodes)
+  std::vector<SimOptions> runs;
   if (!regressions.empty()) {
-    std::ifstream file(regressions);
-    if (!file) {
-      std::fprintf(stderr, "raftkv-sim: cannot read %s\n", regressions.c_str());
+    auto listed = raftkv::sim::ReadRegressionSeeds(regressions, options);
+    if (!listed.ok()) {
+      std::fprintf(stderr, "raftkv-sim: %s\n", std::string(listed.status().message()).c_str());
       return 2;
     }
-    std::string line;
-    while (std::getline(file, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      uint64_t seed = 0;
-      int nodes = 3;
-      fields >> seed >> nodes;
-      runs.emplace_back(seed, nodes);
-    }
+    runs = std::move(*listed);
   } else {
-    for (uint64_t i = 0; i < seeds; ++i) runs.emplace_back(options.seed + i, options.nodes);
+    for (uint64_t i = 0; i < seeds; ++i) {
+      runs.push_back(options);
+      runs.back().seed = options.seed + i;
+    }
   }
 
   const auto started = std::chrono::steady_clock::now();
   int failures = 0;
   int64_t total_ops = 0;
   int inconclusive = 0;
-  for (const auto& [seed, nodes] : runs) {
-    SimOptions run = options;
-    run.seed = seed;
-    run.nodes = nodes;
+  for (const SimOptions& run : runs) {
+    const uint64_t seed = run.seed;
+    const int nodes = run.nodes;
     raftkv::sim::SimResult result = raftkv::sim::Simulator(run).Run();
     total_ops += result.ops_ok;
     inconclusive += result.linearizability_inconclusive ? 1 : 0;

@@ -10,8 +10,6 @@
 namespace raftkv::sim {
 namespace {
 
-constexpr int64_t kMs = 1'000'000;
-
 raft::RaftConfig SimRaftConfig(const SimOptions& options) {
   raft::RaftConfig config;
   config.cluster_size = options.nodes;
@@ -293,8 +291,8 @@ void Simulator::AfterNodeEvent(NodeId id) {
     auto pending = std::move(node.pending);
     node.pending.clear();
     for (const auto& [index, set] : pending) {
-      Reply(id, ClientReply{set.client, set.attempt, ReplyKind::kUnknown, std::nullopt,
-                            raft.leader_id()});
+      Reply(ClientReply{set.client, set.attempt, ReplyKind::kUnknown, std::nullopt,
+                        raft.leader_id()});
     }
   }
   const int64_t deadline = node.clock.RealWhenLocalReaches(raft.NextDeadline());
@@ -324,7 +322,7 @@ void Simulator::Apply(NodeId id, const raft::Entry& entry) {
   if (entry.term == set.term) {
     kind = outcome == kv::ApplyOutcome::kSessionExpired ? ReplyKind::kRejected : ReplyKind::kOk;
   }
-  Reply(id, ClientReply{set.client, set.attempt, kind, std::nullopt, id});
+  Reply(ClientReply{set.client, set.attempt, kind, std::nullopt, id});
 }
 
 void Simulator::HandleRequest(NodeId id, const ClientRequest& request) {
@@ -334,27 +332,27 @@ void Simulator::HandleRequest(NodeId id, const ClientRequest& request) {
   if (!request.is_set) {
     raft::LeaseReadResult read = raft.LeaseRead(local_now);
     if (read.ok() && raft.applied_index() >= read.read_index) {
-      Reply(id, ClientReply{request.client, request.attempt, ReplyKind::kOk,
-                            node.kv.Get(request.key), id});
+      Reply(ClientReply{request.client, request.attempt, ReplyKind::kOk, node.kv.Get(request.key),
+                        id});
     } else {
       const ReplyKind kind = read.refusal == raft::ReadRefusal::kNotLeader ? ReplyKind::kNotLeader
                                                                            : ReplyKind::kRejected;
-      Reply(id, ClientReply{request.client, request.attempt, kind, std::nullopt, read.leader_hint});
+      Reply(ClientReply{request.client, request.attempt, kind, std::nullopt, read.leader_hint});
     }
     return;
   }
   kv::SetCommand command{request.key, request.value, request.session, request.sequence};
   raft::ProposeResult proposal = raft.Propose(kv::EncodeSet(command), local_now);
   if (!proposal.accepted) {
-    Reply(id, ClientReply{request.client, request.attempt, ReplyKind::kNotLeader, std::nullopt,
-                          proposal.leader_hint});
+    Reply(ClientReply{request.client, request.attempt, ReplyKind::kNotLeader, std::nullopt,
+                      proposal.leader_hint});
     return;
   }
   node.pending[proposal.index] = PendingSet{request.client, request.attempt, proposal.term};
   AfterNodeEvent(id);
 }
 
-void Simulator::Reply(NodeId, ClientReply reply) {
+void Simulator::Reply(ClientReply reply) {
   if (fault_phase_ && options_.faults.loss && rng_.Chance(0.02)) return;  // reply lost
   Schedule(now_ + rng_.Between(100'000, 2 * kMs), ReplyArrives{std::move(reply)});
 }

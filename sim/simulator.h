@@ -23,6 +23,8 @@
 
 namespace raftkv::sim {
 
+inline constexpr int64_t kMs = 1'000'000;  // simulated real time is in nanoseconds
+
 struct FaultSet {
   bool partitions = true;
   bool crashes = true;
@@ -170,7 +172,7 @@ class Simulator {
   void SendMessages(const std::vector<raft::Message>& messages);
   void Apply(NodeId node, const raft::Entry& entry);
   void HandleRequest(NodeId node, const ClientRequest& request);
-  void Reply(NodeId node, ClientReply reply);
+  void Reply(ClientReply reply);
   TimePoint LocalNow(NodeId node) const { return nodes_[node].clock.Local(now_); }
   void Trace(const std::string& line);
   std::optional<NodeId> CurrentLeader() const;

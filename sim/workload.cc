@@ -6,7 +6,6 @@
 
 namespace raftkv::sim {
 namespace {
-constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kRequestTimeout = 500 * kMs;
 }  // namespace
 

@@ -75,9 +75,7 @@ RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint
 }
 
 void RaftNode::Tick(TimePoint now) {
-  RAFTKV_CHECK(!ready_outstanding_, "Tick between TakeReady and Advance");
-  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
-  last_now_ = now;
+  AcceptInput(now);
   if (role_ == Role::kLeader) {
     CheckLeaseRenewal(now);
   }
@@ -91,9 +89,7 @@ void RaftNode::Tick(TimePoint now) {
 }
 
 void RaftNode::Step(const Message& message, TimePoint now) {
-  RAFTKV_CHECK(!ready_outstanding_, "Step between TakeReady and Advance");
-  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
-  last_now_ = now;
+  AcceptInput(now);
   if (message.to != config_.id || message.from < 0 || message.from >= config_.cluster_size ||
       message.from == config_.id) {
     return;  // misaddressed: not ours to act on
@@ -122,9 +118,7 @@ void RaftNode::Step(const Message& message, TimePoint now) {
 }
 
 ProposeResult RaftNode::Propose(std::string command, TimePoint now) {
-  RAFTKV_CHECK(!ready_outstanding_, "Propose between TakeReady and Advance");
-  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
-  last_now_ = now;
+  AcceptInput(now);
   ProposeResult result;
   if (role_ != Role::kLeader) {
     result.leader_hint = leader_id_;
@@ -158,6 +152,12 @@ LeaseReadResult RaftNode::LeaseRead(TimePoint now) const {
     result.refusal = ReadRefusal::kNoopNotApplied;
   }
   return result;
+}
+
+void RaftNode::AcceptInput(TimePoint now) {
+  RAFTKV_CHECK(!ready_outstanding_, "input between TakeReady and Advance");
+  RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
+  last_now_ = now;
 }
 
 void RaftNode::BecomeFollower(Term term, NodeId leader, TimePoint now) {

@@ -110,6 +110,9 @@ class RaftNode {
  private:
   RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint now, uint64_t rng_seed);
 
+  // Every input entry point: checks the Ready protocol and that time moves forward.
+  void AcceptInput(TimePoint now);
+
   // Roles (raft_node.cc).
   void BecomeFollower(Term term, NodeId leader, TimePoint now);
   void BecomeCandidate(TimePoint now);
@@ -175,7 +178,6 @@ class RaftNode {
   TimePoint known_lease_end_{};
   // Leader/candidate: leases of earlier leaders end by this instant; nothing commits before it.
   TimePoint old_lease_wait_end_{};
-  bool announced_wait_ = false;
 
   // Ready bookkeeping.
   HardState last_persisted_hard_state_;

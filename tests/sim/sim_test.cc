@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "sim/regression_seeds.h"
 #include "sim/simulator.h"
 
 namespace raftkv::sim {
@@ -60,22 +59,14 @@ INSTANTIATE_TEST_SUITE_P(ClusterSizes, SimulatorSeeds, ::testing::Values(3, 5, 7
 
 // Seeds that once failed and were fixed, replayed forever.
 TEST(Simulator, RegressionSeeds) {
-  std::ifstream file(RAFTKV_SOURCE_DIR "/tests/sim/regression_seeds.txt");
-  ASSERT_TRUE(file) << "tests/sim/regression_seeds.txt is missing";
-  std::string line;
-  int runs = 0;
-  while (std::getline(file, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    uint64_t seed = 0;
-    int nodes = 3;
-    int64_t steps = 20000;
-    fields >> seed >> nodes >> steps;
-    const SimResult result = Simulator(Options(seed, nodes, steps)).Run();
-    EXPECT_TRUE(result.ok) << "seed " << seed << ": " << result.violation;
-    ++runs;
+  auto runs =
+      ReadRegressionSeeds(RAFTKV_SOURCE_DIR "/tests/sim/regression_seeds.txt", SimOptions{});
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  ASSERT_FALSE(runs->empty());
+  for (const SimOptions& run : *runs) {
+    const SimResult result = Simulator(run).Run();
+    EXPECT_TRUE(result.ok) << "seed " << run.seed << ": " << result.violation;
   }
-  EXPECT_GT(runs, 0);
 }
 
 // Each deliberate bug must be caught by the simulator within a bounded number of seeds.
