@@ -1,0 +1,24 @@
+// Escaping for the human-readable storage files. A field is one space-free token:
+//   * bytes '!'..'~' other than '%' stand for themselves, so plain words stay as they are
+//     (`SET name1 Jaggu 0` is written exactly like that);
+//   * every other byte (space, newline, '%', control and non-ASCII bytes) becomes %XX, two
+//     upper-case hex digits;
+//   * the empty string is the lone token `%`, which no escape can produce.
+// Unescape accepts exactly what Escape produces (either hex case), so every byte string
+// round-trips and a damaged token is reported rather than guessed at.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace raftkv::storage {
+
+std::string Escape(std::string_view raw);
+// Splits on every `separator`, keeping empty pieces (so "a  b" has an empty middle field).
+std::vector<std::string_view> Split(std::string_view text, char separator);
+absl::StatusOr<std::string> Unescape(std::string_view token);
+
+}  // namespace raftkv::storage

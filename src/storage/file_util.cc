@@ -1,0 +1,85 @@
+#include "storage/file_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace raftkv::storage {
+
+absl::Status ErrnoError(std::string_view what, const std::string& path) {
+  const int saved = errno;
+  std::string message = std::string(what) + " " + path + ": " + std::strerror(saved);
+  if (saved == ENOENT) return absl::NotFoundError(message);
+  if (saved == EACCES || saved == EPERM) return absl::PermissionDeniedError(message);
+  if (saved == ENOSPC) return absl::ResourceExhaustedError(message + " (free some disk space)");
+  return absl::InternalError(message);
+}
+
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t written = ::write(fd, data.data(), data.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("cannot write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(written));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  std::string contents;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      absl::Status status = ErrnoError("cannot read", path);
+      ::close(fd);
+      return status;
+    }
+    if (got == 0) break;
+    contents.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return contents;
+}
+
+absl::Status CreateDirectories(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) {
+    return absl::InternalError("cannot create directory " + path + ": " + error.message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open directory", dir);
+  const int result = ::fsync(fd);
+  absl::Status status = result == 0 ? absl::OkStatus() : ErrnoError("cannot fsync directory", dir);
+  ::close(fd);
+  return status;
+}
+
+absl::Status ReplaceFileAtomically(const std::string& dir, const std::string& name,
+                                   std::string_view contents) {
+  const std::string path = dir + "/" + name;
+  const std::string temp = path + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create", temp);
+  absl::Status status = WriteAll(fd, contents, temp);
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", temp);
+  ::close(fd);
+  if (!status.ok()) return status;
+  if (::rename(temp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename over", path);
+  return SyncDirectory(dir);
+}
+
+}  // namespace raftkv::storage

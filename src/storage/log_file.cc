@@ -1,0 +1,168 @@
+#include "storage/log_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "kv/command.h"
+#include "storage/escape.h"
+#include "storage/file_util.h"
+
+namespace raftkv::storage {
+namespace {
+
+template <typename Number>
+bool ParseNumber(std::string_view text, Number* out) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+absl::Status LineError(const std::string& path, size_t line, std::string_view what) {
+  return absl::DataLossError(path + ":" + std::to_string(line) + ": " + std::string(what));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry) {
+  const std::string term = std::to_string(entry.term);
+  if (entry.type == raft::EntryType::kNoop) return "NO-OP " + term;
+  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
+  if (!command.ok()) return command.status();
+  std::string line = "SET " + Escape(command->key) + " " + Escape(command->value) + " ";
+  if (command->client_id != 0) {
+    line += "session=" + std::to_string(command->client_id) + ":" +
+            std::to_string(command->sequence) + " ";
+  }
+  return line + term;
+}
+
+absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index) {
+  const std::vector<std::string_view> fields = Split(line, ' ');
+  raft::Entry entry;
+  entry.index = index;
+  if (!ParseNumber(fields.back(), &entry.term)) {
+    return absl::InvalidArgumentError("the line must end with its term, a number");
+  }
+  if (fields[0] == "NO-OP") {
+    if (fields.size() != 2) return absl::InvalidArgumentError("expected \"NO-OP <term>\"");
+    entry.type = raft::EntryType::kNoop;
+    return entry;
+  }
+  if (fields[0] != "SET" || (fields.size() != 4 && fields.size() != 5)) {
+    return absl::InvalidArgumentError(
+        "expected \"NO-OP <term>\" or \"SET <key> <value> [session=<id>:<seq>] <term>\"");
+  }
+  kv::SetCommand command;
+  absl::StatusOr<std::string> key = Unescape(fields[1]);
+  if (!key.ok()) return absl::InvalidArgumentError("key: " + std::string(key.status().message()));
+  absl::StatusOr<std::string> value = Unescape(fields[2]);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError("value: " + std::string(value.status().message()));
+  }
+  command.key = std::move(*key);
+  command.value = std::move(*value);
+  if (fields.size() == 5) {
+    std::string_view session = fields[3];
+    const size_t colon = session.find(':');
+    if (session.substr(0, 8) != "session=" || colon == std::string_view::npos ||
+        !ParseNumber(session.substr(8, colon - 8), &command.client_id) ||
+        !ParseNumber(session.substr(colon + 1), &command.sequence) || command.client_id == 0) {
+      return absl::InvalidArgumentError("expected \"session=<client_id>:<sequence>\"");
+    }
+  }
+  entry.type = raft::EntryType::kCommand;
+  entry.data = kv::EncodeSet(command);
+  return entry;
+}
+
+absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
+                                                       Recovered* recovered) {
+  if (absl::Status status = CreateDirectories(dir); !status.ok()) return status;
+  const std::string path = dir + "/logs.txt";
+  absl::StatusOr<std::string> contents = ReadWholeFile(path);
+  if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
+  const std::string text = contents.ok() ? std::move(*contents) : std::string();
+
+  recovered->entries.clear();
+  std::vector<uint64_t> line_ends;
+  size_t start = 0;
+  size_t line_number = 1;
+  while (start < text.size()) {
+    const size_t newline = text.find('\n', start);
+    if (newline == std::string::npos) {
+      recovered->warnings.push_back(
+          path + ":" + std::to_string(line_number) +
+          ": dropped a torn last line (no newline; a crash cut the write)");
+      break;
+    }
+    const std::string_view line(text.data() + start, newline - start);
+    absl::StatusOr<raft::Entry> entry = ParseEntryLine(line, line_number);
+    if (!entry.ok()) return LineError(path, line_number, std::string(entry.status().message()));
+    if (!recovered->entries.empty() && entry->term < recovered->entries.back().term) {
+      return LineError(path, line_number,
+                       "term goes down from " + std::to_string(recovered->entries.back().term));
+    }
+    recovered->entries.push_back(std::move(*entry));
+    line_ends.push_back(newline + 1);
+    start = newline + 1;
+    ++line_number;
+  }
+
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  auto file = std::unique_ptr<LogFile>(new LogFile(fd, path, std::move(line_ends)));
+  // Cut the torn tail off for good, so that appends start at a line boundary.
+  const uint64_t good = file->line_ends_.empty() ? 0 : file->line_ends_.back();
+  if (good != text.size()) {
+    if (::ftruncate(fd, static_cast<off_t>(good)) != 0) return ErrnoError("cannot truncate", path);
+    if (absl::Status status = file->Sync(); !status.ok()) return status;
+  }
+  if (::lseek(fd, static_cast<off_t>(good), SEEK_SET) < 0) return ErrnoError("cannot seek", path);
+  if (absl::Status status = SyncDirectory(dir); !status.ok()) return status;
+  return file;
+}
+
+LogFile::LogFile(int fd, std::string path, std::vector<uint64_t> line_ends)
+    : fd_(fd), path_(std::move(path)), line_ends_(std::move(line_ends)) {}
+
+LogFile::~LogFile() { ::close(fd_); }
+
+absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
+  std::string buffer;
+  std::vector<uint64_t> ends;
+  uint64_t offset = line_ends_.empty() ? 0 : line_ends_.back();
+  for (const raft::Entry& entry : entries) {
+    if (entry.index != LastIndex() + ends.size() + 1) {
+      return absl::InternalError("append at index " + std::to_string(entry.index) + " after " +
+                                 std::to_string(LastIndex() + ends.size()));
+    }
+    absl::StatusOr<std::string> line = FormatEntryLine(entry);
+    if (!line.ok()) return line.status();
+    buffer += *line;
+    buffer += '\n';
+    offset += line->size() + 1;
+    ends.push_back(offset);
+  }
+  if (absl::Status status = WriteAll(fd_, buffer, path_); !status.ok()) return status;
+  line_ends_.insert(line_ends_.end(), ends.begin(), ends.end());
+  return absl::OkStatus();
+}
+
+absl::Status LogFile::TruncateFrom(LogIndex index) {
+  if (index < 1 || index > LastIndex() + 1) {
+    return absl::InternalError("truncation at " + std::to_string(index) + " outside the log");
+  }
+  const uint64_t keep = index == 1 ? 0 : line_ends_[index - 2];
+  if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) return ErrnoError("cannot truncate", path_);
+  if (::lseek(fd_, static_cast<off_t>(keep), SEEK_SET) < 0) return ErrnoError("cannot seek", path_);
+  line_ends_.resize(index - 1);
+  return absl::OkStatus();
+}
+
+absl::Status LogFile::Sync() {
+  if (::fdatasync(fd_) != 0) return ErrnoError("cannot fsync", path_);
+  return absl::OkStatus();
+}
+
+}  // namespace raftkv::storage

@@ -1,0 +1,62 @@
+// logs.txt: the node's Raft log as text, one entry a line, the line number being the log index.
+//
+//   NO-OP <term>
+//   SET <key> <value> <term>
+//   SET <key> <value> session=<client_id>:<sequence> <term>
+//
+// Keys and values are escaped (escape.h), so plain words appear verbatim: `NO-OP 0`,
+// `SET name1 Jaggu 0`. The session field appears only for requests made in a client session; it
+// is part of the replicated state (the exactly-once table is rebuilt from it on restart).
+//
+// Durability: Append() writes, Sync() makes everything written so far durable (fdatasync); the
+// node acknowledges nothing before Sync() returns. A conflicting suffix is removed with
+// TruncateFrom(), an ftruncate at the line boundary, made durable by the next Sync(); until then a
+// crash may leave the old suffix, which is harmless because nothing depending on the truncation
+// has been acknowledged.
+//
+// Recovery: a last line without its newline is a write torn by a crash; it is dropped with a
+// warning (it was never synced, so never acknowledged). Any other malformed line stops the node
+// with `logs.txt:LINE: what is wrong`: good data is never silently cut away.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "raft/message.h"
+
+namespace raftkv::storage {
+
+absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry);  // without the newline
+absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index);
+
+class LogFile {
+ public:
+  struct Recovered {
+    std::vector<raft::Entry> entries;
+    std::vector<std::string> warnings;  // for dump.txt
+  };
+
+  // Opens (creating if needed) `dir`/logs.txt and recovers its entries.
+  static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
+                                                       Recovered* recovered);
+  ~LogFile();
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+
+  absl::Status Append(const std::vector<raft::Entry>& entries);
+  absl::Status TruncateFrom(LogIndex index);  // removes entries >= index
+  absl::Status Sync();
+  LogIndex LastIndex() const { return line_ends_.size(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  LogFile(int fd, std::string path, std::vector<uint64_t> line_ends);
+
+  int fd_;
+  std::string path_;
+  std::vector<uint64_t> line_ends_;  // byte offset just past line i+1 (entry index i+1)
+};
+
+}  // namespace raftkv::storage

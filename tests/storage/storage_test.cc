@@ -1,0 +1,227 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/rng.h"
+#include "kv/command.h"
+#include "storage/escape.h"
+#include "storage/file_util.h"
+#include "storage/log_file.h"
+#include "storage/metadata_file.h"
+
+namespace raftkv::storage {
+namespace {
+
+using raft::Entry;
+using raft::EntryType;
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/raftkv-storage-XXXXXX";
+    path_ = mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string RandomBytes(Rng& rng, size_t max_length) {
+  std::string out;
+  for (uint64_t n = rng.Below(max_length + 1); n > 0; --n) {
+    // Favour the troublesome bytes: space, newline, '%', NUL, high bytes.
+    static constexpr char kNasty[] = {' ', '\n', '%', '\0', '\r', '\t', '\xff', '#'};
+    out.push_back(rng.Chance(0.3) ? kNasty[rng.Below(sizeof kNasty)] : char(rng.Below(256)));
+  }
+  return out;
+}
+
+Entry Set(LogIndex index, Term term, std::string key, std::string value, uint64_t client = 0,
+          uint64_t sequence = 0) {
+  return Entry{term, index, EntryType::kCommand,
+               kv::EncodeSet({std::move(key), std::move(value), client, sequence})};
+}
+
+std::string FileBytes(const std::string& path) { return *ReadWholeFile(path); }
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST(Escape, RoundTripsRandomByteStrings) {
+  Rng rng(11);
+  for (int i = 0; i < 5000; ++i) {
+    const std::string raw = RandomBytes(rng, 64);
+    const std::string token = Escape(raw);
+    EXPECT_EQ(token.find_first_of(" \n\r\t"), std::string::npos);
+    ASSERT_FALSE(token.empty());
+    auto back = Unescape(token);
+    ASSERT_TRUE(back.ok()) << token;
+    EXPECT_EQ(*back, raw);
+  }
+}
+
+TEST(Escape, PlainWordsStayAsTheyAre) {
+  EXPECT_EQ(Escape("Jaggu"), "Jaggu");
+  EXPECT_EQ(Escape("name1"), "name1");
+  EXPECT_EQ(Escape("hello world"), "hello%20world");
+  EXPECT_EQ(Escape("100%"), "100%25");
+  EXPECT_EQ(Escape(""), "%");
+}
+
+TEST(Escape, RejectsDamagedTokens) {
+  for (const char* bad : {"%G1", "%4", "a%", "%%", ""}) EXPECT_FALSE(Unescape(bad).ok()) << bad;
+}
+
+TEST(LogLine, MatchesTheSeedExamples) {
+  EXPECT_EQ(*FormatEntryLine(Entry{0, 1, EntryType::kNoop, {}}), "NO-OP 0");
+  EXPECT_EQ(*FormatEntryLine(Set(2, 0, "name1", "Jaggu")), "SET name1 Jaggu 0");
+  EXPECT_EQ(*FormatEntryLine(Set(3, 4, "k", "", 77, 9)), "SET k % session=77:9 4");
+}
+
+TEST(LogLine, ParsesWhatItFormats) {
+  Rng rng(3);
+  for (int i = 0; i < 1000; ++i) {
+    // client_id 0 means "no session", whose sequence number is meaningless and not stored.
+    const uint64_t client = rng.Below(3) * rng.Next();
+    const uint64_t sequence = client == 0 ? 0 : rng.Below(1000);
+    const Entry entry = rng.Chance(0.2) ? Entry{rng.Below(100), 5, EntryType::kNoop, {}}
+                                        : Set(5, rng.Below(100), RandomBytes(rng, 20),
+                                              RandomBytes(rng, 50), client, sequence);
+    auto line = FormatEntryLine(entry);
+    ASSERT_TRUE(line.ok());
+    auto parsed = ParseEntryLine(*line, 5);
+    ASSERT_TRUE(parsed.ok()) << *line << ": " << parsed.status();
+    EXPECT_EQ(*parsed, entry) << *line;
+  }
+  for (const char* bad : {"SET a b", "SET a b c d e f", "NOOP 1", "SET a b x", "NO-OP 1 2",
+                          "SET a b session=0:1 1", "SET a b sess=1:1 1", "SET a%2 b 1", ""}) {
+    EXPECT_FALSE(ParseEntryLine(bad, 1).ok()) << bad;
+  }
+}
+
+TEST(LogFile, PersistsAndRecovers) {
+  TempDir dir;
+  std::vector<Entry> entries = {Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "a b", "x\ny", 5, 1),
+                                Set(3, 2, "%", "", 0, 0)};
+  {
+    LogFile::Recovered recovered;
+    auto log = LogFile::Open(dir.path(), &recovered);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_TRUE(recovered.entries.empty());
+    ASSERT_TRUE((*log)->Append(entries).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"),
+            "NO-OP 1\nSET a%20b x%0Ay session=5:1 1\nSET %25 % 2\n");
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(recovered.entries, entries);
+  EXPECT_TRUE(recovered.warnings.empty());
+  EXPECT_EQ((*log)->LastIndex(), 3u);
+}
+
+TEST(LogFile, TornTailIsDroppedWithAWarning) {
+  TempDir dir;
+  WriteBytes(dir.path() + "/logs.txt", "NO-OP 1\nSET a b 1\nSET c d");
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(recovered.entries.size(), 2u);
+  ASSERT_EQ(recovered.warnings.size(), 1u);
+  EXPECT_NE(recovered.warnings[0].find("logs.txt:3"), std::string::npos);
+  // The torn bytes are gone, and new entries start on a clean line.
+  ASSERT_TRUE((*log)->Append({Set(3, 1, "e", "f")}).ok());
+  ASSERT_TRUE((*log)->Sync().ok());
+  EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"), "NO-OP 1\nSET a b 1\nSET e f 1\n");
+}
+
+TEST(LogFile, CorruptMiddleLineIsRefusedWithFileAndLine) {
+  TempDir dir;
+  const std::string original = "NO-OP 1\nSET a b\nSET c d 1\n";
+  WriteBytes(dir.path() + "/logs.txt", original);
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("logs.txt:2:"), std::string::npos) << log.status();
+  EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"), original) << "good data must not be cut";
+  WriteBytes(dir.path() + "/logs.txt", "NO-OP 2\nNO-OP 1\n");
+  EXPECT_NE(LogFile::Open(dir.path(), &recovered).status().message().find("logs.txt:2:"),
+            std::string::npos);
+}
+
+// A conflicting suffix is replaced: truncate, append, sync. A crash at any byte of that sequence
+// must recover the kept prefix intact, followed by only whole lines.
+TEST(LogFile, TruncationIsCrashSafeAtEveryStep) {
+  TempDir dir;
+  const std::vector<Entry> prefix = {Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "k", "kept")};
+  const std::vector<Entry> old_suffix = {Set(3, 1, "k", "old1"), Set(4, 1, "k", "old2")};
+  const std::vector<Entry> new_suffix = {Set(3, 2, "k", "new1 with space"), Set(4, 2, "k", "new2")};
+  std::string before, after;
+  {
+    LogFile::Recovered recovered;
+    auto log = LogFile::Open(dir.path(), &recovered);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(prefix).ok());
+    ASSERT_TRUE((*log)->Append(old_suffix).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+    before = FileBytes((*log)->path());
+    ASSERT_TRUE((*log)->TruncateFrom(3).ok());
+    ASSERT_TRUE((*log)->Append(new_suffix).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+    after = FileBytes((*log)->path());
+  }
+  const size_t prefix_bytes = before.find("SET k old1");
+  // States a crash can leave: the old file (truncate not yet durable), or the new file cut at
+  // any byte from the truncation point onwards.
+  std::vector<std::string> crash_states = {before};
+  for (size_t cut = prefix_bytes; cut <= after.size(); ++cut)
+    crash_states.push_back(after.substr(0, cut));
+  for (const std::string& state : crash_states) {
+    TempDir crashed;
+    WriteBytes(crashed.path() + "/logs.txt", state);
+    LogFile::Recovered recovered;
+    auto log = LogFile::Open(crashed.path(), &recovered);
+    ASSERT_TRUE(log.ok()) << log.status() << " after a crash leaving " << state.size() << " bytes";
+    ASSERT_GE(recovered.entries.size(), prefix.size());
+    for (size_t i = 0; i < prefix.size(); ++i) EXPECT_EQ(recovered.entries[i], prefix[i]);
+    for (size_t i = prefix.size(); i < recovered.entries.size(); ++i) {
+      const Entry& got = recovered.entries[i];
+      const Entry& expected_old = old_suffix[i - prefix.size()];
+      const Entry& expected_new = new_suffix[i - prefix.size()];
+      EXPECT_TRUE(got == expected_old || got == expected_new);
+    }
+  }
+}
+
+TEST(Metadata, SavesAtomicallyAndLoads) {
+  TempDir dir;
+  EXPECT_EQ(*LoadMetadata(dir.path()), raft::HardState{}) << "a fresh node starts at term 0";
+  const raft::HardState state{7, 2, 41};
+  ASSERT_TRUE(SaveMetadata(dir.path(), state).ok());
+  EXPECT_EQ(*LoadMetadata(dir.path()), state);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/metadata.txt.tmp"));
+  const std::string text = FileBytes(dir.path() + "/metadata.txt");
+  EXPECT_NE(text.find("term 7\nvoted_for 2\ncommit_index 41\n"), std::string::npos) << text;
+  ASSERT_TRUE(SaveMetadata(dir.path(), raft::HardState{8, kNoNode, 41}).ok());
+  EXPECT_NE(FileBytes(dir.path() + "/metadata.txt").find("voted_for none"), std::string::npos);
+}
+
+TEST(Metadata, BadContentIsRefusedWithFileAndLine) {
+  TempDir dir;
+  for (const char* bad : {"term 5\ntrm 6\n", "term x\nvoted_for none\n", "term 1\nvoted_for -3\n",
+                          "term 1\nterm 2\nvoted_for none\n", "voted_for none\n"}) {
+    WriteBytes(dir.path() + "/metadata.txt", bad);
+    auto loaded = LoadMetadata(dir.path());
+    EXPECT_FALSE(loaded.ok()) << bad;
+    EXPECT_NE(loaded.status().message().find("metadata.txt"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace raftkv::storage
