@@ -1,0 +1,233 @@
+#include "server/node_config.h"
+
+#include <ini.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include "storage/file_util.h"
+
+namespace raftkv::server {
+namespace {
+
+absl::StatusOr<double> ParseFraction(const std::string& text) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(value)) {
+    return absl::InvalidArgumentError("\"" + text + "\" is not a number");
+  }
+  return value;
+}
+
+absl::StatusOr<int64_t> ParseCount(const std::string& text) {
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 0) {
+    return absl::InvalidArgumentError("\"" + text + "\" is not a non-negative whole number");
+  }
+  return value;
+}
+
+absl::StatusOr<bool> ParseBool(const std::string& text) {
+  if (text == "true" || text == "yes" || text == "on" || text == "1") return true;
+  if (text == "false" || text == "no" || text == "off" || text == "0") return false;
+  return absl::InvalidArgumentError("\"" + text + "\" is not true or false");
+}
+
+// One setter per "section.KEY"; each returns an error about the value only.
+using Setter = std::function<absl::Status(NodeConfig&, const std::string&)>;
+
+template <typename T, typename Parse, typename Store>
+Setter Make(Parse parse, Store store) {
+  return [parse, store](NodeConfig& config, const std::string& text) -> absl::Status {
+    absl::StatusOr<T> value = parse(text);
+    if (!value.ok()) return value.status();
+    return store(config, *value);
+  };
+}
+
+const std::map<std::string, Setter>& Setters() {
+  static const auto* setters = new std::map<std::string, Setter>{
+      {"raft.LEASE_DURATION", Make<Duration>(ParseDuration,
+                                             [](NodeConfig& c, Duration d) {
+                                               c.raft.lease_duration = d;
+                                               return absl::OkStatus();
+                                             })},
+      {"raft.HEARTBEAT_INTERVAL", Make<Duration>(ParseDuration,
+                                                 [](NodeConfig& c, Duration d) {
+                                                   c.raft.heartbeat_interval = d;
+                                                   return absl::OkStatus();
+                                                 })},
+      {"raft.ELECTION_TIMEOUT_MIN", Make<Duration>(ParseDuration,
+                                                   [](NodeConfig& c, Duration d) {
+                                                     c.raft.election_timeout_min = d;
+                                                     return absl::OkStatus();
+                                                   })},
+      {"raft.ELECTION_TIMEOUT_MAX", Make<Duration>(ParseDuration,
+                                                   [](NodeConfig& c, Duration d) {
+                                                     c.raft.election_timeout_max = d;
+                                                     return absl::OkStatus();
+                                                   })},
+      {"raft.MAX_CLOCK_DRIFT", Make<double>(ParseFraction,
+                                            [](NodeConfig& c, double d) {
+                                              c.raft.max_clock_drift = d;
+                                              return absl::OkStatus();
+                                            })},
+      {"raft.ALLOW_LONG_LEASE", Make<bool>(ParseBool,
+                                           [](NodeConfig& c, bool b) {
+                                             c.raft.allow_long_lease = b;
+                                             return absl::OkStatus();
+                                           })},
+      {"raft.MAX_ENTRIES_PER_APPEND", Make<int64_t>(ParseCount,
+                                                    [](NodeConfig& c, int64_t n) {
+                                                      c.raft.max_entries_per_append =
+                                                          static_cast<int>(n);
+                                                      return absl::OkStatus();
+                                                    })},
+      {"raft.MAX_INFLIGHT_APPENDS", Make<int64_t>(ParseCount,
+                                                  [](NodeConfig& c, int64_t n) {
+                                                    c.raft.max_inflight_appends =
+                                                        static_cast<int>(n);
+                                                    return absl::OkStatus();
+                                                  })},
+      {"storage.DATA_DIR",
+       [](NodeConfig& c, const std::string& text) {
+         if (text.empty()) return absl::InvalidArgumentError("must not be empty");
+         c.data_dir = text;
+         return absl::OkStatus();
+       }},
+      {"logging.VERBOSITY",
+       [](NodeConfig& c, const std::string& text) {
+         if (text == "quiet") {
+           c.verbosity = Verbosity::kQuiet;
+         } else if (text == "normal") {
+           c.verbosity = Verbosity::kNormal;
+         } else if (text == "verbose") {
+           c.verbosity = Verbosity::kVerbose;
+         } else {
+           return absl::InvalidArgumentError("\"" + text + "\" is not quiet, normal or verbose");
+         }
+         return absl::OkStatus();
+       }},
+      {"logging.STDOUT", Make<bool>(ParseBool,
+                                    [](NodeConfig& c, bool b) {
+                                      c.log_to_stdout = b;
+                                      return absl::OkStatus();
+                                    })},
+      {"logging.DUMP_MAX_BYTES", Make<int64_t>(ParseByteSize,
+                                               [](NodeConfig& c, int64_t n) {
+                                                 c.dump_max_bytes = n;
+                                                 return absl::OkStatus();
+                                               })},
+      {"limits.MAX_KEY_BYTES", Make<int64_t>(ParseByteSize,
+                                             [](NodeConfig& c, int64_t n) {
+                                               c.max_key_bytes = n;
+                                               return absl::OkStatus();
+                                             })},
+      {"limits.MAX_VALUE_BYTES", Make<int64_t>(ParseByteSize,
+                                               [](NodeConfig& c, int64_t n) {
+                                                 c.max_value_bytes = n;
+                                                 return absl::OkStatus();
+                                               })},
+      {"limits.MAX_SESSIONS", Make<int64_t>(ParseCount,
+                                            [](NodeConfig& c, int64_t n) {
+                                              c.max_sessions = n;
+                                              return absl::OkStatus();
+                                            })},
+  };
+  return *setters;
+}
+
+struct ParseState {
+  NodeConfig config;
+  std::string origin;
+  absl::Status error;
+};
+
+int HandleKey(void* user, const char* section, const char* name, const char* value) {
+  auto* state = static_cast<ParseState*>(user);
+  const std::string key = std::string(section) + "." + name;
+  const std::string where = state->origin + ": [" + section + "] " + name;
+  auto it = Setters().find(key);
+  if (it == Setters().end()) {
+    state->error = absl::InvalidArgumentError(where + ": unknown key (see README, \"config.ini\")");
+    return 0;
+  }
+  if (absl::Status status = it->second(state->config, value); !status.ok()) {
+    state->error = absl::InvalidArgumentError(where + ": " + std::string(status.message()));
+    return 0;
+  }
+  return 1;
+}
+
+}  // namespace
+
+absl::StatusOr<Duration> ParseDuration(const std::string& text) {
+  static const std::pair<const char*, double> kUnits[] = {
+      {"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}};
+  size_t digits = 0;
+  while (digits < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    ++digits;
+  }
+  const std::string number = text.substr(0, digits);
+  const std::string unit = text.substr(digits);
+  for (const auto& [name, nanos] : kUnits) {
+    if (unit != name) continue;
+    char* end = nullptr;
+    const double value = std::strtod(number.c_str(), &end);
+    if (number.empty() || *end != '\0') break;
+    return Duration(static_cast<int64_t>(std::llround(value * nanos)));
+  }
+  return absl::InvalidArgumentError("\"" + text +
+                                    "\" is not a duration with a unit, like 250ms or 2.5s");
+}
+
+absl::StatusOr<int64_t> ParseByteSize(const std::string& text) {
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"", 1}, {"B", 1}, {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", int64_t{1} << 30}};
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  for (const auto& [name, scale] : kUnits) {
+    if (unit != name || digits == 0 || digits > 12) continue;
+    return std::stoll(text.substr(0, digits)) * scale;
+  }
+  return absl::InvalidArgumentError("\"" + text + "\" is not a size like 4096, 4KiB or 1MiB");
+}
+
+absl::StatusOr<NodeConfig> ParseNodeConfig(const std::string& text, const std::string& origin) {
+  ParseState state;
+  state.origin = origin;
+  const int result = ini_parse_string(text.c_str(), HandleKey, &state);
+  if (!state.error.ok()) return state.error;
+  if (result != 0) {
+    return absl::InvalidArgumentError(origin + ":" + std::to_string(result) +
+                                      ": not a \"KEY = value\" line or a [section]");
+  }
+  return state.config;
+}
+
+absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
+  absl::StatusOr<std::string> text = storage::ReadWholeFile(path);
+  if (!text.ok()) return text.status();
+  return ParseNodeConfig(*text, path);
+}
+
+absl::Status ValidateNodeConfig(const NodeConfig& config) {
+  if (absl::Status status = config.raft.Validate(); !status.ok()) return status;
+  if (config.max_key_bytes < 1 || config.max_value_bytes < 0) {
+    return absl::InvalidArgumentError("[limits] MAX_KEY_BYTES must be at least 1");
+  }
+  if (config.max_sessions < 1) {
+    return absl::InvalidArgumentError("[limits] MAX_SESSIONS must be at least 1");
+  }
+  if (config.dump_max_bytes < 4096) {
+    return absl::InvalidArgumentError("[logging] DUMP_MAX_BYTES must be at least 4KiB");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace raftkv::server

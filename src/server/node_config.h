@@ -1,0 +1,57 @@
+// config.ini: every tunable of a raftkv node, parsed and validated at start-up. Unknown keys, bad
+// values and impossible combinations are refused with a message naming the key.
+//
+//   [raft]
+//   LEASE_DURATION = 400ms         durations take a unit: ns, us, ms, s, m (2.5s is fine)
+//   HEARTBEAT_INTERVAL = 50ms
+//   ELECTION_TIMEOUT_MIN = 500ms
+//   ELECTION_TIMEOUT_MAX = 1s      default 2 × ELECTION_TIMEOUT_MIN
+//   MAX_CLOCK_DRIFT = 0.01         a fraction
+//   ALLOW_LONG_LEASE = false
+//   MAX_ENTRIES_PER_APPEND = 512
+//   MAX_INFLIGHT_APPENDS = 8
+//   [storage]
+//   DATA_DIR = data                each node uses DATA_DIR/logs_node_<id>/
+//   [logging]
+//   VERBOSITY = normal             quiet | normal | verbose (verbose adds every heartbeat)
+//   STDOUT = true                  echo dump.txt lines to stdout
+//   DUMP_MAX_BYTES = 64MiB         dump.txt is rotated to dump.txt.1 beyond this size
+//   [limits]
+//   MAX_KEY_BYTES = 4KiB
+//   MAX_VALUE_BYTES = 1MiB
+//   MAX_SESSIONS = 100000
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "raft/config.h"
+
+namespace raftkv::server {
+
+enum class Verbosity { kQuiet, kNormal, kVerbose };
+
+struct NodeConfig {
+  raft::RaftConfig raft;  // id and cluster_size come from the command line
+  std::string data_dir = "data";
+  Verbosity verbosity = Verbosity::kNormal;
+  bool log_to_stdout = true;
+  int64_t dump_max_bytes = 64 << 20;
+  int64_t max_key_bytes = 4 << 10;
+  int64_t max_value_bytes = 1 << 20;
+  int64_t max_sessions = 100'000;
+};
+
+// Parses the text of a config.ini (`origin` names it in errors). Keys not given keep their
+// defaults. Does not validate the Raft timings (that needs the cluster size); see Validate.
+absl::StatusOr<NodeConfig> ParseNodeConfig(const std::string& text, const std::string& origin);
+absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path);
+absl::Status ValidateNodeConfig(const NodeConfig& config);
+
+// "250ms", "2.5s", "1m", "800us", "100ns".
+absl::StatusOr<Duration> ParseDuration(const std::string& text);
+// "4096", "4KiB", "1MiB", "2GiB".
+absl::StatusOr<int64_t> ParseByteSize(const std::string& text);
+
+}  // namespace raftkv::server
