@@ -13,7 +13,7 @@
 //   [storage]
 //   DATA_DIR = data                each node uses DATA_DIR/logs_node_<id>/
 //   [logging]
-//   VERBOSITY = normal             quiet | normal | verbose (verbose adds every heartbeat)
+//   VERBOSITY = normal             quiet | normal | verbose (quiet drops per-heartbeat lines)
 //   STDOUT = true                  echo dump.txt lines to stdout
 //   DUMP_MAX_BYTES = 64MiB         dump.txt is rotated to dump.txt.1 beyond this size
 //   [limits]

@@ -1,0 +1,81 @@
+// dump.txt: the node's event log for operators, one event a line with a UTC timestamp prefix, in
+// the wording below (braces filled in), echoed to stdout when configured:
+//
+//   Leader {NodeID} sending heartbeat & Renewing Lease
+//   Leader {NodeID} lease renewal failed. Stepping Down.
+//   New Leader waiting for Old Leader Lease to timeout.
+//   Node {NodeID} election timer timed out, Starting election.
+//   Node {NodeID} became the leader for term {TermNumber}.
+//   Error occurred while sending RPC to Node {followerNodeID}.
+//   Node {NodeID} (follower) committed the entry {entry operation} to the state machine.
+//   Node {NodeID} (leader) received an {entry operation} request.
+//   Node {NodeID} (leader) committed the entry {entry operation} to the state machine.
+//   Node {NodeID} accepted AppendEntries RPC from {LeaderID}.
+//   Node {NodeID} rejected AppendEntries RPC from {LeaderID}.
+//   Vote granted for Node {CandidateID} in term {Term}.
+//   Vote denied for Node {CandidateID} in term {Term}.
+//   {NodeID} Stepping down
+//
+// Cost: lines are buffered and written with one write() per Flush() (the driver flushes once per
+// batch of work), never fsync'ed: the log is diagnostic, not state. VERBOSITY=quiet drops the
+// per-heartbeat lines (heartbeat rounds and accepted AppendEntries). The file is rotated to
+// dump.txt.1 when it passes DUMP_MAX_BYTES, so it never grows without bound.
+//
+// Thread-safety: none; the node's driver thread owns it.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "raft/ready.h"
+#include "server/node_config.h"
+
+namespace raftkv::server {
+
+// The statement for a core event, or nullopt when `verbosity` leaves it out.
+std::optional<std::string> RenderEvent(NodeId self, const raft::Event& event, Verbosity verbosity);
+// `operation` is the entry as in logs.txt without its term: "SET k v" or "NO-OP".
+std::string CommittedLine(NodeId self, bool leader, const std::string& operation);
+std::string ReceivedLine(NodeId self, const std::string& operation);
+std::string RpcErrorLine(NodeId peer);
+
+class EventLog {
+ public:
+  struct Options {
+    Verbosity verbosity = Verbosity::kNormal;
+    bool to_stdout = true;
+    int64_t max_bytes = 64 << 20;
+    // Returns the timestamp prefix; injectable for tests.
+    std::function<std::string()> timestamp;
+  };
+
+  static absl::StatusOr<std::unique_ptr<EventLog>> Open(const std::string& dir, NodeId self,
+                                                        Options options);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  void Record(const std::string& statement);
+  void RecordEvent(const raft::Event& event);
+  // Writes what is buffered; rotates the file when it has grown past max_bytes.
+  absl::Status Flush();
+
+ private:
+  EventLog(std::string dir, NodeId self, Options options, std::FILE* file, int64_t size);
+  absl::Status Rotate();
+
+  std::string dir_;
+  NodeId self_;
+  Options options_;
+  std::FILE* file_;
+  int64_t size_;
+  std::string buffer_;
+};
+
+std::string UtcTimestampNow();
+
+}  // namespace raftkv::server

@@ -1,0 +1,103 @@
+#include "server/event_log.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "storage/file_util.h"
+
+namespace raftkv::server {
+namespace {
+
+using Kind = raft::Event::Kind;
+
+std::string Render(Kind kind, NodeId peer = 2, Term term = 7,
+                   Verbosity verbosity = Verbosity::kNormal) {
+  return RenderEvent(1, raft::Event{kind, peer, term, Duration(0)}, verbosity).value_or("<none>");
+}
+
+// The statements operators grep for, exactly.
+TEST(EventLog, StatementsAreVerbatim) {
+  EXPECT_EQ(Render(Kind::kHeartbeatRound), "Leader 1 sending heartbeat & Renewing Lease");
+  EXPECT_EQ(Render(Kind::kLeaseRenewalFailed), "Leader 1 lease renewal failed. Stepping Down.");
+  EXPECT_EQ(Render(Kind::kWaitingForOldLease),
+            "New Leader waiting for Old Leader Lease to timeout.");
+  EXPECT_EQ(Render(Kind::kElectionTimeout), "Node 1 election timer timed out, Starting election.");
+  EXPECT_EQ(Render(Kind::kBecameLeader), "Node 1 became the leader for term 7.");
+  EXPECT_EQ(Render(Kind::kSteppedDown), "1 Stepping down");
+  EXPECT_EQ(Render(Kind::kVoteGranted), "Vote granted for Node 2 in term 7.");
+  EXPECT_EQ(Render(Kind::kVoteDenied), "Vote denied for Node 2 in term 7.");
+  EXPECT_EQ(Render(Kind::kAppendAccepted), "Node 1 accepted AppendEntries RPC from 2.");
+  EXPECT_EQ(Render(Kind::kAppendRejected), "Node 1 rejected AppendEntries RPC from 2.");
+  EXPECT_EQ(RpcErrorLine(2), "Error occurred while sending RPC to Node 2.");
+  EXPECT_EQ(ReceivedLine(0, "SET name1 Jaggu"),
+            "Node 0 (leader) received an SET name1 Jaggu request.");
+  EXPECT_EQ(CommittedLine(0, true, "SET a b"),
+            "Node 0 (leader) committed the entry SET a b to the state machine.");
+  EXPECT_EQ(CommittedLine(2, false, "NO-OP"),
+            "Node 2 (follower) committed the entry NO-OP to the state machine.");
+}
+
+TEST(EventLog, QuietDropsOnlyPerHeartbeatLines) {
+  EXPECT_EQ(Render(Kind::kHeartbeatRound, 2, 7, Verbosity::kQuiet), "<none>");
+  EXPECT_EQ(Render(Kind::kAppendAccepted, 2, 7, Verbosity::kQuiet), "<none>");
+  EXPECT_NE(Render(Kind::kAppendRejected, 2, 7, Verbosity::kQuiet), "<none>");
+  EXPECT_NE(Render(Kind::kBecameLeader, 2, 7, Verbosity::kQuiet), "<none>");
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/raftkv-dump-XXXXXX";
+    path_ = mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(EventLog, BuffersUntilFlushThenAppends) {
+  TempDir dir;
+  EventLog::Options options;
+  options.to_stdout = false;
+  options.timestamp = [] { return std::string("T"); };
+  {
+    auto log = EventLog::Open(dir.path(), 0, options);
+    ASSERT_TRUE(log.ok()) << log.status();
+    (*log)->RecordEvent(raft::Event{Kind::kBecameLeader, 0, 3, Duration(0)});
+    EXPECT_EQ(*storage::ReadWholeFile(dir.path() + "/dump.txt"), "") << "written before Flush";
+    ASSERT_TRUE((*log)->Flush().ok());
+    EXPECT_EQ(*storage::ReadWholeFile(dir.path() + "/dump.txt"),
+              "T Node 0 became the leader for term 3.\n");
+  }
+  auto reopened = EventLog::Open(dir.path(), 0, options);
+  ASSERT_TRUE(reopened.ok());
+  (*reopened)->Record("again");
+  ASSERT_TRUE((*reopened)->Flush().ok());
+  EXPECT_EQ(*storage::ReadWholeFile(dir.path() + "/dump.txt"),
+            "T Node 0 became the leader for term 3.\nT again\n")
+      << "a restart appends, it does not truncate";
+}
+
+TEST(EventLog, RotatesAtTheSizeCap) {
+  TempDir dir;
+  EventLog::Options options;
+  options.to_stdout = false;
+  options.max_bytes = 4096;
+  options.timestamp = [] { return std::string("T"); };
+  auto log = EventLog::Open(dir.path(), 0, options);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 1000; ++i) {
+    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
+    ASSERT_TRUE((*log)->Flush().ok());
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/dump.txt.1"));
+  EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt"), 4096u + 64);
+  EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt.1"), 4096u + 64);
+}
+
+}  // namespace
+}  // namespace raftkv::server
