@@ -1,0 +1,99 @@
+#include "server/proto_convert.h"
+
+#include <gtest/gtest.h>
+
+namespace raftkv::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+raft::Message Append() {
+  raft::AppendEntries body;
+  body.prev_log_index = 4;
+  body.prev_log_term = 2;
+  body.entries = {raft::Entry{3, 5, raft::EntryType::kNoop, {}},
+                  raft::Entry{3, 6, raft::EntryType::kCommand, std::string("a\0b", 3)}};
+  body.leader_commit = 4;
+  body.lease_duration = milliseconds(400);
+  body.sent_at = TimePoint(milliseconds(123456));
+  return raft::Message{0, 2, 3, body};
+}
+
+TEST(ProtoConvert, AppendEntriesRoundTrips) {
+  const raft::Message original = Append();
+  auto decoded = Decode(EncodeAppendEntries(original), 2, 3);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->from, 0);
+  EXPECT_EQ(decoded->to, 2);
+  EXPECT_EQ(decoded->term, 3u);
+  const auto& a = std::get<raft::AppendEntries>(original.body);
+  const auto& b = std::get<raft::AppendEntries>(decoded->body);
+  EXPECT_EQ(b.prev_log_index, a.prev_log_index);
+  EXPECT_EQ(b.prev_log_term, a.prev_log_term);
+  EXPECT_EQ(b.entries, a.entries);
+  EXPECT_EQ(b.leader_commit, a.leader_commit);
+  EXPECT_EQ(b.lease_duration, a.lease_duration);
+  EXPECT_EQ(b.sent_at, a.sent_at);
+}
+
+TEST(ProtoConvert, RepliesAndVotesRoundTrip) {
+  raft::AppendEntriesReply reply;
+  reply.success = false;
+  reply.match_index = 0;
+  reply.rejected_prev_index = 9;
+  reply.conflict_term = 2;
+  reply.conflict_index = 7;
+  reply.echoed_sent_at = TimePoint(milliseconds(5));
+  auto r = Decode(EncodeAppendEntriesReply(raft::Message{2, 0, 3, reply}), 0, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& got = std::get<raft::AppendEntriesReply>(r->body);
+  EXPECT_EQ(got.rejected_prev_index, 9u);
+  EXPECT_EQ(got.conflict_term, 2u);
+  EXPECT_EQ(got.conflict_index, 7u);
+  EXPECT_EQ(got.echoed_sent_at, reply.echoed_sent_at);
+
+  auto v = Decode(EncodeRequestVote(raft::Message{1, 0, 8, raft::RequestVote{10, 7}}), 0, 3);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(std::get<raft::RequestVote>(v->body).last_log_index, 10u);
+  EXPECT_EQ(std::get<raft::RequestVote>(v->body).last_log_term, 7u);
+
+  auto g = Decode(EncodeRequestVoteReply(
+                      raft::Message{1, 0, 8, raft::RequestVoteReply{true, milliseconds(37)}}),
+                  0, 3);
+  ASSERT_TRUE(g.ok());
+  EXPECT_TRUE(std::get<raft::RequestVoteReply>(g->body).granted);
+  EXPECT_EQ(std::get<raft::RequestVoteReply>(g->body).old_lease_remaining, milliseconds(37));
+}
+
+TEST(ProtoConvert, MalformedPeerRequestsAreRefused) {
+  AppendEntriesRequest good = EncodeAppendEntries(Append());
+  auto refused = [](const AppendEntriesRequest& request, NodeId self, const char* expected) {
+    auto decoded = Decode(request, self, 3);
+    ASSERT_FALSE(decoded.ok()) << expected;
+    EXPECT_NE(decoded.status().message().find(expected), std::string::npos)
+        << decoded.status().message();
+  };
+  AppendEntriesRequest bad = good;
+  bad.set_leader_id(7);
+  refused(bad, 2, "not a node of this 3-node cluster");
+  bad = good;
+  bad.set_leader_id(2);
+  refused(bad, 2, "two nodes share an id");
+  refused(good, 1, "address lists disagree");
+  bad = good;
+  bad.mutable_entries(1)->set_index(9);
+  refused(bad, 2, "contiguously");
+  bad = good;
+  bad.mutable_entries(0)->set_term(1);
+  refused(bad, 2, "non-decreasing");
+  bad = good;
+  bad.set_lease_duration_ns(-1);
+  refused(bad, 2, "lease_duration_ns");
+  RequestVoteResponse vote;
+  vote.set_voter_id(1);
+  vote.set_old_lease_remaining_ns(-5);
+  EXPECT_FALSE(Decode(vote, 0, 3).ok());
+}
+
+}  // namespace
+}  // namespace raftkv::server
