@@ -1,7 +1,7 @@
 # raftkv — top-level entry points. Everything real happens in CMake; this file only names the jobs.
 #   make run    install dependencies, build, and run a simulated 3-node cluster (the gRPC node
 #               server and client arrive with issues 3 and 4; `make run` will then start them)
-#   make test   install dependencies, build (Release and ASan+UBSan), run every test
+#   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
 #   make format apply .clang-format to every C++ file
@@ -10,7 +10,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: all deps build build-asan test test-release test-asan sim soak run format clean
+.PHONY: all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run format clean
 
 all: build
 
@@ -25,7 +25,7 @@ build-asan: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=address $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
-test: test-release test-asan
+test: test-release test-asan test-tsan
 	@echo "make test: all tests passed"
 
 test-release: build
@@ -40,6 +40,15 @@ test-asan: build-asan
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 40 --nodes 3 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 20 --nodes 5 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 10 --nodes 7 --quiet
+
+# The threaded server code under ThreadSanitizer (the core and simulator are single-threaded).
+build-tsan: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target server_test
+
+test-tsan: export TSAN_OPTIONS = halt_on_error=1 second_deadlock_stack=1
+test-tsan: build-tsan
+	@build-tsan/tests/server_test --gtest_brief=1
 
 sim: build
 	@$(SIM) --seed 1 --seeds 300 --nodes 5 --quiet

@@ -1,0 +1,277 @@
+#include "server/raft_driver.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <random>
+
+#include "storage/escape.h"
+#include "storage/metadata_file.h"
+
+namespace raftkv::server {
+namespace {
+
+// "SET key value" or "NO-OP", as in logs.txt without the term: the {entry operation} of dump.txt.
+std::string OperationText(const raft::Entry& entry) {
+  if (entry.type == raft::EntryType::kNoop) return "NO-OP";
+  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
+  if (!command.ok()) return "SET <undecodable>";
+  return "SET " + storage::Escape(command->key) + " " + storage::Escape(command->value);
+}
+
+const char* RefusalText(raft::ReadRefusal refusal) {
+  switch (refusal) {
+    case raft::ReadRefusal::kNone:
+      return "";
+    case raft::ReadRefusal::kNotLeader:
+      return "not leader";
+    case raft::ReadRefusal::kWaitingForOldLease:
+      return "new leader waiting for the old leader's lease to expire; retry shortly";
+    case raft::ReadRefusal::kNoLease:
+      return "leader without a valid lease; retry shortly";
+    case raft::ReadRefusal::kNoopNotApplied:
+      return "new leader still committing its first entry; retry shortly";
+  }
+  return "refused";
+}
+
+}  // namespace
+
+TimePoint RaftDriver::Now() {
+  return TimePoint(
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+}
+
+absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& config,
+                                                              PeerTransport* transport) {
+  if (absl::Status status = ValidateNodeConfig(config); !status.ok()) return status;
+  const std::string dir = config.data_dir + "/logs_node_" + std::to_string(config.raft.id);
+  EventLog::Options log_options;
+  log_options.verbosity = config.verbosity;
+  log_options.to_stdout = config.log_to_stdout;
+  log_options.max_bytes = config.dump_max_bytes;
+  absl::StatusOr<std::unique_ptr<EventLog>> events =
+      EventLog::Open(dir, config.raft.id, log_options);
+  if (!events.ok()) return events.status();
+  storage::LogFile::Recovered recovered;
+  absl::StatusOr<std::unique_ptr<storage::LogFile>> log = storage::LogFile::Open(dir, &recovered);
+  if (!log.ok()) return log.status();
+  for (const std::string& warning : recovered.warnings) (*events)->Record("WARNING " + warning);
+  absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(dir);
+  if (!hard_state.ok()) return hard_state.status();
+  absl::StatusOr<std::unique_ptr<raft::RaftNode>> node = raft::RaftNode::Create(
+      config.raft, raft::RecoveredState{*hard_state, std::move(recovered.entries)}, Now(),
+      std::random_device{}());
+  if (!node.ok()) {
+    return absl::Status(node.status().code(), dir + ": " + std::string(node.status().message()));
+  }
+  auto driver = std::unique_ptr<RaftDriver>(new RaftDriver(config, transport, dir, std::move(*log),
+                                                           std::move(*events), std::move(*node)));
+  driver->saved_hard_state_ = *hard_state;
+  driver->thread_ = std::thread([raw = driver.get()] { raw->Loop(); });
+  return driver;
+}
+
+RaftDriver::RaftDriver(const NodeConfig& config, PeerTransport* transport, std::string dir,
+                       std::unique_ptr<storage::LogFile> log, std::unique_ptr<EventLog> events,
+                       std::unique_ptr<raft::RaftNode> node)
+    : config_(config),
+      transport_(transport),
+      dir_(std::move(dir)),
+      log_(std::move(log)),
+      events_(std::move(events)),
+      node_(std::move(node)),
+      kv_(static_cast<size_t>(config.max_sessions)) {}
+
+RaftDriver::~RaftDriver() { Stop(); }
+
+void RaftDriver::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RaftDriver::Post(Input input) {
+  {
+    MutexLock lock(&mu_);
+    if (stopping_) {
+      // Too late: answer client requests at once rather than never.
+      if (auto* set = std::get_if<SetRequest>(&input)) {
+        set->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
+      } else if (auto* get = std::get_if<GetRequest>(&input)) {
+        get->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
+      }
+      return;
+    }
+    mailbox_.push_back(std::move(input));
+  }
+  wake_.notify_one();
+}
+
+void RaftDriver::Deliver(raft::Message message) { Post(std::move(message)); }
+void RaftDriver::Set(kv::SetCommand command, ClientCallback done) {
+  Post(SetRequest{std::move(command), std::move(done)});
+}
+void RaftDriver::Get(std::string key, ClientCallback done) {
+  Post(GetRequest{std::move(key), std::move(done)});
+}
+
+NodeStatus RaftDriver::Status() {
+  std::promise<NodeStatus> promise;
+  std::future<NodeStatus> future = promise.get_future();
+  Post(StatusRequest{[&promise](const NodeStatus& status) { promise.set_value(status); }});
+  if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    return NodeStatus{config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0)};
+  }
+  return future.get();
+}
+
+void RaftDriver::Loop() {
+  for (;;) {
+    std::deque<Input> batch;
+    {
+      MutexLock lock(&mu_);
+      // Sleep until there is work or the core's next timer is due (capped, to stay responsive).
+      const Duration until_deadline = node_->NextDeadline() - Now();
+      const auto timeout =
+          std::clamp(until_deadline, Duration(0), Duration(std::chrono::milliseconds(100)));
+      if (mailbox_.empty() && !stopping_ && timeout.count() > 0) {
+        wake_.wait_for(mu_, timeout);
+      }
+      batch.swap(mailbox_);
+      if (stopping_ && batch.empty()) break;
+    }
+    const TimePoint now = Now();
+    for (Input& input : batch) Handle(input, now);
+    node_->Tick(Now());
+    ProcessReady();
+    if (absl::Status status = events_->Flush(); !status.ok()) {
+      std::fprintf(stderr, "raftkv-node %d: %s\n", config_.raft.id,
+                   std::string(status.message()).c_str());
+    }
+  }
+  FailPending("node shutting down");
+  (void)events_->Flush();
+}
+
+void RaftDriver::Handle(Input& input, TimePoint now) {
+  if (auto* message = std::get_if<raft::Message>(&input)) {
+    node_->Step(*message, now);
+  } else if (auto* set = std::get_if<SetRequest>(&input)) {
+    const kv::SetCommand& command = set->command;
+    std::string invalid;
+    if (command.key.empty()) {
+      invalid = "invalid argument: the key is empty";
+    } else if (static_cast<int64_t>(command.key.size()) > config_.max_key_bytes) {
+      invalid = "invalid argument: the key is longer than MAX_KEY_BYTES (" +
+                std::to_string(config_.max_key_bytes) + ")";
+    } else if (static_cast<int64_t>(command.value.size()) > config_.max_value_bytes) {
+      invalid = "invalid argument: the value is longer than MAX_VALUE_BYTES (" +
+                std::to_string(config_.max_value_bytes) + ")";
+    }
+    if (!invalid.empty()) {
+      set->done({ClientResult::Kind::kRejected, std::nullopt, invalid, node_->leader_id()});
+      return;
+    }
+    raft::ProposeResult proposal = node_->Propose(kv::EncodeSet(command), now);
+    if (!proposal.accepted) {
+      set->done({ClientResult::Kind::kRejected, std::nullopt, "not leader", proposal.leader_hint});
+      return;
+    }
+    events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
+                                                      storage::Escape(command.value)));
+    pending_[proposal.index] = Pending{proposal.term, std::move(set->done)};
+  } else if (auto* get = std::get_if<GetRequest>(&input)) {
+    const raft::LeaseReadResult read = node_->LeaseRead(now);
+    if (read.ok() && node_->applied_index() >= read.read_index) {
+      get->done({ClientResult::Kind::kOk, kv_.Get(get->key), "", config_.raft.id});
+    } else {
+      get->done({ClientResult::Kind::kRejected, std::nullopt,
+                 read.ok() ? "leader still applying; retry shortly" : RefusalText(read.refusal),
+                 read.leader_hint});
+    }
+  } else if (auto* status = std::get_if<StatusRequest>(&input)) {
+    status->done(NodeStatus{config_.raft.id, node_->role(), node_->term(), node_->leader_id(),
+                            node_->commit_index(), node_->applied_index(), node_->log().LastIndex(),
+                            node_->LeaseRemaining(now)});
+  }
+}
+
+void RaftDriver::ProcessReady() {
+  while (node_->HasReady()) {
+    raft::Ready ready = node_->TakeReady();
+    for (const raft::Event& event : ready.events) events_->RecordEvent(event);
+    for (const raft::Message& message : ready.messages) transport_->Send(message);
+    // Persist: vote and term first (§5.2), then the log; one fsync covers the whole batch.
+    if (ready.hard_state) {
+      raft::HardState state = *ready.hard_state;
+      state.commit_index = ready.commit_index;
+      if (absl::Status s = storage::SaveMetadata(dir_, state); !s.ok()) return Fatal(s);
+      saved_hard_state_ = state;
+    }
+    if (ready.truncate_from) {
+      if (absl::Status s = log_->TruncateFrom(*ready.truncate_from); !s.ok()) return Fatal(s);
+    }
+    if (!ready.entries.empty()) {
+      if (absl::Status s = log_->Append(ready.entries); !s.ok()) return Fatal(s);
+    }
+    if (ready.truncate_from || !ready.entries.empty()) {
+      if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
+    }
+    for (const raft::Message& message : ready.messages_after_persist) transport_->Send(message);
+    for (const raft::Entry& entry : ready.committed_entries) Apply(entry);
+    node_->Advance(ready);
+  }
+  if (node_->role() != raft::Role::kLeader && !pending_.empty()) {
+    FailPending("leadership lost before the outcome was known");
+  }
+}
+
+void RaftDriver::Apply(const raft::Entry& entry) {
+  const bool leader = node_->role() == raft::Role::kLeader;
+  events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entry)));
+  kv::ApplyOutcome outcome = kv::ApplyOutcome::kApplied;
+  if (entry.type == raft::EntryType::kCommand) {
+    absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
+    if (!command.ok()) return Fatal(command.status());
+    outcome = kv_.ApplySet(*command, entry.index);
+  }
+  auto it = pending_.find(entry.index);
+  if (it == pending_.end()) return;
+  Pending pending = std::move(it->second);
+  pending_.erase(it);
+  if (entry.term != pending.term) {
+    pending.done({ClientResult::Kind::kUnknown, std::nullopt,
+                  "another leader's entry took this log position; outcome unknown, retry",
+                  node_->leader_id()});
+  } else if (outcome == kv::ApplyOutcome::kSessionExpired) {
+    pending.done({ClientResult::Kind::kRejected, std::nullopt,
+                  "client session expired; start a new session", config_.raft.id});
+  } else {
+    pending.done({ClientResult::Kind::kOk, std::nullopt, "", config_.raft.id});
+  }
+}
+
+void RaftDriver::FailPending(const std::string& why) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [index, request] : pending) {
+    request.done({ClientResult::Kind::kUnknown, std::nullopt, why + "; outcome unknown, retry",
+                  node_->leader_id()});
+  }
+}
+
+void RaftDriver::Fatal(const absl::Status& status) {
+  // A node that cannot make its state durable must not go on acknowledging anything.
+  events_->Record("FATAL " + std::string(status.message()));
+  (void)events_->Flush();
+  std::fprintf(stderr, "raftkv-node %d: fatal: %s\n", config_.raft.id,
+               std::string(status.message()).c_str());
+  std::abort();
+}
+
+}  // namespace raftkv::server

@@ -1,0 +1,125 @@
+// RaftDriver: runs one node — the consensus core, its files, its state machine and its event
+// log — on one thread, the only thread that touches any of them.
+//
+// Threading model: every other thread (gRPC handlers, the transport's callbacks) talks to the
+// driver by posting to its mailbox (Deliver, Set, Get) and, for client requests, getting a
+// callback when the answer is known. The driver thread waits on the mailbox until the core's next
+// deadline, processes everything posted, ticks the core, then carries out each Ready in the order
+// ready.h prescribes: send, persist + fsync, send what depended on it, apply, advance. One fsync
+// thus covers every entry and vote that accumulated in the batch (group commit).
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/mutex.h"
+#include "kv/kv_state_machine.h"
+#include "raft/raft_node.h"
+#include "server/event_log.h"
+#include "server/node_config.h"
+#include "storage/log_file.h"
+
+namespace raftkv::server {
+
+// Delivers the core's messages to peers. Called on the driver thread; must not block on the
+// network (queue and return).
+class PeerTransport {
+ public:
+  virtual ~PeerTransport() = default;
+  virtual void Send(const raft::Message& message) = 0;
+};
+
+struct ClientResult {
+  enum class Kind {
+    kOk,        // applied (SET) or read (GET)
+    kRejected,  // certainly not applied: `error` says why, `leader_hint` may help
+    kUnknown,   // proposed, fate unknown (leadership lost or shutting down): retry same seq
+  };
+  Kind kind = Kind::kRejected;
+  std::optional<std::string> value;  // GET
+  std::string error;
+  NodeId leader_hint = kNoNode;
+};
+using ClientCallback = std::function<void(const ClientResult&)>;
+
+struct NodeStatus {
+  NodeId id;
+  raft::Role role;
+  Term term;
+  NodeId leader;
+  LogIndex commit_index, last_applied, last_log_index;
+  Duration lease_remaining;
+};
+
+class RaftDriver {
+ public:
+  // Recovers the node from `config.data_dir`/logs_node_<id>/ and starts its thread.
+  static absl::StatusOr<std::unique_ptr<RaftDriver>> Start(const NodeConfig& config,
+                                                           PeerTransport* transport);
+  ~RaftDriver();  // stops the thread; pending client requests are answered kUnknown
+
+  // Thread-safe entry points.
+  void Deliver(raft::Message message);
+  void Set(kv::SetCommand command, ClientCallback done);
+  void Get(std::string key, ClientCallback done);
+  NodeStatus Status();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct SetRequest {
+    kv::SetCommand command;
+    ClientCallback done;
+  };
+  struct GetRequest {
+    std::string key;
+    ClientCallback done;
+  };
+  struct StatusRequest {
+    std::function<void(const NodeStatus&)> done;
+  };
+  using Input = std::variant<raft::Message, SetRequest, GetRequest, StatusRequest>;
+  struct Pending {
+    Term term;
+    ClientCallback done;
+  };
+
+  RaftDriver(const NodeConfig& config, PeerTransport* transport, std::string dir,
+             std::unique_ptr<storage::LogFile> log, std::unique_ptr<EventLog> events,
+             std::unique_ptr<raft::RaftNode> node);
+  void Post(Input input) ABSL_LOCKS_EXCLUDED(mu_);
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Handle(Input& input, TimePoint now);
+  void ProcessReady();
+  void Apply(const raft::Entry& entry);
+  void FailPending(const std::string& why);
+  void Fatal(const absl::Status& status);
+  static TimePoint Now();
+
+  const NodeConfig config_;
+  PeerTransport* transport_;
+  const std::string dir_;
+
+  // Owned by the driver thread.
+  std::unique_ptr<storage::LogFile> log_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<raft::RaftNode> node_;
+  kv::KvStateMachine kv_;
+  std::map<LogIndex, Pending> pending_;
+  raft::HardState saved_hard_state_;
+
+  Mutex mu_;
+  CondVar wake_;
+  std::deque<Input> mailbox_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace raftkv::server
