@@ -17,6 +17,9 @@
 //     a majority, for LeaderLeaseDuration(); a leader that cannot renew it steps down.
 // docs/design.md argues why no two nodes can then hold a lease at the same real instant.
 //
+// Every RequestVote and AppendEntries stepped gets exactly one reply, in the order stepped (per
+// sender); the server pairs replies with their RPCs on that promise.
+//
 // Thread-safety: none. One thread (the server's driver, or the simulator) makes every call.
 #pragma once
 

@@ -97,7 +97,9 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
   }
   if (role_ == Role::kLeader) {
     // Two leaders in one term: election safety is broken (only possible with an injected bug).
-    // Ignore it and let the simulator's checker report it.
+    // Refuse without touching the log and let the simulator's checker report it. Still answer:
+    // every request gets exactly one reply, which the server relies on to pair them up.
+    Send(message.from, reply);
     return;
   }
   if (role_ == Role::kCandidate || leader_id_ != message.from) {

@@ -100,7 +100,9 @@ void RaftDriver::Post(Input input) {
     MutexLock lock(&mu_);
     if (stopping_) {
       // Too late: answer client requests at once rather than never.
-      if (auto* set = std::get_if<SetRequest>(&input)) {
+      if (auto* request = std::get_if<PeerRequest>(&input)) {
+        request->reply(std::nullopt);
+      } else if (auto* set = std::get_if<SetRequest>(&input)) {
         set->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
       } else if (auto* get = std::get_if<GetRequest>(&input)) {
         get->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
@@ -113,6 +115,10 @@ void RaftDriver::Post(Input input) {
 }
 
 void RaftDriver::Deliver(raft::Message message) { Post(std::move(message)); }
+void RaftDriver::HandlePeerRequest(raft::Message request, ReplyFn reply) {
+  Post(PeerRequest{std::move(request), std::move(reply)});
+}
+void RaftDriver::ReportPeerError(NodeId peer) { Post(PeerError{peer}); }
 void RaftDriver::Set(kv::SetCommand command, ClientCallback done) {
   Post(SetRequest{std::move(command), std::move(done)});
 }
@@ -155,12 +161,25 @@ void RaftDriver::Loop() {
     }
   }
   FailPending("node shutting down");
+  for (auto& [peer, slots] : reply_slots_) {
+    for (ReplyFn& reply : slots) reply(std::nullopt);
+  }
+  reply_slots_.clear();
   (void)events_->Flush();
 }
 
 void RaftDriver::Handle(Input& input, TimePoint now) {
   if (auto* message = std::get_if<raft::Message>(&input)) {
     node_->Step(*message, now);
+  } else if (auto* request = std::get_if<PeerRequest>(&input)) {
+    reply_slots_[request->message.from].push_back(std::move(request->reply));
+    node_->Step(request->message, now);
+  } else if (auto* error = std::get_if<PeerError>(&input)) {
+    TimePoint& last = last_peer_error_logged_[error->peer];
+    if (last == TimePoint() || now - last >= std::chrono::seconds(1)) {
+      last = now;
+      events_->Record(RpcErrorLine(error->peer));
+    }
   } else if (auto* set = std::get_if<SetRequest>(&input)) {
     const kv::SetCommand& command = set->command;
     std::string invalid;
@@ -222,7 +241,19 @@ void RaftDriver::ProcessReady() {
     if (ready.truncate_from || !ready.entries.empty()) {
       if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
     }
-    for (const raft::Message& message : ready.messages_after_persist) transport_->Send(message);
+    for (raft::Message& message : ready.messages_after_persist) {
+      // A reply to a request that came as an RPC goes back as that RPC's response.
+      const bool is_reply = std::holds_alternative<raft::AppendEntriesReply>(message.body) ||
+                            std::holds_alternative<raft::RequestVoteReply>(message.body);
+      auto slots = reply_slots_.find(message.to);
+      if (is_reply && slots != reply_slots_.end() && !slots->second.empty()) {
+        ReplyFn reply = std::move(slots->second.front());
+        slots->second.pop_front();
+        reply(std::move(message));
+      } else {
+        transport_->Send(message);
+      }
+    }
     for (const raft::Entry& entry : ready.committed_entries) Apply(entry);
     node_->Advance(ready);
   }

@@ -68,6 +68,12 @@ class RaftDriver {
 
   // Thread-safe entry points.
   void Deliver(raft::Message message);
+  // A peer's request arriving as an RPC: `reply` gets the core's answer once it may leave (after
+  // the fsync it depends on), or nullopt if the node stops first.
+  using ReplyFn = std::function<void(std::optional<raft::Message>)>;
+  void HandlePeerRequest(raft::Message request, ReplyFn reply);
+  // The transport could not reach `peer`; logged to dump.txt at most once a second per peer.
+  void ReportPeerError(NodeId peer);
   void Set(kv::SetCommand command, ClientCallback done);
   void Get(std::string key, ClientCallback done);
   NodeStatus Status();
@@ -85,7 +91,15 @@ class RaftDriver {
   struct StatusRequest {
     std::function<void(const NodeStatus&)> done;
   };
-  using Input = std::variant<raft::Message, SetRequest, GetRequest, StatusRequest>;
+  struct PeerRequest {
+    raft::Message message;
+    ReplyFn reply;
+  };
+  struct PeerError {
+    NodeId peer;
+  };
+  using Input =
+      std::variant<raft::Message, PeerRequest, SetRequest, GetRequest, StatusRequest, PeerError>;
   struct Pending {
     Term term;
     ClientCallback done;
@@ -113,6 +127,8 @@ class RaftDriver {
   std::unique_ptr<raft::RaftNode> node_;
   kv::KvStateMachine kv_;
   std::map<LogIndex, Pending> pending_;
+  std::map<NodeId, std::deque<ReplyFn>> reply_slots_;  // per peer, in the order stepped
+  std::map<NodeId, TimePoint> last_peer_error_logged_;
   raft::HardState saved_hard_state_;
 
   Mutex mu_;

@@ -1,0 +1,117 @@
+// raftkv-node: one node of a raftkv cluster.
+//
+//   raftkv-node <node_id> <addr0> <addr1> ... [--config config.ini] [--data-dir DIR]
+//
+// Node ids are positions in the address list; this node listens on its own address and serves
+// both the peer service (Raft) and the client service (KV). SIGTERM or SIGINT stops it cleanly.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/grpc_transport.h"
+#include "server/node_config.h"
+#include "server/raft_driver.h"
+#include "server/services.h"
+
+namespace {
+
+using raftkv::server::NodeConfig;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "raftkv-node: %s\n", message.c_str());
+  return 1;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"raftkv-node: one node of a raftkv cluster (Raft with leader leases)"};
+  int node_id = -1;
+  std::vector<std::string> addresses;
+  std::string config_path;
+  std::string data_dir;
+  app.add_option("node_id", node_id, "this node's position in the address list (0..N-1)")
+      ->required();
+  app.add_option("addresses", addresses, "every node's host:port, in node-id order")->required();
+  app.add_option("--config", config_path, "config.ini to read (default: built-in defaults)");
+  app.add_option("--data-dir", data_dir, "overrides [storage] DATA_DIR");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  if (node_id < 0 || node_id >= static_cast<int>(addresses.size())) {
+    return Fail("node_id " + std::to_string(node_id) + " is not a position in the list of " +
+                std::to_string(addresses.size()) + " addresses (valid: 0.." +
+                std::to_string(addresses.size() - 1) + ")");
+  }
+  NodeConfig config;
+  if (!config_path.empty()) {
+    absl::StatusOr<NodeConfig> loaded = raftkv::server::LoadNodeConfig(config_path);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    config = *loaded;
+  }
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  config.raft.id = node_id;
+  config.raft.cluster_size = static_cast<int>(addresses.size());
+  if (absl::Status status = raftkv::server::ValidateNodeConfig(config); !status.ok()) {
+    return Fail(std::string(status.message()));
+  }
+
+  // Signals are taken by this thread alone (sigwait below), so block them before any other
+  // thread starts: every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const raftkv::Duration rpc_timeout = config.raft.election_timeout_min;
+  raftkv::server::GrpcTransport transport(node_id, addresses, rpc_timeout);
+  absl::StatusOr<std::unique_ptr<raftkv::server::RaftDriver>> driver =
+      raftkv::server::RaftDriver::Start(config, &transport);
+  if (!driver.ok()) return Fail(std::string(driver.status().message()));
+  transport.SetDriver(driver->get());
+
+  raftkv::server::RaftService raft_service(driver->get(), node_id, config.raft.cluster_size,
+                                           rpc_timeout);
+  raftkv::server::KvService kv_service(driver->get(), addresses, std::chrono::seconds(5));
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(addresses[node_id], grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(&raft_service);
+  builder.RegisterService(&kv_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    (*driver)->Stop();
+    return Fail("cannot listen on " + addresses[node_id] +
+                " (is the address right, and the port free?)");
+  }
+  std::fprintf(stdout, "raftkv-node %d listening on %s, data in %s/logs_node_%d\n", node_id,
+               addresses[node_id].c_str(), config.data_dir.c_str(), node_id);
+  std::fflush(stdout);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  std::fprintf(stdout, "raftkv-node %d: %s, shutting down\n", node_id,
+               received == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Order: stop taking requests, stop sending, then stop the driver (which answers anything
+  // still pending as "outcome unknown" and closes the files).
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  transport.Shutdown();
+  (*driver)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& error) {
+    return Fail(std::string("unexpected error: ") + error.what());
+  }
+}
