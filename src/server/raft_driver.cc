@@ -1,5 +1,6 @@
 #include "server/raft_driver.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -161,6 +162,7 @@ void RaftDriver::Loop() {
     }
   }
   FailPending("node shutting down");
+  MaybeSaveCommitIndex(/*force=*/true);
   for (auto& [peer, slots] : reply_slots_) {
     for (ReplyFn& reply : slots) reply(std::nullopt);
   }
@@ -231,6 +233,7 @@ void RaftDriver::ProcessReady() {
       state.commit_index = ready.commit_index;
       if (absl::Status s = storage::SaveMetadata(dir_, state); !s.ok()) return Fatal(s);
       saved_hard_state_ = state;
+      commit_saved_at_ = Now();
     }
     if (ready.truncate_from) {
       if (absl::Status s = log_->TruncateFrom(*ready.truncate_from); !s.ok()) return Fatal(s);
@@ -260,6 +263,19 @@ void RaftDriver::ProcessReady() {
   if (node_->role() != raft::Role::kLeader && !pending_.empty()) {
     FailPending("leadership lost before the outcome was known");
   }
+  MaybeSaveCommitIndex(/*force=*/false);
+}
+
+void RaftDriver::MaybeSaveCommitIndex(bool force) {
+  // Only what this node holds durably may be recorded as committed.
+  const LogIndex commit = std::min(node_->commit_index(), log_->LastIndex());
+  if (commit <= saved_hard_state_.commit_index) return;
+  if (!force && Now() - commit_saved_at_ < std::chrono::seconds(1)) return;
+  raft::HardState state = saved_hard_state_;
+  state.commit_index = commit;
+  if (absl::Status s = storage::SaveMetadata(dir_, state); !s.ok()) return Fatal(s);
+  saved_hard_state_ = state;
+  commit_saved_at_ = Now();
 }
 
 void RaftDriver::Apply(const raft::Entry& entry) {

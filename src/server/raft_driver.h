@@ -114,6 +114,9 @@ class RaftDriver {
   void ProcessReady();
   void Apply(const raft::Entry& entry);
   void FailPending(const std::string& why);
+  // The commit index rides along whenever term or vote are saved; between those, it is saved at
+  // most once a second (and at shutdown): it is only a hint, so it is not worth an fsync per batch.
+  void MaybeSaveCommitIndex(bool force);
   void Fatal(const absl::Status& status);
   static TimePoint Now();
 
@@ -130,6 +133,7 @@ class RaftDriver {
   std::map<NodeId, std::deque<ReplyFn>> reply_slots_;  // per peer, in the order stepped
   std::map<NodeId, TimePoint> last_peer_error_logged_;
   raft::HardState saved_hard_state_;
+  TimePoint commit_saved_at_{};
 
   Mutex mu_;
   CondVar wake_;

@@ -76,22 +76,15 @@ absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index
   return entry;
 }
 
-absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
-                                                       Recovered* recovered) {
-  if (absl::Status status = CreateDirectories(dir); !status.ok()) return status;
-  const std::string path = dir + "/logs.txt";
-  absl::StatusOr<std::string> contents = ReadWholeFile(path);
-  if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
-  const std::string text = contents.ok() ? std::move(*contents) : std::string();
-
-  recovered->entries.clear();
-  std::vector<uint64_t> line_ends;
+absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
+                                                  const std::string& path) {
+  Recovered recovered;
   size_t start = 0;
   size_t line_number = 1;
   while (start < text.size()) {
     const size_t newline = text.find('\n', start);
     if (newline == std::string::npos) {
-      recovered->warnings.push_back(
+      recovered.warnings.push_back(
           path + ":" + std::to_string(line_number) +
           ": dropped a torn last line (no newline; a crash cut the write)");
       break;
@@ -99,15 +92,29 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
     const std::string_view line(text.data() + start, newline - start);
     absl::StatusOr<raft::Entry> entry = ParseEntryLine(line, line_number);
     if (!entry.ok()) return LineError(path, line_number, std::string(entry.status().message()));
-    if (!recovered->entries.empty() && entry->term < recovered->entries.back().term) {
+    if (!recovered.entries.empty() && entry->term < recovered.entries.back().term) {
       return LineError(path, line_number,
-                       "term goes down from " + std::to_string(recovered->entries.back().term));
+                       "term goes down from " + std::to_string(recovered.entries.back().term));
     }
-    recovered->entries.push_back(std::move(*entry));
-    line_ends.push_back(newline + 1);
+    recovered.entries.push_back(std::move(*entry));
+    recovered.line_ends.push_back(newline + 1);
     start = newline + 1;
     ++line_number;
   }
+  return recovered;
+}
+
+absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
+                                                       Recovered* recovered) {
+  if (absl::Status status = CreateDirectories(dir); !status.ok()) return status;
+  const std::string path = dir + "/logs.txt";
+  absl::StatusOr<std::string> contents = ReadWholeFile(path);
+  if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
+  const std::string text = contents.ok() ? std::move(*contents) : std::string();
+  absl::StatusOr<Recovered> parsed = Parse(text, path);
+  if (!parsed.ok()) return parsed.status();
+  *recovered = std::move(*parsed);
+  std::vector<uint64_t> line_ends = recovered->line_ends;
 
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot open", path);

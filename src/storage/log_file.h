@@ -36,7 +36,11 @@ class LogFile {
   struct Recovered {
     std::vector<raft::Entry> entries;
     std::vector<std::string> warnings;  // for dump.txt
+    std::vector<uint64_t> line_ends;    // byte offset just past each entry's line
   };
+
+  // Parses the text of a logs.txt (`path` names it in errors); changes nothing on disk.
+  static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path);
 
   // Opens (creating if needed) `dir`/logs.txt and recovers its entries.
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,

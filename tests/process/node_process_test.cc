@@ -58,12 +58,14 @@ class ProcessCluster {
     }
     pids_[id] = pid;
   }
-  void Kill(int id, int signal) {
-    if (pids_[id] <= 0) return;
+  // Returns the wait status.
+  int Kill(int id, int signal) {
+    if (pids_[id] <= 0) return -1;
     kill(pids_[id], signal);
     int status = 0;
     waitpid(pids_[id], &status, 0);
     pids_[id] = -1;
+    return status;
   }
 
   std::optional<StatusReply> Status(int id) {
@@ -180,6 +182,14 @@ TEST(NodeProcess, ElectsOneLeaderAndReportsStatus) {
   ASSERT_TRUE(bad);
   EXPECT_FALSE(bad->success());
   EXPECT_NE(bad->error().find("key is empty"), std::string::npos);
+
+  // SIGTERM stops a node cleanly: exit status 0, and its commit index is on disk.
+  const int status = cluster.Kill(leader, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal instead of exiting";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const std::string metadata = *storage::ReadWholeFile(cluster.dir() + "/logs_node_" +
+                                                       std::to_string(leader) + "/metadata.txt");
+  EXPECT_EQ(metadata.find("commit_index 0\n"), std::string::npos) << metadata;
 }
 
 TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {

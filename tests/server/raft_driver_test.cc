@@ -146,6 +146,9 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
 
   // Stop every node, start them again from their directories: nothing acknowledged is lost.
   for (NodeId id = 0; id < 3; ++id) cluster.Stop(id);
+  // A clean stop records the commit index it reached.
+  const std::string metadata = *storage::ReadWholeFile(leader_dir + "/metadata.txt");
+  EXPECT_EQ(metadata.find("commit_index 0\n"), std::string::npos) << metadata;
   for (NodeId id = 0; id < 3; ++id) cluster.Start(id);
   leader = cluster.WaitForLeader();
   got = GetOn(cluster.driver(leader), "name1");

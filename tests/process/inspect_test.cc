@@ -1,0 +1,76 @@
+// raftkv-inspect run as a user would: valid, torn and damaged directories.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+struct Output {
+  int exit_code;
+  std::string text;
+};
+
+Output RunInspect(const std::string& args) {
+  Output out{-1, ""};
+  FILE* pipe = popen((std::string(RAFTKV_INSPECT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  char buffer[4096];
+  size_t got = 0;
+  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, got);
+  const int status = pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+class InspectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/raftkv-inspect-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    node_ = dir_ + "/logs_node_0";
+    std::filesystem::create_directories(node_);
+    Write("metadata.txt", "term 2\nvoted_for 0\ncommit_index 2\n");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(node_ + "/" + name, std::ios::trunc) << text;
+  }
+  std::string dir_, node_;
+};
+
+TEST_F(InspectTest, ValidDirectoryIsSummarised) {
+  Write("logs.txt", "NO-OP 1\nSET name1 Jaggu session=5:1 1\nNO-OP 2\n");
+  Output out = RunInspect(dir_);
+  EXPECT_EQ(out.exit_code, 0) << out.text;
+  EXPECT_NE(out.text.find("term 2, voted_for 0, commit_index 2"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("3 entries (2 NO-OP, 1 SET), terms 1..2, 1 sessions"), std::string::npos)
+      << out.text;
+  EXPECT_NE(out.text.find("SET name1 Jaggu session=5:1 1"), std::string::npos);
+}
+
+TEST_F(InspectTest, TornTailIsAWarningAndNothingChanges) {
+  const std::string torn = "NO-OP 1\nSET a b";
+  Write("logs.txt", torn);
+  Output out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 0) << out.text;
+  EXPECT_NE(out.text.find("WARNING"), std::string::npos);
+  std::ifstream file(node_ + "/logs.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(file), {}), torn) << "inspect wrote";
+}
+
+TEST_F(InspectTest, DamageIsReportedWithFileAndLine) {
+  Write("logs.txt", "NO-OP 1\nSET a\nNO-OP 2\n");
+  Output out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.text.find("logs.txt:2:"), std::string::npos) << out.text;
+  Write("logs.txt", "NO-OP 3\n");
+  out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.text.find("newer than metadata.txt"), std::string::npos) << out.text;
+  EXPECT_EQ(RunInspect("/nonexistent-raftkv").exit_code, 2);
+}
+
+}  // namespace
