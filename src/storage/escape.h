@@ -8,6 +8,7 @@
 // round-trips and a damaged token is reported rather than guessed at.
 #pragma once
 
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,13 @@
 namespace raftkv::storage {
 
 std::string Escape(std::string_view raw);
+// Parses a whole token as a decimal number (no sign, no spaces, nothing left over).
+template <typename Number>
+bool ParseNumber(std::string_view text, Number* out) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
 // Splits on every `separator`, keeping empty pieces (so "a  b" has an empty middle field).
 std::vector<std::string_view> Split(std::string_view text, char separator);
 absl::StatusOr<std::string> Unescape(std::string_view token);

@@ -3,20 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <charconv>
-
 #include "kv/command.h"
 #include "storage/escape.h"
 #include "storage/file_util.h"
 
 namespace raftkv::storage {
 namespace {
-
-template <typename Number>
-bool ParseNumber(std::string_view text, Number* out) {
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && !text.empty();
-}
 
 absl::Status LineError(const std::string& path, size_t line, std::string_view what) {
   return absl::DataLossError(path + ":" + std::to_string(line) + ": " + std::string(what));

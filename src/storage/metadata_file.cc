@@ -1,6 +1,5 @@
 #include "storage/metadata_file.h"
 
-#include <charconv>
 #include <vector>
 
 #include "storage/escape.h"
@@ -13,12 +12,6 @@ constexpr const char* kName = "metadata.txt";
 
 absl::Status LineError(const std::string& path, size_t line, const std::string& what) {
   return absl::DataLossError(path + ":" + std::to_string(line) + ": " + what);
-}
-
-template <typename Number>
-bool ParseNumber(std::string_view text, Number* out) {
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
 }  // namespace

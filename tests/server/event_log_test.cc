@@ -1,7 +1,9 @@
 #include "server/event_log.h"
 
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include "tests/common/temp_dir.h"
 
 #include <filesystem>
 
@@ -46,18 +48,7 @@ TEST(EventLog, QuietDropsOnlyPerHeartbeatLines) {
   EXPECT_NE(Render(Kind::kBecameLeader, 2, 7, Verbosity::kQuiet), "<none>");
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/raftkv-dump-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using raftkv::testing::TempDir;
 
 TEST(EventLog, BuffersUntilFlushThenAppends) {
   TempDir dir;

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include "tests/common/temp_dir.h"
 
 #include <filesystem>
 #include <fstream>
@@ -17,18 +19,7 @@ namespace {
 using raft::Entry;
 using raft::EntryType;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/raftkv-storage-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using raftkv::testing::TempDir;
 
 std::string RandomBytes(Rng& rng, size_t max_length) {
   std::string out;
