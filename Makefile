@@ -1,6 +1,7 @@
 # raftkv — top-level entry points. Everything real happens in CMake; this file only names the jobs.
-#   make run    install dependencies, build, and run a simulated 3-node cluster (the gRPC node
-#               server and client arrive with issues 3 and 4; `make run` will then start them)
+#   make run    install dependencies, build, start a local 3-node cluster and open the client prompt
+#               (no terminal: a scripted demo with a leader kill, then the cluster is stopped)
+#   make stop   stop the cluster `make run` started
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
@@ -10,7 +11,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run format clean
+.PHONY: all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -59,9 +60,10 @@ soak: build
 	@$(SIM) --seed 1 --seeds 1000 --nodes 7 --quiet
 
 run: build
-	@echo "raftkv: the node server and client are not built yet (issues 3 and 4)."
-	@echo "Running the consensus core in the deterministic simulator: 3 nodes, all faults."
-	@$(SIM) --seed $${SEED:-1} --nodes 3
+	@./scripts/run.sh
+
+stop:
+	@./scripts/raftkv-cluster down
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -1,6 +1,7 @@
 // raftkv-node: one node of a raftkv cluster.
 //
 //   raftkv-node <node_id> <addr0> <addr1> ... [--config config.ini] [--data-dir DIR]
+//   raftkv-node <node_id> --config config.ini      (addresses from its [cluster] NODES)
 //
 // Node ids are positions in the address list; this node listens on its own address and serves
 // both the peer service (Raft) and the client service (KV). SIGTERM or SIGINT stops it cleanly.
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/address.h"
 #include "server/grpc_transport.h"
 #include "server/node_config.h"
 #include "server/raft_driver.h"
@@ -35,7 +37,8 @@ int Run(int argc, char** argv) {
   std::string data_dir;
   app.add_option("node_id", node_id, "this node's position in the address list (0..N-1)")
       ->required();
-  app.add_option("addresses", addresses, "every node's host:port, in node-id order")->required();
+  app.add_option("addresses", addresses,
+                 "every node's host:port, in node-id order (default: [cluster] NODES of --config)");
   app.add_option("--config", config_path, "config.ini to read (default: built-in defaults)");
   app.add_option("--data-dir", data_dir, "overrides [storage] DATA_DIR");
   try {
@@ -43,16 +46,27 @@ int Run(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
-  if (node_id < 0 || node_id >= static_cast<int>(addresses.size())) {
-    return Fail("node_id " + std::to_string(node_id) + " is not a position in the list of " +
-                std::to_string(addresses.size()) + " addresses (valid: 0.." +
-                std::to_string(addresses.size() - 1) + ")");
-  }
   NodeConfig config;
   if (!config_path.empty()) {
     absl::StatusOr<NodeConfig> loaded = raftkv::server::LoadNodeConfig(config_path);
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *loaded;
+  }
+  if (addresses.empty()) addresses = config.nodes;
+  if (addresses.empty()) {
+    return Fail(
+        "no node addresses: list them after the node id, or set [cluster] NODES in the "
+        "file given with --config");
+  }
+  for (const std::string& address : addresses) {
+    if (absl::Status status = raftkv::CheckAddress(address); !status.ok()) {
+      return Fail(std::string(status.message()));
+    }
+  }
+  if (node_id < 0 || node_id >= static_cast<int>(addresses.size())) {
+    return Fail("node_id " + std::to_string(node_id) + " is not a position in the list of " +
+                std::to_string(addresses.size()) + " addresses (valid: 0.." +
+                std::to_string(addresses.size() - 1) + ")");
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
   config.raft.id = node_id;

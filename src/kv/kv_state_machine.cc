@@ -28,14 +28,21 @@ ApplyOutcome KvStateMachine::ApplySet(const SetCommand& command, uint64_t log_in
     }
     Touch(command.client_id, session, log_index);
   }
-  data_[command.key] = command.value;
+  StoredValue& stored = data_[command.key];
+  stored.value = command.value;
+  ++stored.version;
   return ApplyOutcome::kApplied;
 }
 
 std::optional<std::string> KvStateMachine::Get(const std::string& key) const {
+  const StoredValue* stored = Find(key);
+  if (stored == nullptr) return std::nullopt;
+  return stored->value;
+}
+
+const StoredValue* KvStateMachine::Find(const std::string& key) const {
   auto it = data_.find(key);
-  if (it == data_.end()) return std::nullopt;
-  return it->second;
+  return it == data_.end() ? nullptr : &it->second;
 }
 
 void KvStateMachine::Touch(uint64_t client_id, Session& session, uint64_t log_index) {

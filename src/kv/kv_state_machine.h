@@ -28,12 +28,21 @@ enum class ApplyOutcome {
   kSessionExpired,  // unknown session with sequence > 1: nothing changed
 };
 
+// A key's current value and how many SETs have been applied to it (etcd calls this the key's
+// version): a retried SET that was deduplicated leaves the version alone, which makes "applied
+// exactly once" observable from outside.
+struct StoredValue {
+  std::string value;
+  uint64_t version = 0;
+};
+
 class KvStateMachine {
  public:
   explicit KvStateMachine(size_t max_sessions = 100'000) : max_sessions_(max_sessions) {}
 
   ApplyOutcome ApplySet(const SetCommand& command, uint64_t log_index);
   std::optional<std::string> Get(const std::string& key) const;
+  const StoredValue* Find(const std::string& key) const;  // nullptr when absent
   size_t size() const { return data_.size(); }
   size_t session_count() const { return sessions_.size(); }
 
@@ -50,7 +59,7 @@ class KvStateMachine {
   void Touch(uint64_t client_id, Session& session, uint64_t log_index);
 
   size_t max_sessions_;
-  std::unordered_map<std::string, std::string> data_;
+  std::unordered_map<std::string, StoredValue> data_;
   std::unordered_map<uint64_t, Session> sessions_;
   std::map<uint64_t, uint64_t> sessions_by_last_use_;  // last_used_index -> client_id
 };

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 
+#include "common/address.h"
 #include "storage/file_util.h"
 
 namespace raftkv::server {
@@ -92,6 +93,15 @@ const std::map<std::string, Setter>& Setters() {
                                                         static_cast<int>(n);
                                                     return absl::OkStatus();
                                                   })},
+      {"cluster.NODES",
+       [](NodeConfig& c, const std::string& text) -> absl::Status {
+         c.nodes.clear();
+         if (text.empty()) return absl::OkStatus();  // addresses come from the command line
+         absl::StatusOr<std::vector<std::string>> nodes = ParseAddressList(text);
+         if (!nodes.ok()) return nodes.status();
+         c.nodes = *nodes;
+         return absl::OkStatus();
+       }},
       {"storage.DATA_DIR",
        [](NodeConfig& c, const std::string& text) {
          if (text.empty()) return absl::InvalidArgumentError("must not be empty");

@@ -1,6 +1,9 @@
 // config.ini: every tunable of a raftkv node, parsed and validated at start-up. Unknown keys, bad
 // values and impossible combinations are refused with a message naming the key.
 //
+//   [cluster]
+//   NODES =                        host:port,host:port,… in node-id order (optional: the command
+//                                  line may give them instead; the raftkv client reads them too)
 //   [raft]
 //   LEASE_DURATION = 400ms         durations take a unit: ns, us, ms, s, m (2.5s is fine)
 //   HEARTBEAT_INTERVAL = 50ms
@@ -24,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "raft/config.h"
@@ -33,7 +37,8 @@ namespace raftkv::server {
 enum class Verbosity { kQuiet, kNormal, kVerbose };
 
 struct NodeConfig {
-  raft::RaftConfig raft;  // id and cluster_size come from the command line
+  raft::RaftConfig raft;           // id and cluster_size come from the command line
+  std::vector<std::string> nodes;  // [cluster] NODES; empty when not given
   std::string data_dir = "data";
   Verbosity verbosity = Verbosity::kNormal;
   bool log_to_stdout = true;

@@ -104,9 +104,11 @@ void RaftDriver::Post(Input input) {
       if (auto* request = std::get_if<PeerRequest>(&input)) {
         request->reply(std::nullopt);
       } else if (auto* set = std::get_if<SetRequest>(&input)) {
-        set->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
+        set->done(ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down",
+                                         kNoNode));
       } else if (auto* get = std::get_if<GetRequest>(&input)) {
-        get->done({ClientResult::Kind::kRejected, std::nullopt, "node shutting down", kNoNode});
+        get->done(ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down",
+                                         kNoNode));
       }
       return;
     }
@@ -195,12 +197,14 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
                 std::to_string(config_.max_value_bytes) + ")";
     }
     if (!invalid.empty()) {
-      set->done({ClientResult::Kind::kRejected, std::nullopt, invalid, node_->leader_id()});
+      set->done(ClientResult::Rejected(ClientResult::Reason::kInvalidArgument, invalid,
+                                       node_->leader_id()));
       return;
     }
     raft::ProposeResult proposal = node_->Propose(kv::EncodeSet(command), now);
     if (!proposal.accepted) {
-      set->done({ClientResult::Kind::kRejected, std::nullopt, "not leader", proposal.leader_hint});
+      set->done(ClientResult::Rejected(ClientResult::Reason::kNotLeader, "not leader",
+                                       proposal.leader_hint));
       return;
     }
     events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
@@ -209,11 +213,14 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     const raft::LeaseReadResult read = node_->LeaseRead(now);
     if (read.ok() && node_->applied_index() >= read.read_index) {
-      get->done({ClientResult::Kind::kOk, kv_.Get(get->key), "", config_.raft.id});
+      const kv::StoredValue* stored = kv_.Find(get->key);
+      get->done(ClientResult::Ok(stored ? std::optional(*stored) : std::nullopt, config_.raft.id));
     } else {
-      get->done({ClientResult::Kind::kRejected, std::nullopt,
-                 read.ok() ? "leader still applying; retry shortly" : RefusalText(read.refusal),
-                 read.leader_hint});
+      const bool not_leader = read.refusal == raft::ReadRefusal::kNotLeader;
+      get->done(ClientResult::Rejected(
+          not_leader ? ClientResult::Reason::kNotLeader : ClientResult::Reason::kRetryLater,
+          read.ok() ? "leader still applying; retry shortly" : RefusalText(read.refusal),
+          read.leader_hint));
     }
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {
     status->done(NodeStatus{config_.raft.id, node_->role(), node_->term(), node_->leader_id(),
@@ -292,14 +299,15 @@ void RaftDriver::Apply(const raft::Entry& entry) {
   Pending pending = std::move(it->second);
   pending_.erase(it);
   if (entry.term != pending.term) {
-    pending.done({ClientResult::Kind::kUnknown, std::nullopt,
-                  "another leader's entry took this log position; outcome unknown, retry",
-                  node_->leader_id()});
+    pending.done(ClientResult::Unknown(
+        "another leader's entry took this log position; outcome unknown, retry",
+        node_->leader_id()));
   } else if (outcome == kv::ApplyOutcome::kSessionExpired) {
-    pending.done({ClientResult::Kind::kRejected, std::nullopt,
-                  "client session expired; start a new session", config_.raft.id});
+    pending.done(ClientResult::Rejected(ClientResult::Reason::kSessionExpired,
+                                        "client session expired; start a new session",
+                                        config_.raft.id));
   } else {
-    pending.done({ClientResult::Kind::kOk, std::nullopt, "", config_.raft.id});
+    pending.done(ClientResult::Ok(std::nullopt, config_.raft.id));
   }
 }
 
@@ -307,8 +315,7 @@ void RaftDriver::FailPending(const std::string& why) {
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [index, request] : pending) {
-    request.done({ClientResult::Kind::kUnknown, std::nullopt, why + "; outcome unknown, retry",
-                  node_->leader_id()});
+    request.done(ClientResult::Unknown(why + "; outcome unknown, retry", node_->leader_id()));
   }
 }
 

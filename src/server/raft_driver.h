@@ -40,11 +40,30 @@ class PeerTransport {
 struct ClientResult {
   enum class Kind {
     kOk,        // applied (SET) or read (GET)
-    kRejected,  // certainly not applied: `error` says why, `leader_hint` may help
+    kRejected,  // certainly not applied: `reason` and `error` say why, `leader_hint` may help
     kUnknown,   // proposed, fate unknown (leadership lost or shutting down): retry same seq
   };
+  enum class Reason {
+    kNone,
+    kNotLeader,
+    kRetryLater,
+    kInvalidArgument,
+    kSessionExpired,
+    kShuttingDown
+  };
+  static ClientResult Ok(std::optional<kv::StoredValue> value, NodeId self) {
+    return {Kind::kOk, Reason::kNone, std::move(value), "", self};
+  }
+  static ClientResult Rejected(Reason reason, std::string error, NodeId leader_hint) {
+    return {Kind::kRejected, reason, std::nullopt, std::move(error), leader_hint};
+  }
+  static ClientResult Unknown(std::string error, NodeId leader_hint) {
+    return {Kind::kUnknown, Reason::kNone, std::nullopt, std::move(error), leader_hint};
+  }
+
   Kind kind = Kind::kRejected;
-  std::optional<std::string> value;  // GET
+  Reason reason = Reason::kNone;
+  std::optional<kv::StoredValue> value;  // GET of a present key
   std::string error;
   NodeId leader_hint = kNoNode;
 };

@@ -13,6 +13,24 @@ std::optional<T> WaitFor(std::future<T>& future, Duration timeout) {
   return future.get();
 }
 
+ServeClientReply::ErrorCode ToErrorCode(ClientResult::Reason reason) {
+  switch (reason) {
+    case ClientResult::Reason::kNone:
+      return ServeClientReply::NONE;
+    case ClientResult::Reason::kNotLeader:
+      return ServeClientReply::NOT_LEADER;
+    case ClientResult::Reason::kRetryLater:
+      return ServeClientReply::RETRY_LATER;
+    case ClientResult::Reason::kInvalidArgument:
+      return ServeClientReply::INVALID_ARGUMENT;
+    case ClientResult::Reason::kSessionExpired:
+      return ServeClientReply::SESSION_EXPIRED;
+    case ClientResult::Reason::kShuttingDown:
+      return ServeClientReply::SHUTTING_DOWN;
+  }
+  return ServeClientReply::NONE;
+}
+
 }  // namespace
 
 RaftService::RaftService(RaftDriver* driver, NodeId self, int cluster_size, Duration timeout)
@@ -82,9 +100,11 @@ grpc::Status KvService::ServeClient(grpc::ServerContext*, const ServeClientArgs*
   }
   reply->set_success(result->kind == ClientResult::Kind::kOk);
   reply->set_error(result->error);
+  reply->set_error_code(ToErrorCode(result->reason));
   if (result->value) {
     reply->set_found(true);
-    reply->set_data(*result->value);
+    reply->set_data(result->value->value);
+    reply->set_version(result->value->version);
   }
   if (result->leader_hint != kNoNode) {
     reply->set_leader_id(std::to_string(result->leader_hint));

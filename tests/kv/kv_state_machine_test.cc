@@ -43,6 +43,10 @@ TEST(KvStateMachine, RetriedSetIsAppliedOnce) {
   EXPECT_EQ(sm.ApplySet({"b", "y", 9, 4}, 5), ApplyOutcome::kApplied);
   EXPECT_EQ(sm.ApplySet({"b", "x", 9, 5}, 6), ApplyOutcome::kDuplicate);
   EXPECT_EQ(sm.Get("b"), "y");
+  // The version counts applied SETs only: the three duplicates above left it alone.
+  EXPECT_EQ(sm.Find("a")->version, 2u);
+  EXPECT_EQ(sm.Find("b")->version, 2u);
+  EXPECT_EQ(sm.Find("missing"), nullptr);
 }
 
 TEST(KvStateMachine, NoSessionMeansNoDeduplication) {

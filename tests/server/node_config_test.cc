@@ -18,6 +18,8 @@ TEST(NodeConfig, ParsesEverySection) {
       "MAX_CLOCK_DRIFT = 0.02\n"
       "[storage]\n"
       "DATA_DIR = /var/lib/raftkv\n"
+      "[cluster]\n"
+      "NODES = 10.0.0.1:7000, 10.0.0.2:7000,10.0.0.3:7000\n"
       "[logging]\n"
       "VERBOSITY = verbose\n"
       "STDOUT = false\n"
@@ -32,6 +34,8 @@ TEST(NodeConfig, ParsesEverySection) {
   EXPECT_EQ(config->raft.election_timeout_max, milliseconds(10000));
   EXPECT_DOUBLE_EQ(config->raft.max_clock_drift, 0.02);
   EXPECT_EQ(config->data_dir, "/var/lib/raftkv");
+  EXPECT_EQ(config->nodes,
+            (std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"}));
   EXPECT_EQ(config->verbosity, Verbosity::kVerbose);
   EXPECT_FALSE(config->log_to_stdout);
   EXPECT_EQ(config->dump_max_bytes, 8 << 20);
@@ -53,6 +57,9 @@ TEST(NodeConfig, ErrorsNameTheKey) {
       {"[logging]\nVERBOSITY = loud\n", "VERBOSITY"},
       {"[limits]\nMAX_VALUE_BYTES = 1TB\n", "MAX_VALUE_BYTES"},
       {"[raft]\nthis line is broken\n", "config.ini:2"},
+      {"[cluster]\nNODES = 127.0.0.1:1,localhost\n",
+       "[cluster] NODES: bad node address 'localhost'"},
+      {"[cluster]\nNODES = 127.0.0.1:99999\n", "port must be a number in 1..65535"},
   };
   for (const auto& c : cases) {
     auto config = ParseNodeConfig(c.text, "config.ini");
@@ -113,6 +120,7 @@ TEST(NodeConfig, ShippedConfigIsTheDefaults) {
   EXPECT_EQ(shipped->raft.max_entries_per_append, defaults.raft.max_entries_per_append);
   EXPECT_EQ(shipped->raft.max_inflight_appends, defaults.raft.max_inflight_appends);
   EXPECT_EQ(shipped->data_dir, defaults.data_dir);
+  EXPECT_EQ(shipped->nodes, defaults.nodes);
   EXPECT_EQ(shipped->verbosity, defaults.verbosity);
   EXPECT_EQ(shipped->dump_max_bytes, defaults.dump_max_bytes);
   EXPECT_EQ(shipped->max_key_bytes, defaults.max_key_bytes);

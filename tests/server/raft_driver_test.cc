@@ -96,7 +96,8 @@ ClientResult GetOn(RaftDriver& driver, const std::string& key) {
   ClientResult result;
   for (int i = 0; i < 100; ++i) {
     result = Call([&](ClientCallback done) { driver.Get(key, std::move(done)); });
-    if (result.kind == ClientResult::Kind::kOk || result.error == "not leader") break;
+    if (result.kind == ClientResult::Kind::kOk || result.reason == ClientResult::Reason::kNotLeader)
+      break;
     std::this_thread::sleep_for(milliseconds(10));
   }
   return result;
@@ -110,20 +111,23 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
             ClientResult::Kind::kOk);
   ClientResult got = GetOn(cluster.driver(leader), "greeting");
   ASSERT_EQ(got.kind, ClientResult::Kind::kOk) << got.error;
-  EXPECT_EQ(got.value, "hello world");
+  EXPECT_EQ(got.value->value, "hello world");
 
   // Followers redirect.
   const NodeId follower = (leader + 1) % 3;
   ClientResult redirected = GetOn(cluster.driver(follower), "greeting");
   EXPECT_EQ(redirected.kind, ClientResult::Kind::kRejected);
   EXPECT_EQ(redirected.error, "not leader");
+  EXPECT_EQ(redirected.reason, ClientResult::Reason::kNotLeader);
   EXPECT_EQ(redirected.leader_hint, leader);
   ClientResult refused = SetOn(cluster.driver(follower), "x", "y");
   EXPECT_EQ(refused.kind, ClientResult::Kind::kRejected);
   EXPECT_EQ(refused.leader_hint, leader);
 
   // Bad input changes nothing.
-  EXPECT_NE(SetOn(cluster.driver(leader), "", "v").error.find("key is empty"), std::string::npos);
+  ClientResult empty_key = SetOn(cluster.driver(leader), "", "v");
+  EXPECT_NE(empty_key.error.find("key is empty"), std::string::npos);
+  EXPECT_EQ(empty_key.reason, ClientResult::Reason::kInvalidArgument);
   EXPECT_NE(SetOn(cluster.driver(leader), std::string(5000, 'k'), "v").error.find("MAX_KEY_BYTES"),
             std::string::npos);
 
@@ -131,7 +135,8 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "bye", 42, 2).kind, ClientResult::Kind::kOk);
   ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", 42, 1).kind,
             ClientResult::Kind::kOk);
-  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value, "bye");
+  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
+  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->version, 2u);  // the retry: no-op
 
   // The files say what happened.
   const std::string leader_dir = cluster.dir() + "/logs_node_" + std::to_string(leader);
@@ -153,12 +158,12 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   leader = cluster.WaitForLeader();
   got = GetOn(cluster.driver(leader), "name1");
   ASSERT_EQ(got.kind, ClientResult::Kind::kOk) << got.error;
-  EXPECT_EQ(got.value, "Jaggu");
-  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value, "bye");
+  EXPECT_EQ(got.value->value, "Jaggu");
+  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
   // The session table was rebuilt from the log: the old retry is still recognised.
   ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", 42, 1).kind,
             ClientResult::Kind::kOk);
-  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value, "bye");
+  EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
 }
 
 }  // namespace

@@ -1,0 +1,385 @@
+#include "client/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <future>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "client/retry_timer.h"
+#include "client/session.h"
+#include "common/address.h"
+#include "common/mutex.h"
+#include "kv/kv_state_machine.h"
+#include "raftkv.grpc.pb.h"
+
+namespace raftkv::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string FormatMillis(Millis duration) {
+  if (duration.count() % 1000 == 0) return absl::StrCat(duration.count() / 1000, "s");
+  return absl::StrCat(duration.count(), "ms");
+}
+
+// One GET or SET from the caller's call to its answer, across all its attempts.
+struct Operation {
+  ServeClientArgs request;
+  Clock::time_point deadline;
+  Millis deadline_length;
+  std::function<void(absl::Status, GetResult)> done;
+  SessionTicket ticket;  // SET only
+
+  int attempts = 0;
+  int target = -1;
+  int failures_in_a_row = 0;  // drives the backoff
+  int redirects_in_a_row = 0;
+  bool any_node_answered = false;
+  std::string last_error;
+
+  // The attempt in flight.
+  std::unique_ptr<grpc::ClientContext> context;
+  ServeClientReply reply;
+
+  bool is_set() const { return request.op() == ServeClientArgs::SET; }
+};
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  explicit Impl(ClientOptions options)
+      : options_(std::move(options)),
+        session_(kv::KvStateMachine::kSequenceWindow),
+        random_(std::random_device{}()) {
+    grpc::ChannelArguments args;
+    // Reconnect quickly to a node that comes back: failover should not wait on gRPC's default
+    // backoff of up to two minutes.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    for (const std::string& address : options_.addresses) {
+      stubs_.push_back(KV::NewStub(
+          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+    }
+    next_node_ = static_cast<int>(random_() % stubs_.size());
+  }
+
+  ~Impl() {
+    shutting_down_.store(true);
+    timer_.Stop();  // calls waiting to retry finish now, as cancelled
+    MutexLock lock(&mu_);
+    while (operations_ > 0) idle_.wait(mu_);
+  }
+
+  void Start(ServeClientArgs request, CallOptions call,
+             std::function<void(absl::Status, GetResult)> done) {
+    auto op = std::make_shared<Operation>();
+    op->request = std::move(request);
+    op->deadline_length = call.deadline.value_or(options_.deadline);
+    op->deadline = Clock::now() + op->deadline_length;
+    op->done = std::move(done);
+    if (op->request.key().empty()) {
+      op->done(absl::InvalidArgumentError("the key is empty"), {});
+      return;
+    }
+    {
+      MutexLock lock(&mu_);
+      ++operations_;
+    }
+    if (!op->is_set()) return Attempt(op);
+    session_.Acquire([this, op](SessionTicket ticket) {
+      op->ticket = ticket;
+      op->request.set_client_id(ticket.client_id);
+      op->request.set_sequence(ticket.sequence);
+      Attempt(op);
+    });
+  }
+
+  std::vector<NodeStatus> ClusterStatus(Millis timeout);
+  int known_leader() const { return leader_.load(); }
+  const std::vector<std::string>& addresses() const { return options_.addresses; }
+
+ private:
+  void Attempt(const std::shared_ptr<Operation>& op) {
+    if (shutting_down_.load()) {
+      return Finish(op, absl::CancelledError("the client was shut down before the call finished"));
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= op->deadline) return Finish(op, DeadlineError(*op));
+    op->target = PickTarget(op->target);
+    ++op->attempts;
+    op->reply.Clear();
+    op->context = std::make_unique<grpc::ClientContext>();
+    // gRPC takes wall-clock deadlines; the call's own deadline stays on the steady clock.
+    const auto rpc_budget = std::min(op->deadline - now, Clock::duration(options_.rpc_timeout));
+    op->context->set_deadline(std::chrono::system_clock::now() + rpc_budget);
+    stubs_[op->target]->async()->ServeClient(
+        op->context.get(), &op->request, &op->reply,
+        [this, op](grpc::Status status) { OnReply(op, status); });
+  }
+
+  void OnReply(const std::shared_ptr<Operation>& op, const grpc::Status& status) {
+    const int target = op->target;
+    const std::string who =
+        absl::StrCat("node ", target, " (", options_.addresses[static_cast<size_t>(target)], ")");
+    if (!status.ok()) {
+      op->last_error = absl::StrCat(who, ": ", status.error_message());
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+          status.error_message().find("outcome unknown") != std::string::npos) {
+        // The node answered: it proposed the SET but could not learn its fate in time. Retry
+        // (same sequence), starting with the same node, which is probably still the leader.
+        op->any_node_answered = true;
+        return RetryLater(op, target);
+      }
+      ForgetLeader(target);
+      return RetryLater(op, -1);
+    }
+    op->any_node_answered = true;
+    const ServeClientReply& reply = op->reply;
+    if (reply.success()) {
+      if (op->is_set() && options_.drop_set_reply_for_testing &&
+          options_.drop_set_reply_for_testing(op->request.sequence(), op->attempts)) {
+        op->last_error = absl::StrCat(who, ": reply dropped by the test's fault injection");
+        return RetryLater(op, target);
+      }
+      NoteLeader(target);
+      GetResult result;
+      result.found = reply.found();
+      result.value = reply.data();
+      result.version = reply.version();
+      return Finish(op, absl::OkStatus(), std::move(result));
+    }
+    op->last_error = absl::StrCat(who, ": ", reply.error());
+    switch (reply.error_code()) {
+      case ServeClientReply::INVALID_ARGUMENT:
+        return Finish(op, absl::InvalidArgumentError(reply.error()));
+      case ServeClientReply::SESSION_EXPIRED:
+        return Finish(
+            op,
+            absl::AbortedError("the cluster no longer knows this client's session, so whether the "
+                               "SET was applied is unknown; later calls use a new session"),
+            {}, ClientSession::Outcome::kExpired);
+      case ServeClientReply::RETRY_LATER:
+        NoteLeader(target);
+        return RetryLater(op, target);
+      case ServeClientReply::NOT_LEADER:
+      case ServeClientReply::SHUTTING_DOWN:
+      default: {
+        ForgetLeader(target);
+        const int hint = ParseNodeId(reply.leader_id());
+        // Follow a fresh hint at once; after a few redirects without success (hints racing an
+        // election) fall back to backing off.
+        if (hint >= 0 && hint != target && op->redirects_in_a_row < 3) {
+          NoteLeader(hint);
+          ++op->redirects_in_a_row;
+          op->target = hint;
+          return Attempt(op);
+        }
+        return RetryLater(op, hint >= 0 && hint != target ? hint : -1);
+      }
+    }
+  }
+
+  // Waits (exponential backoff, equal jitter) and tries again, at `next_target` or, for -1, at
+  // the leader if one is known and otherwise at the next node in turn.
+  void RetryLater(const std::shared_ptr<Operation>& op, int next_target) {
+    op->redirects_in_a_row = 0;
+    const int exponent = std::min(op->failures_in_a_row++, 16);
+    const int64_t ceiling = std::min<int64_t>(
+        options_.backoff_max.count(), options_.backoff_initial.count() * (int64_t{1} << exponent));
+    int64_t wait_ms = ceiling / 2;
+    {
+      MutexLock lock(&mu_);
+      wait_ms += static_cast<int64_t>(random_() % static_cast<uint64_t>(ceiling / 2 + 1));
+    }
+    // Try once more right at the deadline rather than give up early.
+    const Clock::time_point when = std::min(op->deadline, Clock::now() + Millis(wait_ms));
+    op->target = next_target;
+    timer_.At(when, [this, op] { Attempt(op); });
+  }
+
+  int PickTarget(int requested) {
+    if (requested >= 0) return requested;
+    const int leader = leader_.load();
+    if (leader >= 0) return leader;
+    MutexLock lock(&mu_);
+    next_node_ = (next_node_ + 1) % static_cast<int>(stubs_.size());
+    return next_node_;
+  }
+
+  int ParseNodeId(const std::string& text) const {
+    int id = -1;
+    if (text.empty() ||
+        std::from_chars(text.data(), text.data() + text.size(), id).ptr !=
+            text.data() + text.size() ||
+        id < 0 || id >= static_cast<int>(stubs_.size())) {
+      return -1;
+    }
+    return id;
+  }
+
+  void NoteLeader(int id) { leader_.store(id); }
+  void ForgetLeader(int id) {
+    int expected = id;
+    leader_.compare_exchange_strong(expected, -1);
+  }
+
+  absl::Status DeadlineError(const Operation& op) const {
+    const std::string tried = absl::StrCat(op.attempts, " attempt", op.attempts == 1 ? "" : "s");
+    if (!op.any_node_answered) {
+      return absl::UnavailableError(absl::StrCat(
+          "cluster unavailable: no node answered within ", FormatMillis(op.deadline_length), " (",
+          tried, "; last error: ", op.last_error.empty() ? "none" : op.last_error,
+          "). Check the addresses and that the nodes are running."));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "no success within ", FormatMillis(op.deadline_length), " (", tried, "); last reason: ",
+        op.last_error, op.is_set() ? ". The SET may or may not have been applied." : ""));
+  }
+
+  void Finish(const std::shared_ptr<Operation>& op, absl::Status status, GetResult result = {},
+              std::optional<ClientSession::Outcome> outcome = std::nullopt) {
+    if (op->is_set()) {
+      session_.Release(op->ticket,
+                       outcome.value_or(status.ok() ? ClientSession::Outcome::kApplied
+                                                    : ClientSession::Outcome::kUnknown));
+    }
+    op->done(std::move(status), std::move(result));
+    op->done = nullptr;  // the callback may own resources the caller wants released now
+    MutexLock lock(&mu_);
+    if (--operations_ == 0) idle_.notify_all();
+  }
+
+  const ClientOptions options_;
+  std::vector<std::unique_ptr<KV::Stub>> stubs_;
+  ClientSession session_;
+  std::atomic<int> leader_{-1};
+  std::atomic<bool> shutting_down_{false};
+
+  Mutex mu_;
+  CondVar idle_;
+  int64_t operations_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
+  int next_node_ ABSL_GUARDED_BY(mu_) = 0;
+
+  RetryTimer timer_;  // last: stopped (in ~Impl) before anything it calls back into goes away
+};
+
+std::vector<NodeStatus> Client::Impl::ClusterStatus(Millis timeout) {
+  struct Query {
+    grpc::ClientContext context;
+    StatusArgs args;
+    StatusReply reply;
+    std::promise<grpc::Status> done;
+  };
+  std::vector<std::unique_ptr<Query>> queries;
+  const auto deadline = std::chrono::system_clock::now() + timeout;
+  for (size_t id = 0; id < stubs_.size(); ++id) {
+    auto query = std::make_unique<Query>();
+    query->context.set_deadline(deadline);
+    Query* raw = query.get();
+    stubs_[id]->async()->Status(&raw->context, &raw->args, &raw->reply,
+                                [raw](grpc::Status status) { raw->done.set_value(status); });
+    queries.push_back(std::move(query));
+  }
+  std::vector<NodeStatus> nodes;
+  for (size_t id = 0; id < queries.size(); ++id) {
+    NodeStatus node;
+    node.id = static_cast<int>(id);
+    node.address = options_.addresses[id];
+    const grpc::Status status = queries[id]->done.get_future().get();
+    if (!status.ok()) {
+      node.error = absl::UnavailableError(status.error_message());
+    } else {
+      const StatusReply& reply = queries[id]->reply;
+      node.role = reply.role();
+      node.term = reply.term();
+      node.leader = ParseNodeId(reply.leader_id());
+      node.commit_index = reply.commit_index();
+      node.last_applied = reply.last_applied();
+      node.last_log_index = reply.last_log_index();
+      node.lease_remaining_ms = reply.lease_remaining_ms();
+      if (node.role == "leader") NoteLeader(node.id);
+    }
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  if (options.addresses.empty()) {
+    return absl::InvalidArgumentError("no node addresses given: expected host:port,host:port,…");
+  }
+  for (const std::string& address : options.addresses) {
+    if (absl::Status status = CheckAddress(address); !status.ok()) return status;
+  }
+  const Millis zero{0};
+  if (options.deadline <= zero || options.rpc_timeout <= zero || options.backoff_initial <= zero ||
+      options.backoff_max < options.backoff_initial) {
+    return absl::InvalidArgumentError(
+        "deadline, rpc_timeout and backoff_initial must be positive, and backoff_max at least "
+        "backoff_initial");
+  }
+  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(options))));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+void Client::SetAsync(std::string_view key, std::string_view value,
+                      std::function<void(absl::Status)> done, CallOptions options) {
+  ServeClientArgs request;
+  request.set_op(ServeClientArgs::SET);
+  request.set_key(std::string(key));
+  request.set_value(std::string(value));
+  impl_->Start(
+      std::move(request), options,
+      [done = std::move(done)](absl::Status status, GetResult) { done(std::move(status)); });
+}
+
+void Client::GetAsync(std::string_view key, std::function<void(absl::StatusOr<GetResult>)> done,
+                      CallOptions options) {
+  ServeClientArgs request;
+  request.set_op(ServeClientArgs::GET);
+  request.set_key(std::string(key));
+  impl_->Start(std::move(request), options,
+               [done = std::move(done)](absl::Status status, GetResult result) {
+                 if (status.ok()) {
+                   done(std::move(result));
+                 } else {
+                   done(std::move(status));
+                 }
+               });
+}
+
+absl::Status Client::Set(std::string_view key, std::string_view value, CallOptions options) {
+  // Shared: the callback may still be inside set_value when get() returns here.
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> future = promise->get_future();
+  SetAsync(
+      key, value, [promise](absl::Status status) { promise->set_value(std::move(status)); },
+      options);
+  return future.get();
+}
+
+absl::StatusOr<GetResult> Client::Get(std::string_view key, CallOptions options) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<GetResult>>>();
+  std::future<absl::StatusOr<GetResult>> future = promise->get_future();
+  GetAsync(
+      key, [promise](absl::StatusOr<GetResult> result) { promise->set_value(std::move(result)); },
+      options);
+  return future.get();
+}
+
+std::vector<NodeStatus> Client::ClusterStatus(Millis timeout) {
+  return impl_->ClusterStatus(timeout);
+}
+int Client::known_leader() const { return impl_->known_leader(); }
+const std::vector<std::string>& Client::addresses() const { return impl_->addresses(); }
+
+}  // namespace raftkv::client

@@ -1,0 +1,121 @@
+// raftkv's C++ client library: GET and SET against a raftkv cluster, with leader tracking,
+// redirects, retries and exactly-once SETs. docs/api.md documents it with examples.
+//
+//   absl::StatusOr<std::unique_ptr<raftkv::client::Client>> client =
+//       raftkv::client::Client::Create({.addresses = {"127.0.0.1:50051", "127.0.0.1:50052",
+//                                                     "127.0.0.1:50053"}});
+//   absl::Status set = (*client)->Set("greeting", "hello world");
+//   absl::StatusOr<raftkv::client::GetResult> got = (*client)->Get("greeting");
+//
+// Every call retries until it succeeds or its deadline passes: it goes to the node it believes is
+// leader, follows the leader hints that nodes give, tries the other nodes when there is no hint,
+// and backs off exponentially with jitter between rounds. Each RPC has its own timeout, so one
+// frozen node cannot hold a call for its whole deadline.
+//
+// Exactly-once SETs: the client owns a session (a random 64-bit id) and numbers its SETs; a
+// retried SET keeps its number, so a SET that committed but whose reply was lost is deduplicated
+// by the cluster instead of applied twice.
+//
+// Thread-safety: every method may be called from any number of threads at once. The callbacks of
+// the asynchronous calls run on the library's threads: keep them short, and never wait in one for
+// another call of the same client.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace raftkv::client {
+
+using Millis = std::chrono::milliseconds;
+
+struct ClientOptions {
+  // Every node's host:port in node-id order: the same list the nodes were started with.
+  std::vector<std::string> addresses;
+  // How long a call keeps trying, unless the call says otherwise (CallOptions).
+  Millis deadline{10'000};
+  // The timeout of each single RPC within a call.
+  Millis rpc_timeout{1'000};
+  // Waits between retries grow from backoff_initial, doubling, up to backoff_max; each wait is
+  // drawn at random from [half, all] of that ("equal jitter"), so clients do not retry in step.
+  Millis backoff_initial{10};
+  Millis backoff_max{500};
+  // Test-only fault injection: called with every successful SET reply before it is used; if it
+  // returns true the reply is thrown away as if the network had lost it, and the SET is retried.
+  std::function<bool(uint64_t sequence, int attempt)> drop_set_reply_for_testing;
+};
+
+struct CallOptions {
+  std::optional<Millis> deadline;  // overrides ClientOptions::deadline for this call
+};
+
+struct GetResult {
+  bool found = false;
+  std::string value;     // empty when not found
+  uint64_t version = 0;  // how many SETs have been applied to the key (0 when not found)
+};
+
+// One node's answer to a status query, or why it gave none.
+struct NodeStatus {
+  int id = 0;
+  std::string address;
+  absl::Status error;  // not OK: the node did not answer; the fields below are unset
+  std::string role;    // "leader", "follower" or "candidate"
+  uint64_t term = 0;
+  int leader = -1;  // the leader this node knows of, -1 for none
+  uint64_t commit_index = 0;
+  uint64_t last_applied = 0;
+  uint64_t last_log_index = 0;
+  int64_t lease_remaining_ms = 0;
+};
+
+// Errors, by absl::StatusCode:
+//   kInvalidArgument   the request can never succeed (empty or too long key, too long value).
+//   kDeadlineExceeded  no success before the deadline; the message gives the last reason. A SET
+//                      that ends so may or may not have been applied.
+//   kUnavailable       no node answered at all before the deadline (wrong addresses, all down).
+//   kAborted           the cluster forgot this client's session (it keeps a bounded number), so
+//                      whether the SET was applied is unknown; later calls use a new session.
+//   kCancelled         the client was destroyed while the call was waiting to retry.
+class Client {
+ public:
+  // Checks the options (addresses of the form host:port, positive timeouts).
+  static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
+  // Waits for calls in flight to finish (each within its current RPC timeout); calls waiting to
+  // retry end with kCancelled.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  absl::Status Set(std::string_view key, std::string_view value, CallOptions options = {});
+  absl::StatusOr<GetResult> Get(std::string_view key, CallOptions options = {});
+
+  // The same, without waiting: `done` is called exactly once, on one of the library's threads.
+  // Any number of calls may be in flight at once.
+  void SetAsync(std::string_view key, std::string_view value,
+                std::function<void(absl::Status)> done, CallOptions options = {});
+  void GetAsync(std::string_view key, std::function<void(absl::StatusOr<GetResult>)> done,
+                CallOptions options = {});
+
+  // Asks every node for its status, in parallel; `timeout` bounds the whole query.
+  std::vector<NodeStatus> ClusterStatus(Millis timeout = Millis{1'000});
+
+  // The node this client currently believes is leader, or -1.
+  int known_leader() const;
+  const std::vector<std::string>& addresses() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace raftkv::client
