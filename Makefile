@@ -42,14 +42,17 @@ test-asan: build-asan
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 20 --nodes 5 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 10 --nodes 7 --quiet
 
-# The threaded server code under ThreadSanitizer (the core and simulator are single-threaded).
+# The threaded code under ThreadSanitizer (the core and simulator are single-threaded): the server
+# tests, and the client library against TSan-built node processes.
 build-tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target server_test
+	@cmake --build build-tsan -j $(JOBS) --target server_test client_test client_process_test
 
 test-tsan: export TSAN_OPTIONS = halt_on_error=1 second_deadlock_stack=1
 test-tsan: build-tsan
 	@build-tsan/tests/server_test --gtest_brief=1
+	@build-tsan/tests/client_test --gtest_brief=1
+	@build-tsan/tests/client_process_test --gtest_brief=1
 
 sim: build
 	@$(SIM) --seed 1 --seeds 300 --nodes 5 --quiet

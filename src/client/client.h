@@ -39,7 +39,7 @@ using Millis = std::chrono::milliseconds;
 
 struct ClientOptions {
   // Every node's host:port in node-id order: the same list the nodes were started with.
-  std::vector<std::string> addresses;
+  std::vector<std::string> addresses = {};
   // How long a call keeps trying, unless the call says otherwise (CallOptions).
   Millis deadline{10'000};
   // The timeout of each single RPC within a call.
@@ -50,11 +50,11 @@ struct ClientOptions {
   Millis backoff_max{500};
   // Test-only fault injection: called with every successful SET reply before it is used; if it
   // returns true the reply is thrown away as if the network had lost it, and the SET is retried.
-  std::function<bool(uint64_t sequence, int attempt)> drop_set_reply_for_testing;
+  std::function<bool(uint64_t sequence, int attempt)> drop_set_reply_for_testing = nullptr;
 };
 
 struct CallOptions {
-  std::optional<Millis> deadline;  // overrides ClientOptions::deadline for this call
+  std::optional<Millis> deadline = std::nullopt;  // overrides ClientOptions::deadline for this call
 };
 
 struct GetResult {

@@ -1,0 +1,97 @@
+// ClientSession's two rules (src/client/session.h), and the address parser.
+#include "client/session.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "common/address.h"
+
+namespace raftkv::client {
+namespace {
+
+using Outcome = ClientSession::Outcome;
+
+struct Recorder {
+  std::vector<SessionTicket> started;
+  ClientSession::Start Next() {
+    return [this](SessionTicket ticket) { started.push_back(ticket); };
+  }
+};
+
+TEST(ClientSession, SequenceOneGoesOutAloneThenTheRestFollow) {
+  ClientSession session(/*window=*/100);
+  Recorder recorder;
+  for (int i = 0; i < 5; ++i) session.Acquire(recorder.Next());
+  ASSERT_EQ(recorder.started.size(), 1u) << "only the opener before the cluster knows the session";
+  EXPECT_EQ(recorder.started[0].sequence, 1u);
+  EXPECT_NE(recorder.started[0].client_id, 0u);
+  session.Release(recorder.started[0], Outcome::kApplied);
+  ASSERT_EQ(recorder.started.size(), 5u);
+  for (uint64_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(recorder.started[i].sequence, i + 1);
+    EXPECT_EQ(recorder.started[i].client_id, recorder.started[0].client_id);
+  }
+}
+
+TEST(ClientSession, AnOpenerWithoutAcknowledgementStartsAFreshSession) {
+  ClientSession session(100);
+  Recorder recorder;
+  session.Acquire(recorder.Next());
+  session.Acquire(recorder.Next());
+  const SessionTicket opener = recorder.started.at(0);
+  session.Release(opener, Outcome::kUnknown);
+  ASSERT_EQ(recorder.started.size(), 2u);
+  EXPECT_NE(recorder.started[1].client_id, opener.client_id);
+  EXPECT_EQ(recorder.started[1].sequence, 1u) << "the queued SET opens the new session";
+}
+
+// A SET is issued only within the cluster's dedup window of the oldest SET still in flight, so a
+// slow old SET can never be mistaken for a duplicate.
+TEST(ClientSession, NothingIsIssuedBeyondTheWindowOfTheOldestInFlight) {
+  ClientSession session(/*window=*/4);
+  Recorder recorder;
+  session.Acquire(recorder.Next());
+  session.Release(recorder.started[0], Outcome::kApplied);
+  for (int i = 0; i < 6; ++i) session.Acquire(recorder.Next());
+  // In flight: 2, 3, 4, 5 (5 - 2 < 4); 6 must wait for 2.
+  ASSERT_EQ(recorder.started.size(), 5u);
+  session.Release(recorder.started[2], Outcome::kApplied);  // sequence 3: 2 still holds the window
+  EXPECT_EQ(recorder.started.size(), 5u);
+  session.Release(recorder.started[1], Outcome::kApplied);  // sequence 2
+  ASSERT_EQ(recorder.started.size(), 7u);
+  EXPECT_EQ(recorder.started[6].sequence, 7u);
+}
+
+TEST(ClientSession, AnExpiredSessionIsReplacedAndStaleReleasesAreIgnored) {
+  ClientSession session(100);
+  Recorder recorder;
+  session.Acquire(recorder.Next());
+  session.Release(recorder.started[0], Outcome::kApplied);
+  session.Acquire(recorder.Next());
+  session.Acquire(recorder.Next());
+  const uint64_t old_id = recorder.started[0].client_id;
+  session.Release(recorder.started[1], Outcome::kExpired);
+  EXPECT_NE(session.client_id(), old_id);
+  session.Release(recorder.started[2], Outcome::kApplied);  // old session: changes nothing
+  session.Acquire(recorder.Next());
+  ASSERT_EQ(recorder.started.size(), 4u);
+  EXPECT_EQ(recorder.started[3].sequence, 1u);
+  session.Acquire(recorder.Next());
+  EXPECT_EQ(recorder.started.size(), 4u) << "the new session is not open yet";
+}
+
+TEST(AddressList, ParsesAndExplainsMistakes) {
+  auto list = ParseAddressList(" 127.0.0.1:1, node-b:50051,,[::1]:7 ");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(*list, (std::vector<std::string>{"127.0.0.1:1", "node-b:50051", "[::1]:7"}));
+  EXPECT_NE(ParseAddressList("localhost").status().message().find("expected host:port"),
+            std::string::npos);
+  EXPECT_NE(ParseAddressList("a:0").status().message().find("1..65535"), std::string::npos);
+  EXPECT_NE(ParseAddressList("a:12x").status().message().find("1..65535"), std::string::npos);
+  EXPECT_NE(ParseAddressList(" , ").status().message().find("no node addresses"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace raftkv::client

@@ -1,0 +1,132 @@
+// ProcessCluster: real raftkv-node processes on 127.0.0.1 for tests, each in its own data
+// directory under one temporary directory, with kill/restart and a status probe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "raftkv.grpc.pb.h"
+
+namespace raftkv {
+
+using std::chrono::milliseconds;
+
+class ProcessCluster {
+ public:
+  explicit ProcessCluster(int size) : size_(size), pids_(size, -1) {
+    char pattern[] = "/tmp/raftkv-process-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    const int base = 20000 + static_cast<int>(getpid() % 2000) * 10;
+    for (int i = 0; i < size; ++i) addresses_.push_back("127.0.0.1:" + std::to_string(base + i));
+    std::ofstream(dir_ + "/config.ini") << "[raft]\nHEARTBEAT_INTERVAL = 20ms\n"
+                                           "ELECTION_TIMEOUT_MIN = 300ms\nLEASE_DURATION = 200ms\n"
+                                           "[logging]\nSTDOUT = false\n";
+    for (int i = 0; i < size; ++i) {
+      stubs_.push_back(
+          KV::NewStub(grpc::CreateChannel(addresses_[i], grpc::InsecureChannelCredentials())));
+    }
+    for (int i = 0; i < size; ++i) Start(i);
+  }
+  ~ProcessCluster() {
+    for (int i = 0; i < size_; ++i) Kill(i, SIGKILL);
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Start(int id) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
+      args.insert(args.end(), addresses_.begin(), addresses_.end());
+      args.insert(args.end(), {"--config", dir_ + "/config.ini", "--data-dir", dir_});
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      freopen((dir_ + "/node" + std::to_string(id) + ".out").c_str(), "a", stdout);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    pids_[id] = pid;
+  }
+  // Returns the wait status.
+  int Kill(int id, int signal) {
+    if (pids_[id] <= 0) return -1;
+    kill(pids_[id], signal);
+    int status = 0;
+    waitpid(pids_[id], &status, 0);
+    pids_[id] = -1;
+    return status;
+  }
+
+  std::optional<StatusReply> Status(int id) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + milliseconds(500));
+    StatusReply reply;
+    if (!stubs_[id]->Status(&context, StatusArgs(), &reply).ok()) return std::nullopt;
+    return reply;
+  }
+
+  int WaitForLeader() {
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      for (int id = 0; id < size_; ++id) {
+        if (pids_[id] <= 0) continue;
+        if (auto status = Status(id); status && status->role() == "leader") return id;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ADD_FAILURE() << "no leader within 6 s";
+    return -1;
+  }
+
+  // A client as the real one will behave: follow hints, retry (same sequence) until the deadline.
+  std::optional<ServeClientReply> Request(ServeClientArgs args,
+                                          milliseconds budget = milliseconds(10000)) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    int target = guess_;
+    while (std::chrono::steady_clock::now() < deadline) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + milliseconds(1000));
+      ServeClientReply reply;
+      grpc::Status status = stubs_[target]->ServeClient(&context, args, &reply);
+      if (status.ok() && reply.success()) {
+        guess_ = target;
+        return reply;
+      }
+      if (status.ok() && !reply.leader_id().empty() && reply.error() == "not leader") {
+        target = std::stoi(reply.leader_id());
+      } else {
+        if (status.ok() && reply.error().find("invalid argument") == 0) return reply;
+        if (!status.ok() || reply.leader_id().empty()) target = (target + 1) % size_;
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+    }
+    return std::nullopt;
+  }
+
+  const std::string& dir() const { return dir_; }
+  const std::vector<std::string>& addresses() const { return addresses_; }
+  std::string config_path() const { return dir_ + "/config.ini"; }
+  int size() const { return size_; }
+  bool running(int id) const { return pids_[id] > 0; }
+
+ private:
+  int size_;
+  std::string dir_;
+  std::vector<std::string> addresses_;
+  std::vector<pid_t> pids_;
+  std::vector<std::unique_ptr<KV::Stub>> stubs_;
+  int guess_ = 0;
+};
+
+}  // namespace raftkv
