@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <optional>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include "common/address.h"
@@ -79,6 +83,51 @@ TEST(ClientSession, AnExpiredSessionIsReplacedAndStaleReleasesAreIgnored) {
   EXPECT_EQ(recorder.started[3].sequence, 1u);
   session.Acquire(recorder.Next());
   EXPECT_EQ(recorder.started.size(), 4u) << "the new session is not open yet";
+}
+
+// Many threads acquiring and releasing at once (run under TSan by `make test`): every SET gets a
+// ticket exactly once, all in one session, sequence numbers unique.
+TEST(ClientSession, ManyThreadsAtOnce) {
+  ClientSession session(/*window=*/8);
+  Mutex mu;
+  std::deque<SessionTicket> started;
+  std::vector<SessionTicket> released;
+  constexpr int kThreads = 4, kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        session.Acquire([&](SessionTicket ticket) {
+          MutexLock lock(&mu);
+          started.push_back(ticket);
+        });
+        // Release whatever has started, as replies would arrive.
+        while (true) {
+          std::optional<SessionTicket> ticket;
+          {
+            MutexLock lock(&mu);
+            if (!started.empty()) {
+              ticket = started.front();
+              started.pop_front();
+              released.push_back(*ticket);
+            }
+          }
+          if (!ticket) break;
+          session.Release(*ticket, Outcome::kApplied);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  MutexLock lock(&mu);
+  ASSERT_EQ(released.size(), static_cast<size_t>(kThreads * kPerThread));
+  std::set<uint64_t> sequences;
+  for (const SessionTicket& ticket : released) {
+    EXPECT_EQ(ticket.client_id, released[0].client_id);
+    sequences.insert(ticket.sequence);
+  }
+  EXPECT_EQ(sequences.size(), released.size());
+  EXPECT_EQ(*sequences.rbegin(), released.size());
 }
 
 TEST(AddressList, ParsesAndExplainsMistakes) {
