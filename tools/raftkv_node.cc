@@ -41,6 +41,25 @@ int Run(int argc, char** argv) {
                  "every node's host:port, in node-id order (default: [cluster] NODES of --config)");
   app.add_option("--config", config_path, "config.ini to read (default: built-in defaults)");
   app.add_option("--data-dir", data_dir, "overrides [storage] DATA_DIR");
+  // Fault injection for the process-level fault tests; never for production use.
+  double clock_rate = 1.0;
+  std::string fsync_delay_text = "0ms", injected_bug_name = "none";
+  bool slow_disk_at_start = false;
+  const std::string testing = "Testing only (fault injection)";
+  app.add_option("--test-clock-rate", clock_rate,
+                 "run this node's clock at RATE times real time (drift tests)")
+      ->group(testing);
+  app.add_option("--test-fsync-delay", fsync_delay_text,
+                 "sleep this long before every fsync while the slow disk is on (SIGUSR1 on, "
+                 "SIGUSR2 off)")
+      ->group(testing);
+  app.add_flag("--test-slow-disk", slow_disk_at_start, "start with the slow disk on")
+      ->group(testing);
+  app.add_option("--test-inject-bug", injected_bug_name,
+                 "switch on a deliberate bug in the consensus core, to show the tests catch it: "
+                 "read-without-lease, skip-old-lease-wait, skip-noop-before-read, "
+                 "forget-to-persist-vote, commit-old-term-by-count")
+      ->group(testing);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -69,6 +88,17 @@ int Run(int argc, char** argv) {
                 std::to_string(addresses.size() - 1) + ")");
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!(clock_rate > 0.5 && clock_rate < 2.0))
+    return Fail("--test-clock-rate: give 0.5 < RATE < 2");
+  config.testing.clock_rate = clock_rate;
+  absl::StatusOr<raftkv::Duration> fsync_delay = raftkv::server::ParseDuration(fsync_delay_text);
+  if (!fsync_delay.ok())
+    return Fail("--test-fsync-delay: " + std::string(fsync_delay.status().message()));
+  config.testing.fsync_delay = *fsync_delay;
+  config.testing.slow_disk_at_start = slow_disk_at_start;
+  bool known_bug = false;
+  config.raft.injected_bug = raftkv::raft::ParseInjectedBug(injected_bug_name, &known_bug);
+  if (!known_bug) return Fail("--test-inject-bug: unknown bug '" + injected_bug_name + "'");
   config.raft.id = node_id;
   config.raft.cluster_size = static_cast<int>(addresses.size());
   if (absl::Status status = raftkv::server::ValidateNodeConfig(config); !status.ok()) {
@@ -81,6 +111,10 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  if (config.testing.fsync_delay.count() > 0) {
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const raftkv::Duration rpc_timeout = config.raft.election_timeout_min;
@@ -109,7 +143,9 @@ int Run(int argc, char** argv) {
   std::fflush(stdout);
 
   int received = 0;
-  sigwait(&signals, &received);
+  while (sigwait(&signals, &received) == 0 && (received == SIGUSR1 || received == SIGUSR2)) {
+    (*driver)->SetSlowDisk(received == SIGUSR1);
+  }
   std::fprintf(stdout, "raftkv-node %d: %s, shutting down\n", node_id,
                received == SIGTERM ? "SIGTERM" : "SIGINT");
   // Order: stop taking requests, stop sending, then stop the driver (which answers anything

@@ -36,6 +36,16 @@ namespace raftkv::server {
 
 enum class Verbosity { kQuiet, kNormal, kVerbose };
 
+// Fault-injection knobs for the process-level fault tests (tests/chaos/). Set only by raftkv-node's
+// --test-* flags, never by config.ini; a node running with any of them says so in dump.txt.
+struct TestingOptions {
+  double clock_rate = 1.0;          // the node's clock runs at this multiple of real time
+  Duration fsync_delay{0};          // added before every fsync while the slow disk is switched on
+  bool slow_disk_at_start = false;  // otherwise SIGUSR1 switches it on, SIGUSR2 off
+
+  bool any() const { return clock_rate != 1.0 || fsync_delay.count() > 0 || slow_disk_at_start; }
+};
+
 struct NodeConfig {
   raft::RaftConfig raft;           // id and cluster_size come from the command line
   std::vector<std::string> nodes;  // [cluster] NODES; empty when not given
@@ -46,6 +56,7 @@ struct NodeConfig {
   int64_t max_key_bytes = 4 << 10;
   int64_t max_value_bytes = 1 << 20;
   int64_t max_sessions = 100'000;
+  TestingOptions testing;
 };
 
 // Parses the text of a config.ini (`origin` names it in errors). Keys not given keep their

@@ -39,11 +39,6 @@ const char* RefusalText(raft::ReadRefusal refusal) {
 
 }  // namespace
 
-TimePoint RaftDriver::Now() {
-  return TimePoint(
-      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch()));
-}
-
 absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& config,
                                                               PeerTransport* transport) {
   if (absl::Status status = ValidateNodeConfig(config); !status.ok()) return status;
@@ -61,23 +56,33 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   for (const std::string& warning : recovered.warnings) (*events)->Record("WARNING " + warning);
   absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(dir);
   if (!hard_state.ok()) return hard_state.status();
+  if (config.testing.any() || config.raft.injected_bug != raft::InjectedBug::kNone) {
+    (*events)->Record(
+        "TESTING: fault injection on: clock rate " + std::to_string(config.testing.clock_rate) +
+        ", fsync delay " + std::to_string(ToMillis(config.testing.fsync_delay)) + "ms" +
+        (config.testing.slow_disk_at_start ? " (from the start)" : " (on SIGUSR1)") +
+        ", injected bug " + raft::InjectedBugName(config.raft.injected_bug));
+  }
+  const NodeClock clock(config.testing.clock_rate);
   absl::StatusOr<std::unique_ptr<raft::RaftNode>> node = raft::RaftNode::Create(
-      config.raft, raft::RecoveredState{*hard_state, std::move(recovered.entries)}, Now(),
+      config.raft, raft::RecoveredState{*hard_state, std::move(recovered.entries)}, clock.Now(),
       std::random_device{}());
   if (!node.ok()) {
     return absl::Status(node.status().code(), dir + ": " + std::string(node.status().message()));
   }
-  auto driver = std::unique_ptr<RaftDriver>(new RaftDriver(config, transport, dir, std::move(*log),
-                                                           std::move(*events), std::move(*node)));
+  auto driver = std::unique_ptr<RaftDriver>(new RaftDriver(
+      config, clock, transport, dir, std::move(*log), std::move(*events), std::move(*node)));
+  driver->slow_disk_.store(config.testing.slow_disk_at_start);
   driver->saved_hard_state_ = *hard_state;
   driver->thread_ = std::thread([raw = driver.get()] { raw->Loop(); });
   return driver;
 }
 
-RaftDriver::RaftDriver(const NodeConfig& config, PeerTransport* transport, std::string dir,
-                       std::unique_ptr<storage::LogFile> log, std::unique_ptr<EventLog> events,
-                       std::unique_ptr<raft::RaftNode> node)
+RaftDriver::RaftDriver(const NodeConfig& config, NodeClock clock, PeerTransport* transport,
+                       std::string dir, std::unique_ptr<storage::LogFile> log,
+                       std::unique_ptr<EventLog> events, std::unique_ptr<raft::RaftNode> node)
     : config_(config),
+      clock_(clock),
       transport_(transport),
       dir_(std::move(dir)),
       log_(std::move(log)),
@@ -238,6 +243,7 @@ void RaftDriver::ProcessReady() {
     if (ready.hard_state) {
       raft::HardState state = *ready.hard_state;
       state.commit_index = ready.commit_index;
+      MaybeSlowDown();
       if (absl::Status s = storage::SaveMetadata(dir_, state); !s.ok()) return Fatal(s);
       saved_hard_state_ = state;
       commit_saved_at_ = Now();
@@ -249,6 +255,7 @@ void RaftDriver::ProcessReady() {
       if (absl::Status s = log_->Append(ready.entries); !s.ok()) return Fatal(s);
     }
     if (ready.truncate_from || !ready.entries.empty()) {
+      MaybeSlowDown();
       if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
     }
     for (raft::Message& message : ready.messages_after_persist) {
@@ -308,6 +315,12 @@ void RaftDriver::Apply(const raft::Entry& entry) {
                                         config_.raft.id));
   } else {
     pending.done(ClientResult::Ok(std::nullopt, config_.raft.id));
+  }
+}
+
+void RaftDriver::MaybeSlowDown() const {
+  if (config_.testing.fsync_delay.count() > 0 && slow_disk_.load()) {
+    std::this_thread::sleep_for(config_.testing.fsync_delay);
   }
 }
 

@@ -9,6 +9,8 @@
 // thus covers every entry and vote that accumulated in the batch (group commit).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -78,6 +80,24 @@ struct NodeStatus {
   Duration lease_remaining;
 };
 
+// The node's monotonic clock. Tests may make it run fast or slow (TestingOptions::clock_rate) to
+// show the lease staying safe under any drift within MAX_CLOCK_DRIFT.
+class NodeClock {
+ public:
+  explicit NodeClock(double rate = 1.0) : rate_(rate), start_(std::chrono::steady_clock::now()) {}
+  TimePoint Now() const {
+    const auto elapsed = std::chrono::steady_clock::now() - start_;
+    const auto scaled = rate_ == 1.0 ? elapsed
+                                     : std::chrono::steady_clock::duration(static_cast<int64_t>(
+                                           static_cast<double>(elapsed.count()) * rate_));
+    return TimePoint(std::chrono::duration_cast<Duration>(start_.time_since_epoch() + scaled));
+  }
+
+ private:
+  double rate_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 class RaftDriver {
  public:
   // Recovers the node from `config.data_dir`/logs_node_<id>/ and starts its thread.
@@ -97,6 +117,8 @@ class RaftDriver {
   void Get(std::string key, ClientCallback done);
   NodeStatus Status();
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Test-only (TestingOptions::fsync_delay): switches the slow disk on or off.
+  void SetSlowDisk(bool slow) { slow_disk_.store(slow); }
 
  private:
   struct SetRequest {
@@ -124,7 +146,7 @@ class RaftDriver {
     ClientCallback done;
   };
 
-  RaftDriver(const NodeConfig& config, PeerTransport* transport, std::string dir,
+  RaftDriver(const NodeConfig& config, NodeClock clock, PeerTransport* transport, std::string dir,
              std::unique_ptr<storage::LogFile> log, std::unique_ptr<EventLog> events,
              std::unique_ptr<raft::RaftNode> node);
   void Post(Input input) ABSL_LOCKS_EXCLUDED(mu_);
@@ -137,10 +159,13 @@ class RaftDriver {
   // most once a second (and at shutdown): it is only a hint, so it is not worth an fsync per batch.
   void MaybeSaveCommitIndex(bool force);
   void Fatal(const absl::Status& status);
-  static TimePoint Now();
+  TimePoint Now() const { return clock_.Now(); }
+  void MaybeSlowDown() const;  // the test-only slow disk
 
   const NodeConfig config_;
+  const NodeClock clock_;
   PeerTransport* transport_;
+  std::atomic<bool> slow_disk_{false};
   const std::string dir_;
 
   // Owned by the driver thread.
