@@ -11,7 +11,7 @@ namespace raftkv::tools {
 namespace {
 
 constexpr absl::string_view kUsage =
-    "SET <key> <value>   set key to value (the rest of the line, spaces included)\n"
+    "SET <key> <value>   set key to value: the rest of the line, inner spaces kept\n"
     "GET <key>           print the value of key\n"
     "STATUS              show every node of the cluster\n"
     "HELP                this text\n"
@@ -50,6 +50,10 @@ class Prompt {
     } else if (command == "STATUS") {
       const std::vector<client::NodeStatus> nodes = client_.ClusterStatus();
       out_ << FormatStatusTable(nodes);
+      if (const int down = CountUnreachable(nodes); down > 0) {
+        return Error(line_number,
+                     absl::StrCat(down, " of ", nodes.size(), " nodes did not answer"));
+      }
     } else if (command == "GET") {
       const absl::string_view key = NextWord(rest);
       if (key.empty() || !absl::StripAsciiWhitespace(rest).empty()) {

@@ -83,20 +83,38 @@ class Client::Impl {
     op->deadline_length = call.deadline.value_or(options_.deadline);
     op->deadline = Clock::now() + op->deadline_length;
     op->done = std::move(done);
-    if (op->request.key().empty()) {
-      op->done(absl::InvalidArgumentError("the key is empty"), {});
-      return;
-    }
     {
       MutexLock lock(&mu_);
       ++operations_;
     }
+    if (op->request.key().empty()) {
+      // Answered from the timer thread, as every callback is: never inline on the caller's.
+      timer_.At(Clock::now(),
+                [this, op] { Finish(op, absl::InvalidArgumentError("the key is empty")); });
+      return;
+    }
     if (!op->is_set()) return Attempt(op);
-    session_.Acquire([this, op](SessionTicket ticket) {
-      op->ticket = ticket;
-      op->request.set_client_id(ticket.client_id);
-      op->request.set_sequence(ticket.sequence);
-      Attempt(op);
+    uint64_t queued_id = 0;
+    // A queued SET starts from the timer thread, not inside the Release that made room: starting
+    // it there could finish it there (deadline passed) and release the next, and so on, one stack
+    // frame per queued SET.
+    std::optional<SessionTicket> ticket = session_.Acquire(
+        [this, op](SessionTicket later) {
+          TakeTicket(*op, later);
+          timer_.At(Clock::now(), [this, op] { Attempt(op); });
+        },
+        &queued_id);
+    if (ticket) {
+      TakeTicket(*op, *ticket);
+      return Attempt(op);
+    }
+    // Still queued at its deadline: withdraw it, certainly never sent.
+    timer_.At(op->deadline, [this, op, queued_id] {
+      if (session_.Cancel(queued_id)) {
+        Finish(op, absl::DeadlineExceededError(
+                       "the SET waited for earlier SETs of this client until its deadline and "
+                       "was never sent; it was not applied"));
+      }
     });
   }
 
@@ -105,6 +123,12 @@ class Client::Impl {
   const std::vector<std::string>& addresses() const { return options_.addresses; }
 
  private:
+  static void TakeTicket(Operation& op, SessionTicket ticket) {
+    op.ticket = ticket;
+    op.request.set_client_id(ticket.client_id);
+    op.request.set_sequence(ticket.sequence);
+  }
+
   void Attempt(const std::shared_ptr<Operation>& op) {
     if (shutting_down_.load()) {
       return Finish(op, absl::CancelledError("the client was shut down before the call finished"));
@@ -197,7 +221,7 @@ class Client::Impl {
       MutexLock lock(&mu_);
       wait_ms += static_cast<int64_t>(random_() % static_cast<uint64_t>(ceiling / 2 + 1));
     }
-    // Try once more right at the deadline rather than give up early.
+    // Never sleep past the deadline: the attempt then reports it.
     const Clock::time_point when = std::min(op->deadline, Clock::now() + Millis(wait_ms));
     op->target = next_target;
     timer_.At(when, [this, op] { Attempt(op); });
@@ -244,7 +268,7 @@ class Client::Impl {
 
   void Finish(const std::shared_ptr<Operation>& op, absl::Status status, GetResult result = {},
               std::optional<ClientSession::Outcome> outcome = std::nullopt) {
-    if (op->is_set()) {
+    if (op->is_set() && op->ticket.sequence != 0) {
       session_.Release(op->ticket,
                        outcome.value_or(status.ok() ? ClientSession::Outcome::kApplied
                                                     : ClientSession::Outcome::kUnknown));
@@ -277,14 +301,14 @@ std::vector<NodeStatus> Client::Impl::ClusterStatus(Millis timeout) {
     StatusReply reply;
     std::promise<grpc::Status> done;
   };
-  std::vector<std::unique_ptr<Query>> queries;
+  // Shared with the callbacks: one may still be inside set_value when its future is ready.
+  std::vector<std::shared_ptr<Query>> queries;
   const auto deadline = std::chrono::system_clock::now() + timeout;
   for (size_t id = 0; id < stubs_.size(); ++id) {
-    auto query = std::make_unique<Query>();
+    auto query = std::make_shared<Query>();
     query->context.set_deadline(deadline);
-    Query* raw = query.get();
-    stubs_[id]->async()->Status(&raw->context, &raw->args, &raw->reply,
-                                [raw](grpc::Status status) { raw->done.set_value(status); });
+    stubs_[id]->async()->Status(&query->context, &query->args, &query->reply,
+                                [query](grpc::Status status) { query->done.set_value(status); });
     queries.push_back(std::move(query));
   }
   std::vector<NodeStatus> nodes;

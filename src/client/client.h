@@ -90,7 +90,7 @@ class Client {
   // Checks the options (addresses of the form host:port, positive timeouts).
   static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
   // Waits for calls in flight to finish (each within its current RPC timeout); calls waiting to
-  // retry end with kCancelled.
+  // retry end with kCancelled. Never destroy a Client from one of its own callbacks.
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

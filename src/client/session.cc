@@ -13,14 +13,24 @@ uint64_t ClientSession::client_id() const {
   return client_id_;
 }
 
-void ClientSession::Acquire(Start start) {
-  std::vector<std::pair<Start, SessionTicket>> ready;
-  {
-    MutexLock lock(&mu_);
-    waiting_.push_back(std::move(start));  // FIFO: nobody overtakes a SET already waiting
-    ready = TakeStartable();
+std::optional<SessionTicket> ClientSession::Acquire(Start start_later, uint64_t* queued_id) {
+  MutexLock lock(&mu_);
+  // FIFO: nobody overtakes a SET already waiting.
+  if (waiting_.empty() && CanIssue()) return Issue();
+  *queued_id = next_waiting_id_++;
+  waiting_.push_back(Waiting{*queued_id, std::move(start_later)});
+  return std::nullopt;
+}
+
+bool ClientSession::Cancel(uint64_t queued_id) {
+  MutexLock lock(&mu_);
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if (it->id == queued_id) {
+      waiting_.erase(it);
+      return true;
+    }
   }
-  for (auto& [start_fn, ticket] : ready) start_fn(ticket);
+  return false;
 }
 
 void ClientSession::Release(SessionTicket ticket, Outcome outcome) {
@@ -63,7 +73,7 @@ void ClientSession::Renew() {
 std::vector<std::pair<ClientSession::Start, SessionTicket>> ClientSession::TakeStartable() {
   std::vector<std::pair<Start, SessionTicket>> ready;
   while (!waiting_.empty() && CanIssue()) {
-    ready.emplace_back(std::move(waiting_.front()), Issue());
+    ready.emplace_back(std::move(waiting_.front().start), Issue());
     waiting_.pop_front();
   }
   return ready;

@@ -11,12 +11,13 @@
 //     after the window had passed it and be answered "duplicate" without ever being applied.
 //
 // SETs that cannot be issued yet are queued, never blocked on, and started in order as room
-// appears. Thread-safe.
+// appears; a queued SET can be withdrawn (its deadline passed). Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <vector>
@@ -42,8 +43,13 @@ class ClientSession {
 
   explicit ClientSession(uint64_t window);
 
-  // Calls `start` with a ticket now (on this thread) or later (on the thread that calls Release).
-  void Acquire(Start start) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns a ticket if the SET may go out now. Otherwise queues it and returns nullopt with
+  // *queued_id set; `start_later` is then called with its ticket by a later Release (on that
+  // thread: keep it short and do not call back into this session from it).
+  std::optional<SessionTicket> Acquire(Start start_later, uint64_t* queued_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Withdraws a queued SET; false if it was already started.
+  bool Cancel(uint64_t queued_id) ABSL_LOCKS_EXCLUDED(mu_);
   // The SET holding `ticket` is over. Starts any queued SETs that now fit.
   void Release(SessionTicket ticket, Outcome outcome) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -56,6 +62,11 @@ class ClientSession {
   // Pops the queued SETs that may start now, paired with their tickets.
   std::vector<std::pair<Start, SessionTicket>> TakeStartable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  struct Waiting {
+    uint64_t id;
+    Start start;
+  };
+
   const uint64_t window_;
   mutable Mutex mu_;
   std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
@@ -63,7 +74,8 @@ class ClientSession {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   bool open_ ABSL_GUARDED_BY(mu_) = false;  // sequence 1 was acknowledged
   std::set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::deque<Start> waiting_ ABSL_GUARDED_BY(mu_);
+  std::deque<Waiting> waiting_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_waiting_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace raftkv::client

@@ -1,5 +1,7 @@
 #include "server/services.h"
 
+#include <algorithm>
+#include <chrono>
 #include <future>
 
 #include "server/proto_convert.h"
@@ -75,7 +77,7 @@ grpc::Status RaftService::RequestVote(grpc::ServerContext*, const RequestVoteReq
 KvService::KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration timeout)
     : driver_(driver), addresses_(std::move(addresses)), timeout_(timeout) {}
 
-grpc::Status KvService::ServeClient(grpc::ServerContext*, const ServeClientArgs* request,
+grpc::Status KvService::ServeClient(grpc::ServerContext* context, const ServeClientArgs* request,
                                     ServeClientReply* reply) {
   auto promise = std::make_shared<std::promise<ClientResult>>();
   auto future = promise->get_future();
@@ -88,7 +90,12 @@ grpc::Status KvService::ServeClient(grpc::ServerContext*, const ServeClientArgs*
   } else {
     driver_->Get(request->key(), std::move(done));
   }
-  std::optional<ClientResult> result = WaitFor(future, timeout_);
+  // Answer "outcome unknown" a little before the client's own deadline, so the client learns that
+  // this node is alive and still leader, rather than take it for unreachable.
+  const auto client_budget = context->deadline() - std::chrono::system_clock::now();
+  const Duration wait = std::clamp(std::chrono::duration_cast<Duration>(client_budget / 10 * 9),
+                                   Duration(0), timeout_);
+  std::optional<ClientResult> result = WaitFor(future, wait);
   if (!result) {
     // A SET may still commit: never claim it failed.
     return grpc::Status(

@@ -18,15 +18,19 @@ using Outcome = ClientSession::Outcome;
 
 struct Recorder {
   std::vector<SessionTicket> started;
-  ClientSession::Start Next() {
-    return [this](SessionTicket ticket) { started.push_back(ticket); };
+  // Acquires a ticket, recording it whether it is issued now or later.
+  void Acquire(ClientSession& session) {
+    uint64_t queued_id = 0;
+    std::optional<SessionTicket> now =
+        session.Acquire([this](SessionTicket ticket) { started.push_back(ticket); }, &queued_id);
+    if (now) started.push_back(*now);
   }
 };
 
 TEST(ClientSession, SequenceOneGoesOutAloneThenTheRestFollow) {
   ClientSession session(/*window=*/100);
   Recorder recorder;
-  for (int i = 0; i < 5; ++i) session.Acquire(recorder.Next());
+  for (int i = 0; i < 5; ++i) recorder.Acquire(session);
   ASSERT_EQ(recorder.started.size(), 1u) << "only the opener before the cluster knows the session";
   EXPECT_EQ(recorder.started[0].sequence, 1u);
   EXPECT_NE(recorder.started[0].client_id, 0u);
@@ -41,8 +45,8 @@ TEST(ClientSession, SequenceOneGoesOutAloneThenTheRestFollow) {
 TEST(ClientSession, AnOpenerWithoutAcknowledgementStartsAFreshSession) {
   ClientSession session(100);
   Recorder recorder;
-  session.Acquire(recorder.Next());
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
+  recorder.Acquire(session);
   const SessionTicket opener = recorder.started.at(0);
   session.Release(opener, Outcome::kUnknown);
   ASSERT_EQ(recorder.started.size(), 2u);
@@ -55,9 +59,9 @@ TEST(ClientSession, AnOpenerWithoutAcknowledgementStartsAFreshSession) {
 TEST(ClientSession, NothingIsIssuedBeyondTheWindowOfTheOldestInFlight) {
   ClientSession session(/*window=*/4);
   Recorder recorder;
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
   session.Release(recorder.started[0], Outcome::kApplied);
-  for (int i = 0; i < 6; ++i) session.Acquire(recorder.Next());
+  for (int i = 0; i < 6; ++i) recorder.Acquire(session);
   // In flight: 2, 3, 4, 5 (5 - 2 < 4); 6 must wait for 2.
   ASSERT_EQ(recorder.started.size(), 5u);
   session.Release(recorder.started[2], Outcome::kApplied);  // sequence 3: 2 still holds the window
@@ -67,21 +71,36 @@ TEST(ClientSession, NothingIsIssuedBeyondTheWindowOfTheOldestInFlight) {
   EXPECT_EQ(recorder.started[6].sequence, 7u);
 }
 
+TEST(ClientSession, AQueuedSetCanBeWithdrawn) {
+  ClientSession session(100);
+  Recorder recorder;
+  recorder.Acquire(session);
+  uint64_t queued_id = 0;
+  bool started = false;
+  EXPECT_FALSE(session.Acquire([&](SessionTicket) { started = true; }, &queued_id));
+  EXPECT_TRUE(session.Cancel(queued_id));
+  EXPECT_FALSE(session.Cancel(queued_id));
+  session.Release(recorder.started[0], Outcome::kApplied);
+  EXPECT_FALSE(started);
+  recorder.Acquire(session);
+  EXPECT_EQ(recorder.started.back().sequence, 2u) << "the withdrawn SET used no sequence";
+}
+
 TEST(ClientSession, AnExpiredSessionIsReplacedAndStaleReleasesAreIgnored) {
   ClientSession session(100);
   Recorder recorder;
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
   session.Release(recorder.started[0], Outcome::kApplied);
-  session.Acquire(recorder.Next());
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
+  recorder.Acquire(session);
   const uint64_t old_id = recorder.started[0].client_id;
   session.Release(recorder.started[1], Outcome::kExpired);
   EXPECT_NE(session.client_id(), old_id);
   session.Release(recorder.started[2], Outcome::kApplied);  // old session: changes nothing
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
   ASSERT_EQ(recorder.started.size(), 4u);
   EXPECT_EQ(recorder.started[3].sequence, 1u);
-  session.Acquire(recorder.Next());
+  recorder.Acquire(session);
   EXPECT_EQ(recorder.started.size(), 4u) << "the new session is not open yet";
 }
 
@@ -97,10 +116,17 @@ TEST(ClientSession, ManyThreadsAtOnce) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kPerThread; ++i) {
-        session.Acquire([&](SessionTicket ticket) {
+        uint64_t queued_id = 0;
+        std::optional<SessionTicket> now = session.Acquire(
+            [&](SessionTicket ticket) {
+              MutexLock lock(&mu);
+              started.push_back(ticket);
+            },
+            &queued_id);
+        if (now) {
           MutexLock lock(&mu);
-          started.push_back(ticket);
-        });
+          started.push_back(*now);
+        }
         // Release whatever has started, as replies would arrive.
         while (true) {
           std::optional<SessionTicket> ticket;
