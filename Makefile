@@ -2,6 +2,8 @@
 #   make run    install dependencies, build, start a local 3-node cluster and open the client prompt
 #               (no terminal: a scripted demo with a leader kill, then the cluster is stopped)
 #   make stop   stop the cluster `make run` started
+#   make chaos  long randomized fault campaigns against real processes (about 35 minutes)
+#   make failover  kill the leader 20 times and report the failover time
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
@@ -11,7 +13,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
+.PHONY: chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -37,7 +39,7 @@ test-release: build
 test-asan: export ASAN_OPTIONS = detect_leaks=1:abort_on_error=1
 test-asan: export UBSAN_OPTIONS = print_stacktrace=1
 test-asan: build-asan
-	@cd build-asan && ctest --output-on-failure -j $(JOBS) -E 'SimulatorSeeds|InjectedBugs'
+	@cd build-asan && ctest --output-on-failure -j $(JOBS) -E 'SimulatorSeeds|InjectedBugs|Chaos'
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 40 --nodes 3 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 20 --nodes 5 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 10 --nodes 7 --quiet
@@ -61,6 +63,18 @@ soak: build
 	@$(SIM) --seed 1 --seeds 3000 --nodes 3 --quiet
 	@$(SIM) --seed 1 --seeds 2000 --nodes 5 --quiet
 	@$(SIM) --seed 1 --seeds 1000 --nodes 7 --quiet
+
+# Fault tests against real processes: random faults on 5 nodes, CHAOS_RUNS runs of CHAOS_RUN_TIME
+# each (default 15 × 2 min, about 35 minutes with start-up and checking), drift within the bound.
+CHAOS_RUNS ?= 15
+CHAOS_RUN_TIME ?= 120s
+chaos: build
+	@build/tests/chaos/raftkv-chaos --nodes 5 --random $(CHAOS_RUN_TIME) --seeds $(CHAOS_RUNS) \
+		--seed $${SEED:-1} --drift 0.009
+
+# Failover time: kill -9 the leader 20 times with the shipped config.ini timings.
+failover: build
+	@build/tests/chaos/raftkv-chaos --nodes 3 --measure-failover 20
 
 run: build
 	@./scripts/run.sh

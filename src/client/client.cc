@@ -155,10 +155,12 @@ class Client::Impl {
       op->last_error = absl::StrCat(who, ": ", status.error_message());
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
           status.error_message().find("outcome unknown") != std::string::npos) {
-        // The node answered: it proposed the SET but could not learn its fate in time. Retry
-        // (same sequence), starting with the same node, which is probably still the leader.
+        // The node answered: it proposed the SET but could not commit it in time, most likely
+        // because it has lost its majority. Retry (same sequence) elsewhere: a node that is still
+        // leader is found again through the others' hints.
         op->any_node_answered = true;
-        return RetryLater(op, target);
+        ForgetLeader(target);
+        return RetryLater(op, -1);
       }
       ForgetLeader(target);
       return RetryLater(op, -1);

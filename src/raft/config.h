@@ -16,7 +16,8 @@ enum class InjectedBug : uint32_t {
   kSkipOldLeaseWait = 1,  // a new leader serves reads/commits without waiting out old leases
   kCommitOldTermByCount,  // commit an earlier term's entry by counting replicas (§5.4.2 bug)
   kForgetToPersistVote,   // grant votes without making them durable (§5.2 bug)
-  kReadWithoutLease,      // serve lease reads on any node that thinks it is leader
+  kReadWithoutLease,      // any node that thinks it is leader serves reads, and a leader cut off
+                          // from its majority does not step down (Raft without the lease)
   kSkipNoopBeforeRead,    // serve lease reads before this term's NO-OP is applied
 };
 

@@ -71,6 +71,9 @@ std::optional<LeaseWindow> RaftNode::CurrentLeaseWindow() const {
 
 void RaftNode::CheckLeaseRenewal(TimePoint now) {
   if (Majority() == 1) return;
+  // The read-without-lease bug models Raft without leases, where nothing makes a cut-off leader
+  // give up until it hears of a higher term: it goes on serving reads, stale ones included.
+  if (config_.injected_bug == InjectedBug::kReadWithoutLease) return;
   // Measured from when we became leader until a majority first answers, then from the newest
   // round a majority acknowledged: a leader cut off from its majority steps down once its lease
   // can no longer be renewed, instead of lingering as a leader that can do nothing.

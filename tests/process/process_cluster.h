@@ -45,6 +45,7 @@ class ProcessCluster {
   }
 
   void Start(int id) {
+    std::fflush(nullptr);  // or the child's freopen writes out a copy of our buffered output
     const pid_t pid = fork();
     if (pid == 0) {
       std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
@@ -73,7 +74,11 @@ class ProcessCluster {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + milliseconds(500));
     StatusReply reply;
-    if (!stubs_[id]->Status(&context, StatusArgs(), &reply).ok()) return std::nullopt;
+    // A fresh channel per probe: one created before the node listened would sit in gRPC's
+    // reconnect backoff for seconds after the node came up.
+    auto stub =
+        KV::NewStub(grpc::CreateChannel(addresses_[id], grpc::InsecureChannelCredentials()));
+    if (!stub->Status(&context, StatusArgs(), &reply).ok()) return std::nullopt;
     return reply;
   }
 

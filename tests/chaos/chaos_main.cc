@@ -1,0 +1,243 @@
+// raftkv-chaos: fault tests against real raftkv-node processes. Starts a cluster on loopback (nodes
+// linked through cuttable TCP proxies), runs concurrent clients through the public client library,
+// applies faults — partitions, kill -9, SIGSTOP, slow fsync, clock drift — then heals everything,
+// reads every key, and checks the whole history for linearizability.
+//
+//   raftkv-chaos --scenarios all --nodes 3                  every named scenario once
+//   raftkv-chaos --random 30m --nodes 5 --seeds 10          random campaigns
+//   raftkv-chaos --scenarios pause-leader --bug read-without-lease --expect-violation
+//   raftkv-chaos --measure-failover 20                      kill the leader 20 times, time it
+//
+// Exit status: 0 when every run is linearizable (with --expect-violation: when some run is not).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_split.h"
+#include "server/node_config.h"
+#include "tests/chaos/chaos_cluster.h"
+#include "tests/chaos/failover.h"
+#include "tests/chaos/nemesis.h"
+#include "tests/chaos/report.h"
+#include "tests/chaos/workload.h"
+
+namespace raftkv::chaos {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Settings {
+  int nodes = 3;
+  std::vector<std::string> scenarios;
+  milliseconds random_duration{0};
+  uint64_t seed = 1;
+  int seeds = 1;
+  int clients = 5;
+  int keys = 4;
+  double drift = 0.0;             // each node's clock rate is drawn from [1 - drift, 1 + drift]
+  double max_clock_drift = 0.01;  // what the nodes are configured to tolerate
+  std::string bug = "none";
+  bool expect_violation = false;
+  bool keep = false;
+  int base_port = 0;
+  std::string node_binary;
+};
+
+// Short timings, so that each fault shows a whole failover within a few seconds.
+std::string ConfigText(const Settings& settings) {
+  return "[raft]\nHEARTBEAT_INTERVAL = 20ms\nELECTION_TIMEOUT_MIN = 300ms\n"
+         "LEASE_DURATION = 200ms\nMAX_CLOCK_DRIFT = " +
+         std::to_string(settings.max_clock_drift) +
+         "\n[logging]\nSTDOUT = false\nVERBOSITY = quiet\n";
+}
+
+struct RunResult {
+  bool linearizable = false;  // and conclusive
+  bool recovered = false;     // healed cluster elected a leader and served every final read
+};
+
+RunResult RunOnce(const Settings& settings, uint64_t seed) {
+  char pattern[] = "/tmp/raftkv-chaos-XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  std::mt19937_64 random(seed);
+  ClusterOptions options;
+  options.nodes = settings.nodes;
+  options.base_port = settings.base_port;
+  options.node_binary = settings.node_binary;
+  options.dir = dir;
+  options.config_text = ConfigText(settings);
+  options.fsync_delay = "40ms";
+  options.injected_bug = settings.bug;
+  for (int i = 0; i < settings.nodes; ++i) {
+    options.clock_rates.push_back(1.0 + settings.drift *
+                                            std::uniform_real_distribution<double>(-1, 1)(random));
+  }
+  std::printf("== run: seed %llu, %d nodes, data in %s\n", static_cast<unsigned long long>(seed),
+              settings.nodes, dir.c_str());
+  std::printf("   clock rates:");
+  for (double rate : options.clock_rates) std::printf(" %.4f", rate);
+  std::printf("%s\n", settings.bug == "none" ? "" : ("; injected bug: " + settings.bug).c_str());
+  std::fflush(stdout);
+
+  const auto origin = SteadyClock::now();
+  RunInfo info{seed, std::chrono::system_clock::now(), {}};
+  ChaosCluster cluster(options);
+  for (int i = 0; i < settings.nodes; ++i) info.dump_paths.push_back(cluster.DumpPath(i));
+  if (absl::Status status = cluster.StartAll(); !status.ok()) {
+    std::printf("   cannot start the cluster: %s\n", std::string(status.message()).c_str());
+    return {};
+  }
+  const std::optional<LeaderInfo> first_leader = cluster.WaitForLeader(10'000);
+  if (!first_leader) {
+    std::printf("   no leader within 10 s of start (see %s/node*.out)\n", dir.c_str());
+    return {};
+  }
+  std::printf("   node %d elected leader %.0f ms after start\n", first_leader->id,
+              std::chrono::duration<double, std::milli>(SteadyClock::now() - origin).count());
+
+  WorkloadOptions workload_options;
+  workload_options.addresses = cluster.client_addresses();
+  workload_options.clients = settings.clients;
+  workload_options.keys = settings.keys;
+  workload_options.seed = seed;
+  Workload workload(workload_options, origin);
+  workload.Start();
+
+  Nemesis nemesis(&cluster, seed, NemesisTimings{}, origin);
+  std::this_thread::sleep_for(milliseconds(500));
+  for (const std::string& scenario : settings.scenarios) nemesis.Run(scenario);
+  if (settings.random_duration.count() > 0) nemesis.RunRandom(settings.random_duration);
+
+  // Heal everything, let the clients see a healthy cluster, then read every key.
+  bool recovered = cluster.HealAll().ok() && cluster.WaitForLeader(10'000).has_value();
+  std::this_thread::sleep_for(milliseconds(1'000));
+  workload.Stop();
+  workload.FinalReads();
+  const std::vector<check::Operation> history = workload.History();
+  for (const check::Operation& op : history) {
+    if (op.client == static_cast<uint32_t>(settings.clients) && op.outcome != check::Outcome::kOk) {
+      recovered = false;  // a final read failed
+    }
+  }
+
+  const check::CheckResult result = check::CheckLinearizable(history);
+  std::printf("   operations:\n%s", Counts(history).c_str());
+  std::printf("   leader changes seen across faults: %d\n", nemesis.leader_changes());
+  std::printf("   availability:\n%s", Timeline(history, nemesis.windows()).c_str());
+  bool ok = recovered && result.linearizable && !result.inconclusive;
+  if (!recovered) std::printf("   FAILED: the cluster did not recover after healing\n");
+  if (!result.linearizable) {
+    std::printf("   VIOLATION: the history is not linearizable\n%s",
+                ViolationDetails(history, result, info).c_str());
+  } else if (result.inconclusive) {
+    std::printf("   INCONCLUSIVE: the checker ran out of budget on key %s\n", result.key.c_str());
+  } else {
+    std::printf("   linearizable: yes (%zu operations; final reads of every key ok)\n",
+                history.size());
+  }
+  std::printf("   replay: %s\n", ("raftkv-chaos --seed " + std::to_string(seed) + " --nodes " +
+                                  std::to_string(settings.nodes) + " ...same flags")
+                                     .c_str());
+  std::fflush(stdout);
+  if (!settings.keep && (ok || settings.expect_violation)) std::filesystem::remove_all(dir);
+  return RunResult{result.linearizable && !result.inconclusive, recovered};
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"raftkv-chaos: fault tests against real raftkv-node processes"};
+  Settings settings;
+  std::string scenarios, random_text = "0s", failover_text;
+  int measure_failover = 0;
+  app.add_option("--nodes", settings.nodes, "cluster size (3 or 5 are the usual)")
+      ->check(CLI::Range(1, 9));
+  app.add_option(
+      "--scenarios", scenarios, "comma-separated named scenarios, or 'all': " + [] {
+        std::string names;
+        for (const std::string& n : Nemesis::ScenarioNames()) names += n + " ";
+        return names;
+      }());
+  app.add_option("--random", random_text, "random faults for this long (e.g. 60s, 30m)");
+  app.add_option("--seed", settings.seed, "first seed (faults, workload, clock rates)");
+  app.add_option("--seeds", settings.seeds, "runs, with seeds seed, seed+1, …");
+  app.add_option("--clients", settings.clients, "concurrent clients (default 5)");
+  app.add_option("--keys", settings.keys, "keyspace size (default 4)");
+  app.add_option("--drift", settings.drift,
+                 "clock rates drawn from [1-D, 1+D]; the nodes tolerate --max-clock-drift");
+  app.add_option("--max-clock-drift", settings.max_clock_drift,
+                 "the nodes' MAX_CLOCK_DRIFT (default 0.01)");
+  app.add_option("--bug", settings.bug, "deliberate bug in every node (see raftkv-node --help)");
+  app.add_flag("--expect-violation", settings.expect_violation,
+               "succeed only if some run finds a violation (to show the checker catches bugs)");
+  app.add_flag("--keep", settings.keep, "keep the data directories of passing runs");
+  app.add_option("--measure-failover", measure_failover,
+                 "kill the leader N times; report the time to the first SET and GET");
+  app.add_option("--base-port", settings.base_port, "first port (default: derived from the pid)");
+  app.add_option("--node-binary", settings.node_binary, "raftkv-node to run");
+  CLI11_PARSE(app, argc, argv);
+
+  if (settings.node_binary.empty()) settings.node_binary = RAFTKV_NODE_BINARY;
+  if (settings.base_port == 0) settings.base_port = 30'000 + static_cast<int>(getpid() % 150) * 200;
+  if (!scenarios.empty()) {
+    if (scenarios == "all") {
+      settings.scenarios = Nemesis::ScenarioNames();
+    } else {
+      settings.scenarios = absl::StrSplit(scenarios, ',');
+    }
+    for (const std::string& name : settings.scenarios) {
+      const auto& known = Nemesis::ScenarioNames();
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::fprintf(stderr, "raftkv-chaos: unknown scenario '%s' (see --help)\n", name.c_str());
+        return 2;
+      }
+    }
+  }
+  absl::StatusOr<Duration> random_duration = server::ParseDuration(random_text);
+  if (!random_duration.ok()) {
+    std::fprintf(stderr, "raftkv-chaos: --random: %s\n",
+                 std::string(random_duration.status().message()).c_str());
+    return 2;
+  }
+  settings.random_duration = std::chrono::duration_cast<milliseconds>(*random_duration);
+
+  if (measure_failover > 0) {
+    ClusterOptions options;
+    options.nodes = settings.nodes;
+    options.base_port = settings.base_port;
+    options.node_binary = settings.node_binary;
+    char pattern[] = "/tmp/raftkv-failover-XXXXXX";
+    options.dir = mkdtemp(pattern);
+    // The shipped defaults (config.ini): failover as a user gets it out of the box.
+    options.config_text = "[logging]\nSTDOUT = false\nVERBOSITY = quiet\n";
+    const bool ok = MeasureFailover(options, measure_failover);
+    std::filesystem::remove_all(options.dir);
+    return ok ? 0 : 1;
+  }
+  if (settings.scenarios.empty() && settings.random_duration.count() == 0) {
+    std::fprintf(stderr, "raftkv-chaos: give --scenarios, --random or --measure-failover\n");
+    return 2;
+  }
+
+  int passed = 0, violations = 0;
+  for (int i = 0; i < settings.seeds; ++i) {
+    const RunResult run = RunOnce(settings, settings.seed + static_cast<uint64_t>(i));
+    passed += run.linearizable && run.recovered ? 1 : 0;
+    violations += run.linearizable ? 0 : 1;
+  }
+  if (settings.expect_violation) {
+    std::printf("== %d of %d runs found the injected bug '%s'\n", violations, settings.seeds,
+                settings.bug.c_str());
+    return violations > 0 ? 0 : 1;
+  }
+  std::printf("== %d of %d runs linearizable and recovered\n", passed, settings.seeds);
+  return passed == settings.seeds ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace raftkv::chaos
+
+int main(int argc, char** argv) { return raftkv::chaos::Main(argc, argv); }
