@@ -47,7 +47,7 @@ struct ClientOptions {
   // Waits between retries grow from backoff_initial, doubling, up to backoff_max; each wait is
   // drawn at random from [half, all] of that ("equal jitter"), so clients do not retry in step.
   Millis backoff_initial{10};
-  Millis backoff_max{500};
+  Millis backoff_max{200};
   // Test-only fault injection: called with every successful SET reply before it is used; if it
   // returns true the reply is thrown away as if the network had lost it, and the SET is retried.
   std::function<bool(uint64_t sequence, int attempt)> drop_set_reply_for_testing = nullptr;
