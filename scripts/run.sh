@@ -7,12 +7,15 @@
 # Without a terminal (CI, pipes): runs a short demo — SET/GET, kill the leader, SET/GET again on
 # the new leader, restart the old leader and watch it catch up — then stops the cluster. Exits 0
 # only if every step worked.
+#
+# Environment (as for scripts/raftkv-cluster): RAFTKV_CLUSTER_DIR (default ./run), RAFTKV_BASE_PORT,
+# RAFTKV_BIN.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export RAFTKV_CLUSTER_DIR="${RAFTKV_CLUSTER_DIR:-$repo/run}"
 cluster="$repo/scripts/raftkv-cluster"
-raftkv="$repo/build/tools/raftkv"
+raftkv="${RAFTKV_BIN:-$repo/build/tools}/raftkv"
 config="$RAFTKV_CLUSTER_DIR/config.ini"
 
 step() { if [[ -t 1 ]]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
@@ -45,7 +48,7 @@ if [[ -t 0 && -t 1 ]]; then
   exit 0
 fi
 
-# No terminal: the demo. The cluster is stopped however the demo ends.
+# No terminal: the demo, on a fresh cluster. The cluster is stopped however the demo ends.
 trap '"$cluster" down >/dev/null 2>&1 || true' EXIT
 
 step "SET and GET through the prompt's pipe mode"
