@@ -108,6 +108,10 @@ void ChaosCluster::SetLink(int from, int to, bool cut) {
   if (from != to) proxies_[from][to]->SetCut(cut);
 }
 
+void ChaosCluster::SetLinkDelay(int from, int to, std::chrono::milliseconds delay) {
+  if (from != to) proxies_[from][to]->SetDelay(delay);
+}
+
 void ChaosCluster::Partition(const std::vector<std::vector<int>>& groups) {
   std::vector<int> group_of(options_.nodes, -1);
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -123,7 +127,10 @@ void ChaosCluster::Partition(const std::vector<std::vector<int>>& groups) {
 
 void ChaosCluster::HealNetwork() {
   for (int from = 0; from < options_.nodes; ++from) {
-    for (int to = 0; to < options_.nodes; ++to) SetLink(from, to, false);
+    for (int to = 0; to < options_.nodes; ++to) {
+      SetLink(from, to, false);
+      SetLinkDelay(from, to, std::chrono::milliseconds(0));
+    }
   }
 }
 

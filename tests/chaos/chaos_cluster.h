@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,8 @@ class ChaosCluster {
 
   // Cuts (or heals) the link that carries everything `from` sends to `to`.
   void SetLink(int from, int to, bool cut);
+  // Delays everything `from` sends to `to` (0: no delay).
+  void SetLinkDelay(int from, int to, std::chrono::milliseconds delay);
   // Nodes can talk only within their own group; a node in no group is cut from everyone.
   void Partition(const std::vector<std::vector<int>>& groups);
   void HealNetwork();

@@ -56,6 +56,30 @@ std::string ConfigText(const Settings& settings) {
          "\n[logging]\nSTDOUT = false\nVERBOSITY = quiet\n";
 }
 
+// The command that replays one run: same faults, same workload seed, same clock rates. (Real
+// processes and real time are not deterministic, so a replay repeats the schedule, not every
+// interleaving.)
+std::string ReplayCommand(const Settings& settings, uint64_t seed) {
+  std::string command = "build/tests/chaos/raftkv-chaos --nodes " + std::to_string(settings.nodes) +
+                        " --seed " + std::to_string(seed);
+  if (!settings.scenarios.empty()) {
+    std::string names;
+    for (const std::string& name : settings.scenarios) names += (names.empty() ? "" : ",") + name;
+    command += " --scenarios " + names;
+  }
+  if (settings.random_duration.count() > 0) {
+    command += " --random " + std::to_string(settings.random_duration.count()) + "ms";
+  }
+  if (settings.drift != 0) command += " --drift " + std::to_string(settings.drift);
+  if (settings.max_clock_drift != 0.01) {
+    command += " --max-clock-drift " + std::to_string(settings.max_clock_drift);
+  }
+  if (settings.bug != "none") command += " --bug " + settings.bug;
+  if (settings.clients != 5) command += " --clients " + std::to_string(settings.clients);
+  if (settings.keys != 4) command += " --keys " + std::to_string(settings.keys);
+  return command;
+}
+
 struct RunResult {
   bool linearizable = false;  // and conclusive
   bool recovered = false;     // healed cluster elected a leader and served every final read
@@ -140,9 +164,7 @@ RunResult RunOnce(const Settings& settings, uint64_t seed) {
     std::printf("   linearizable: yes (%zu operations; final reads of every key ok)\n",
                 history.size());
   }
-  std::printf("   replay: %s\n", ("raftkv-chaos --seed " + std::to_string(seed) + " --nodes " +
-                                  std::to_string(settings.nodes) + " ...same flags")
-                                     .c_str());
+  std::printf("   replay: %s\n", ReplayCommand(settings, seed).c_str());
   std::fflush(stdout);
   if (!settings.keep && (ok || settings.expect_violation)) std::filesystem::remove_all(dir);
   return RunResult{result.linearizable && !result.inconclusive, recovered};

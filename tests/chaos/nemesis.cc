@@ -14,8 +14,8 @@ Nemesis::Nemesis(ChaosCluster* cluster, uint64_t seed, NemesisTimings timings,
 
 const std::vector<std::string>& Nemesis::ScenarioNames() {
   static const auto* names = new std::vector<std::string>{
-      "leader-isolation", "split",         "bridge",   "one-way",      "kill-leader",
-      "kill-follower",    "kill-majority", "kill-all", "pause-leader", "slow-disk"};
+      "leader-isolation", "split",    "bridge",       "one-way",   "kill-leader", "kill-follower",
+      "kill-majority",    "kill-all", "pause-leader", "slow-disk", "slow-network"};
   return *names;
 }
 
@@ -149,6 +149,18 @@ bool Nemesis::Run(const std::string& scenario) {
     Window(
         "slow fsync on leader" + on, [&] { cluster_->SetSlowDisk(leader, true); }, timings_.hold,
         [&] { cluster_->SetSlowDisk(leader, false); });
+  } else if (scenario == "slow-network") {
+    // Every link slow by its own 20–150 ms: heartbeats arrive late, some past the lease.
+    Window(
+        "slow links (20-150 ms per pair)",
+        [&] {
+          for (int from = 0; from < n; ++from) {
+            for (int to = 0; to < n; ++to) {
+              cluster_->SetLinkDelay(from, to, milliseconds(20 + random_() % 131));
+            }
+          }
+        },
+        timings_.hold, [&] { cluster_->HealNetwork(); });
   } else {
     return false;
   }

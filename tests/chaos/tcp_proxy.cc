@@ -137,6 +137,9 @@ void TcpProxy::Pump(int a, int b, uint64_t generation) {
     for (int i = 0; i < 2 && open; ++i) {
       if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       const ssize_t got = recv(fds[i].fd, buffer, sizeof(buffer), 0);
+      if (const int64_t delay = delay_ms_.load(); delay > 0 && got > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      }
       open = got > 0 && WriteAll(fds[1 - i].fd, buffer, static_cast<size_t>(got));
     }
     if (!open) break;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -28,6 +29,8 @@ class TcpProxy {
   ~TcpProxy();
 
   void SetCut(bool cut) ABSL_LOCKS_EXCLUDED(mu_);
+  // Holds every chunk this long before passing it on (0: none): a slow or distant link.
+  void SetDelay(std::chrono::milliseconds delay) { delay_ms_.store(delay.count()); }
   bool cut() const { return cut_.load(); }
   int listen_port() const { return listen_port_; }
 
@@ -47,6 +50,7 @@ class TcpProxy {
   const int target_port_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> cut_{false};
+  std::atomic<int64_t> delay_ms_{0};
   std::atomic<uint64_t> generation_{0};  // bumped by a cut: pumps of older generations close
 
   Mutex mu_;
