@@ -57,11 +57,11 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(dir);
   if (!hard_state.ok()) return hard_state.status();
   if (config.testing.any() || config.raft.injected_bug != raft::InjectedBug::kNone) {
-    (*events)->Record(
-        "TESTING: fault injection on: clock rate " + std::to_string(config.testing.clock_rate) +
-        ", fsync delay " + std::to_string(ToMillis(config.testing.fsync_delay)) + "ms" +
-        (config.testing.slow_disk_at_start ? " (from the start)" : " (on SIGUSR1)") +
-        ", injected bug " + raft::InjectedBugName(config.raft.injected_bug));
+    (*events)->Record("TESTING: fault injection on: clock rate " +
+                      std::to_string(config.testing.clock_rate) + ", fsync delay " +
+                      std::to_string(ToMillis(config.testing.fsync_delay)) + "ms" +
+                      (config.testing.slow_disk_at_start ? " (from the start)" : " (on SIGUSR1)") +
+                      ", injected bug " + raft::InjectedBugName(config.raft.injected_bug));
   }
   const NodeClock clock(config.testing.clock_rate);
   absl::StatusOr<std::unique_ptr<raft::RaftNode>> node = raft::RaftNode::Create(
@@ -169,6 +169,11 @@ void RaftDriver::Loop() {
     }
   }
   FailPending("node shutting down");
+  for (auto& [index, get] : waiting_reads_) {
+    get.done(
+        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
+  }
+  waiting_reads_.clear();
   MaybeSaveCommitIndex(/*force=*/true);
   for (auto& [peer, slots] : reply_slots_) {
     for (ReplyFn& reply : slots) reply(std::nullopt);
@@ -218,8 +223,13 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     const raft::LeaseReadResult read = node_->LeaseRead(now);
     if (read.ok() && node_->applied_index() >= read.read_index) {
-      const kv::StoredValue* stored = kv_.Find(get->key);
-      get->done(ClientResult::Ok(stored ? std::optional(*stored) : std::nullopt, config_.raft.id));
+      ServeRead(get->key, get->done);
+    } else if (read.ok()) {
+      // Confirmed leader, but entries up to read_index are still being applied: answer once they
+      // are. The state then served may include later entries too; those were committed after
+      // this read arrived (no one else could commit while our lease held), so it stays
+      // linearizable.
+      waiting_reads_.emplace(read.read_index, std::move(*get));
     } else {
       const bool not_leader = read.refusal == raft::ReadRefusal::kNotLeader;
       get->done(ClientResult::Rejected(
@@ -273,6 +283,11 @@ void RaftDriver::ProcessReady() {
     }
     for (const raft::Entry& entry : ready.committed_entries) Apply(entry);
     node_->Advance(ready);
+    while (!waiting_reads_.empty() && waiting_reads_.begin()->first <= node_->applied_index()) {
+      GetRequest& get = waiting_reads_.begin()->second;
+      ServeRead(get.key, get.done);
+      waiting_reads_.erase(waiting_reads_.begin());
+    }
   }
   if (node_->role() != raft::Role::kLeader && !pending_.empty()) {
     FailPending("leadership lost before the outcome was known");
@@ -322,6 +337,11 @@ void RaftDriver::MaybeSlowDown() const {
   if (config_.testing.fsync_delay.count() > 0 && slow_disk_.load()) {
     std::this_thread::sleep_for(config_.testing.fsync_delay);
   }
+}
+
+void RaftDriver::ServeRead(const std::string& key, const ClientCallback& done) {
+  const kv::StoredValue* stored = kv_.Find(key);
+  done(ClientResult::Ok(stored ? std::optional(*stored) : std::nullopt, config_.raft.id));
 }
 
 void RaftDriver::FailPending(const std::string& why) {

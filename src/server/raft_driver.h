@@ -154,6 +154,7 @@ class RaftDriver {
   void Handle(Input& input, TimePoint now);
   void ProcessReady();
   void Apply(const raft::Entry& entry);
+  void ServeRead(const std::string& key, const ClientCallback& done);
   void FailPending(const std::string& why);
   // The commit index rides along whenever term or vote are saved; between those, it is saved at
   // most once a second (and at shutdown): it is only a hint, so it is not worth an fsync per batch.
@@ -174,6 +175,8 @@ class RaftDriver {
   std::unique_ptr<raft::RaftNode> node_;
   kv::KvStateMachine kv_;
   std::map<LogIndex, Pending> pending_;
+  // Lease reads waiting for the state machine to reach their read index.
+  std::multimap<LogIndex, GetRequest> waiting_reads_;
   std::map<NodeId, std::deque<ReplyFn>> reply_slots_;  // per peer, in the order stepped
   std::map<NodeId, TimePoint> last_peer_error_logged_;
   raft::HardState saved_hard_state_;
