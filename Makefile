@@ -4,6 +4,7 @@
 #   make stop   stop the cluster `make run` started
 #   make chaos  long randomized fault campaigns against real processes (about 35 minutes)
 #   make failover  kill the leader 20 times and report the failover time
+#   make bench  raftkv-bench table and micro-benchmarks; make bench-vs-etcd: the etcd comparison
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
@@ -13,7 +14,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
+.PHONY: bench bench-vs-etcd chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -71,6 +72,14 @@ CHAOS_RUN_TIME ?= 120s
 chaos: build
 	@build/tests/chaos/raftkv-chaos --nodes 5 --random $(CHAOS_RUN_TIME) --seeds $(CHAOS_RUNS) \
 		--seed $${SEED:-1} --drift 0.009
+
+# Benchmarks: the raftkv table and the micro-benchmarks; side by side with etcd (installs
+# Debian's etcd-server if missing) into docs/benchmarks.md.
+bench: build
+	@./scripts/bench.sh
+
+bench-vs-etcd: build
+	@./scripts/bench-vs-etcd.sh
 
 # Failover time: kill -9 the leader 20 times with the shipped config.ini timings.
 failover: build

@@ -243,16 +243,11 @@ uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
 
 // Writes every key once (concurrently), so that GETs find values.
 bool Prefill(const Settings& settings) {
-  Settings fill = settings;
-  fill.op_text = "set";
-  fill.read_fraction = 0;
-  fill.warmup = Clock::duration(0);
-  fill.concurrency = std::min(settings.concurrency * 4, 256);
   // Sequential keys: run until every key is written once, by count rather than time.
   std::atomic<int> next{0};
   std::vector<std::thread> writers;
   std::atomic<int> failures{0};
-  const int threads = 8;
+  const int threads = 64;  // synchronous writers: enough to fill group commits
   for (int t = 0; t < threads; ++t) {
     writers.emplace_back([&, t] {
       auto channel = grpc::CreateChannel(
