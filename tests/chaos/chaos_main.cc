@@ -46,6 +46,7 @@ struct Settings {
   bool keep = false;
   int base_port = 0;
   std::string node_binary;
+  NemesisTimings timings;
 };
 
 // Short timings, so that each fault shows a whole failover within a few seconds.
@@ -77,6 +78,9 @@ std::string ReplayCommand(const Settings& settings, uint64_t seed) {
   if (settings.bug != "none") command += " --bug " + settings.bug;
   if (settings.clients != 5) command += " --clients " + std::to_string(settings.clients);
   if (settings.keys != 4) command += " --keys " + std::to_string(settings.keys);
+  if (settings.timings.hold != NemesisTimings{}.hold) {
+    command += " --hold " + std::to_string(settings.timings.hold.count()) + "ms";
+  }
   return command;
 }
 
@@ -132,7 +136,7 @@ RunResult RunOnce(const Settings& settings, uint64_t seed) {
   Workload workload(workload_options, origin);
   workload.Start();
 
-  Nemesis nemesis(&cluster, seed, NemesisTimings{}, origin);
+  Nemesis nemesis(&cluster, seed, settings.timings, origin);
   std::this_thread::sleep_for(milliseconds(500));
   for (const std::string& scenario : settings.scenarios) nemesis.Run(scenario);
   if (settings.random_duration.count() > 0) nemesis.RunRandom(settings.random_duration);
@@ -173,7 +177,7 @@ RunResult RunOnce(const Settings& settings, uint64_t seed) {
 int Main(int argc, char** argv) {
   CLI::App app{"raftkv-chaos: fault tests against real raftkv-node processes"};
   Settings settings;
-  std::string scenarios, random_text = "0s", failover_text;
+  std::string scenarios, random_text = "0s", hold_text = "2s";
   int measure_failover = 0;
   app.add_option("--nodes", settings.nodes, "cluster size (3 or 5 are the usual)")
       ->check(CLI::Range(1, 9));
@@ -184,6 +188,7 @@ int Main(int argc, char** argv) {
         return names;
       }());
   app.add_option("--random", random_text, "random faults for this long (e.g. 60s, 30m)");
+  app.add_option("--hold", hold_text, "how long each partition, kill or slow disk lasts (2s)");
   app.add_option("--seed", settings.seed, "first seed (faults, workload, clock rates)");
   app.add_option("--seeds", settings.seeds, "runs, with seeds seed, seed+1, …");
   app.add_option("--clients", settings.clients, "concurrent clients (default 5)");
@@ -225,6 +230,12 @@ int Main(int argc, char** argv) {
     return 2;
   }
   settings.random_duration = std::chrono::duration_cast<milliseconds>(*random_duration);
+  absl::StatusOr<Duration> hold = server::ParseDuration(hold_text);
+  if (!hold.ok() || *hold <= Duration(0)) {
+    std::fprintf(stderr, "raftkv-chaos: --hold: give a positive duration such as 2s\n");
+    return 2;
+  }
+  settings.timings.hold = std::chrono::duration_cast<milliseconds>(*hold);
 
   if (measure_failover > 0) {
     ClusterOptions options;
