@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ absl::Status ChaosCluster::Start(int node) {
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned nodes if the harness dies
     if (std::freopen(output.c_str(), "a", stdout) == nullptr) _exit(126);
     if (std::freopen(output.c_str(), "a", stderr) == nullptr) _exit(126);
     execv(argv[0], argv.data());
@@ -170,6 +172,22 @@ std::optional<LeaderInfo> ChaosCluster::WaitForLeader(int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return std::nullopt;
+}
+
+std::vector<std::string> ChaosCluster::ReapUnexpectedExits() {
+  std::vector<std::string> exits;
+  for (int i = 0; i < options_.nodes; ++i) {
+    if (pids_[i] <= 0) continue;
+    int status = 0;
+    if (waitpid(pids_[i], &status, WNOHANG) != pids_[i]) continue;
+    exits.push_back("node " + std::to_string(i) + " exited by itself (" +
+                    (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status))
+                                       : "signal " + std::to_string(WTERMSIG(status))) +
+                    "; see " + options_.dir + "/node" + std::to_string(i) + ".out)");
+    pids_[i] = -1;
+    paused_[i] = false;
+  }
+  return exits;
 }
 
 std::string ChaosCluster::DumpPath(int node) const {

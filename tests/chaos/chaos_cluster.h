@@ -66,6 +66,9 @@ class ChaosCluster {
   bool paused(int node) const { return paused_[node]; }
   const std::vector<std::string>& client_addresses() const { return client_addresses_; }
   std::string DumpPath(int node) const;
+  // Nodes that exited although no one killed them (a crash, or a port taken): a node that dies
+  // by itself is a failure, and faults aimed at it would silently do nothing. Reaps them.
+  std::vector<std::string> ReapUnexpectedExits();
 
  private:
   std::string Address(int port) const { return "127.0.0.1:" + std::to_string(port); }

@@ -25,9 +25,10 @@ int64_t Nemesis::NowNs() const {
       .count();
 }
 
-int Nemesis::CurrentLeaderOr(int fallback) {
-  std::optional<LeaderInfo> leader = cluster_->WaitForLeader(3'000);
-  return leader ? leader->id : fallback;
+std::optional<int> Nemesis::CurrentLeader() {
+  std::optional<LeaderInfo> leader = cluster_->WaitForLeader(5'000);
+  if (!leader) return std::nullopt;
+  return leader->id;
 }
 
 int Nemesis::RandomNode() {
@@ -50,6 +51,7 @@ void Nemesis::Window(const std::string& what, const std::function<void()>& apply
   Hold(hold);
   undo();
   window.end_ns = NowNs();
+  for (const std::string& exit : cluster_->ReapUnexpectedExits()) problems_.push_back(exit);
   windows_.push_back(window);
   Hold(timings_.settle);
   const std::optional<LeaderInfo> after = cluster_->Leader();
@@ -60,7 +62,14 @@ void Nemesis::Window(const std::string& what, const std::function<void()>& apply
 
 bool Nemesis::Run(const std::string& scenario) {
   const int n = cluster_->size();
-  const int leader = CurrentLeaderOr(RandomNode());
+  for (const std::string& exit : cluster_->ReapUnexpectedExits()) problems_.push_back(exit);
+  const std::optional<int> current_leader = CurrentLeader();
+  if (!current_leader) {
+    // Every scenario aims at the leader or away from it: without one it would test nothing.
+    problems_.push_back("no leader within 5 s before '" + scenario + "': scenario skipped");
+    return true;
+  }
+  const int leader = *current_leader;
   const std::string on = " (node " + std::to_string(leader) + ")";
   if (scenario == "leader-isolation") {
     std::vector<int> rest;

@@ -40,9 +40,10 @@ class Nemesis {
 
   const std::vector<FaultWindow>& windows() const { return windows_; }
   int leader_changes() const { return leader_changes_; }
+  const std::vector<std::string>& problems() const { return problems_; }
 
  private:
-  int CurrentLeaderOr(int fallback);
+  std::optional<int> CurrentLeader();
   int RandomNode();
   int RandomNodeExcept(int excluded);
   void Hold(std::chrono::milliseconds duration);
@@ -56,6 +57,7 @@ class Nemesis {
   std::chrono::steady_clock::time_point origin_;
   std::vector<FaultWindow> windows_;
   int leader_changes_ = 0;
+  std::vector<std::string> problems_;  // nodes that died by themselves, scenarios skipped
 };
 
 }  // namespace raftkv::chaos

@@ -70,7 +70,10 @@ void Workload::RunClient(uint32_t client_id) {
       if (result.ok() && result->found) op.value = result->value;
     } else {
       op.kind = check::OpKind::kWrite;
-      op.value = "c" + std::to_string(client_id) + "-" + std::to_string(++written);
+      // The run's seed in every value: values of some other run (a stray node) cannot pass for
+      // ours.
+      op.value = "s" + std::to_string(options_.seed) + "c" + std::to_string(client_id) + "-" +
+                 std::to_string(++written);
       absl::Status status = (*client)->Set(op.key, *op.value);
       op.complete_ns = NowNs();
       op.outcome = SetOutcome(status);

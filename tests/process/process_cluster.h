@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,7 +29,8 @@ class ProcessCluster {
   explicit ProcessCluster(int size) : size_(size), pids_(size, -1) {
     char pattern[] = "/tmp/raftkv-process-XXXXXX";
     dir_ = mkdtemp(pattern);
-    const int base = 20000 + static_cast<int>(getpid() % 2000) * 10;
+    // Below Linux's ephemeral range (32768+), so no outgoing connection can hold a node's port.
+    const int base = 12000 + static_cast<int>(getpid() % 1000) * 10;
     for (int i = 0; i < size; ++i) addresses_.push_back("127.0.0.1:" + std::to_string(base + i));
     std::ofstream(dir_ + "/config.ini") << "[raft]\nHEARTBEAT_INTERVAL = 20ms\n"
                                            "ELECTION_TIMEOUT_MIN = 300ms\nLEASE_DURATION = 200ms\n"
@@ -55,6 +57,7 @@ class ProcessCluster {
       for (std::string& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);
       freopen((dir_ + "/node" + std::to_string(id) + ".out").c_str(), "a", stdout);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned nodes if the test dies
       execv(argv[0], argv.data());
       _exit(127);
     }
