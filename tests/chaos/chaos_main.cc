@@ -40,6 +40,7 @@ struct Settings {
   int clients = 5;
   int keys = 4;
   double drift = 0.0;             // each node's clock rate is drawn from [1 - drift, 1 + drift]
+  std::vector<double> clock_rates;  // or given exactly, one per node
   double max_clock_drift = 0.01;  // what the nodes are configured to tolerate
   std::string bug = "none";
   bool expect_violation = false;
@@ -72,6 +73,13 @@ std::string ReplayCommand(const Settings& settings, uint64_t seed) {
     command += " --random " + std::to_string(settings.random_duration.count()) + "ms";
   }
   if (settings.drift != 0) command += " --drift " + std::to_string(settings.drift);
+  if (!settings.clock_rates.empty()) {
+    std::string rates;
+    for (double rate : settings.clock_rates) {
+      rates += (rates.empty() ? "" : ",") + std::to_string(rate);
+    }
+    command += " --clock-rates " + rates;
+  }
   if (settings.max_clock_drift != 0.01) {
     command += " --max-clock-drift " + std::to_string(settings.max_clock_drift);
   }
@@ -103,8 +111,9 @@ RunResult RunOnce(const Settings& settings, uint64_t seed) {
   options.fsync_delay = "40ms";
   options.injected_bug = settings.bug;
   for (int i = 0; i < settings.nodes; ++i) {
-    options.clock_rates.push_back(1.0 + settings.drift *
-                                            std::uniform_real_distribution<double>(-1, 1)(random));
+    const double drawn =
+        1.0 + settings.drift * std::uniform_real_distribution<double>(-1, 1)(random);
+    options.clock_rates.push_back(settings.clock_rates.empty() ? drawn : settings.clock_rates[i]);
   }
   std::printf("== run: seed %llu, %d nodes, data in %s\n", static_cast<unsigned long long>(seed),
               settings.nodes, dir.c_str());
@@ -216,6 +225,9 @@ int Main(int argc, char** argv) {
   app.add_option("--keys", settings.keys, "keyspace size (default 4)");
   app.add_option("--drift", settings.drift,
                  "clock rates drawn from [1-D, 1+D]; the nodes tolerate --max-clock-drift");
+  app.add_option("--clock-rates", settings.clock_rates,
+                 "exact clock rate of each node, e.g. 0.6,0.6,1.45 (overrides --drift)")
+      ->delimiter(',');
   app.add_option("--max-clock-drift", settings.max_clock_drift,
                  "the nodes' MAX_CLOCK_DRIFT (default 0.01)");
   app.add_option("--bug", settings.bug, "deliberate bug in every node (see raftkv-node --help)");
@@ -232,6 +244,11 @@ int Main(int argc, char** argv) {
   // Below Linux's ephemeral range (32768+), so that no outgoing connection can take a node's
   // port while it is down; disjoint from the process tests' 12000-21999.
   if (settings.base_port == 0) settings.base_port = 22'000 + static_cast<int>(getpid() % 50) * 200;
+  if (!settings.clock_rates.empty() &&
+      static_cast<int>(settings.clock_rates.size()) != settings.nodes) {
+    std::fprintf(stderr, "raftkv-chaos: --clock-rates needs one rate per node\n");
+    return 2;
+  }
   if (!scenarios.empty()) {
     if (scenarios == "all") {
       settings.scenarios = Nemesis::ScenarioNames();
