@@ -13,6 +13,9 @@
 namespace raftkv::server {
 namespace {
 
+// How often the driver looks for client requests past their AnswerBy.
+constexpr auto kOverdueSweep = std::chrono::milliseconds(10);
+
 // "SET key value" or "NO-OP", as in logs.txt without the term: the {entry operation} of dump.txt.
 std::string OperationText(const raft::Entry& entry) {
   if (entry.type == raft::EntryType::kNoop) return "NO-OP";
@@ -102,6 +105,7 @@ void RaftDriver::Stop() {
 }
 
 void RaftDriver::Post(Input input) {
+  bool wake = false;
   {
     MutexLock lock(&mu_);
     if (stopping_) {
@@ -118,8 +122,11 @@ void RaftDriver::Post(Input input) {
       return;
     }
     mailbox_.push_back(std::move(input));
+    // A busy driver takes the whole mailbox at its next turn: waking it would only cost a futex
+    // call per request.
+    wake = driver_waiting_;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 void RaftDriver::Deliver(raft::Message message) { Post(std::move(message)); }
@@ -127,21 +134,44 @@ void RaftDriver::HandlePeerRequest(raft::Message request, ReplyFn reply) {
   Post(PeerRequest{std::move(request), std::move(reply)});
 }
 void RaftDriver::ReportPeerError(NodeId peer) { Post(PeerError{peer}); }
-void RaftDriver::Set(kv::SetCommand command, ClientCallback done) {
-  Post(SetRequest{std::move(command), std::move(done)});
+void RaftDriver::Set(kv::SetCommand command, ClientCallback done, AnswerBy answer_by) {
+  Post(SetRequest{std::move(command), std::move(done), answer_by});
 }
-void RaftDriver::Get(std::string key, ClientCallback done) {
-  Post(GetRequest{std::move(key), std::move(done)});
+void RaftDriver::Get(std::string key, ClientCallback done, AnswerBy answer_by) {
+  if (TryLeaseRead(key, done)) return;
+  Post(GetRequest{std::move(key), std::move(done), answer_by});
+}
+
+bool RaftDriver::TryLeaseRead(const std::string& key, const ClientCallback& done) {
+  std::optional<kv::StoredValue> value;
+  {
+    ReaderLock lock(&kv_mu_);
+    if (!read_window_) return false;
+    // Read the clock under the lock: the window was published at a driver time no later than
+    // this reading, so `from` never refuses a read for a clock taken before the publication.
+    const TimePoint now = Now();
+    if (now < read_window_->from || now >= read_window_->until) return false;
+    // Linearizable: every SET acknowledged before this GET arrived is in kv_ (this leader applies
+    // before it answers; earlier leaders' entries precede our applied NO-OP), and while the lease
+    // holds no other node can commit anything.
+    if (const kv::StoredValue* stored = kv_.Find(key)) value = *stored;
+  }
+  done(ClientResult::Ok(std::move(value), config_.raft.id));
+  return true;
 }
 
 NodeStatus RaftDriver::Status() {
-  std::promise<NodeStatus> promise;
-  std::future<NodeStatus> future = promise.get_future();
-  Post(StatusRequest{[&promise](const NodeStatus& status) { promise.set_value(status); }});
+  auto promise = std::make_shared<std::promise<NodeStatus>>();
+  std::future<NodeStatus> future = promise->get_future();
+  Status([promise](const NodeStatus& status) { promise->set_value(status); });
   if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
     return NodeStatus{config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0)};
   }
   return future.get();
+}
+
+void RaftDriver::Status(std::function<void(const NodeStatus&)> done) {
+  Post(StatusRequest{std::move(done)});
 }
 
 void RaftDriver::Loop() {
@@ -154,7 +184,11 @@ void RaftDriver::Loop() {
       const auto timeout =
           std::clamp(until_deadline, Duration(0), Duration(std::chrono::milliseconds(100)));
       if (mailbox_.empty() && !stopping_ && timeout.count() > 0) {
-        wake_.wait_for(mu_, timeout);
+        // Requests waiting for an answer also need the overdue sweep.
+        const bool clients_waiting = !pending_.empty() || !waiting_reads_.empty();
+        driver_waiting_ = true;
+        wake_.wait_for(mu_, clients_waiting ? std::min<Duration>(timeout, kOverdueSweep) : timeout);
+        driver_waiting_ = false;
       }
       batch.swap(mailbox_);
       if (stopping_ && batch.empty()) break;
@@ -163,10 +197,16 @@ void RaftDriver::Loop() {
     for (Input& input : batch) Handle(input, now);
     node_->Tick(Now());
     ProcessReady();
+    PublishReadWindow();
+    AnswerOverdue();
     if (absl::Status status = events_->Flush(); !status.ok()) {
       std::fprintf(stderr, "raftkv-node %d: %s\n", config_.raft.id,
                    std::string(status.message()).c_str());
     }
+  }
+  {
+    WriterLock lock(&kv_mu_);
+    read_window_.reset();
   }
   FailPending("node shutting down");
   for (auto& [index, get] : waiting_reads_) {
@@ -219,7 +259,7 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
     }
     events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
                                                       storage::Escape(command.value)));
-    pending_[proposal.index] = Pending{proposal.term, std::move(set->done)};
+    pending_[proposal.index] = Pending{proposal.term, std::move(set->done), set->answer_by};
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     const raft::LeaseReadResult read = node_->LeaseRead(now);
     if (read.ok() && node_->applied_index() >= read.read_index) {
@@ -281,7 +321,7 @@ void RaftDriver::ProcessReady() {
         transport_->Send(message);
       }
     }
-    for (const raft::Entry& entry : ready.committed_entries) Apply(entry);
+    ApplyCommitted(ready.committed_entries);
     node_->Advance(ready);
     while (!waiting_reads_.empty() && waiting_reads_.begin()->first <= node_->applied_index()) {
       GetRequest& get = waiting_reads_.begin()->second;
@@ -307,15 +347,27 @@ void RaftDriver::MaybeSaveCommitIndex(bool force) {
   commit_saved_at_ = Now();
 }
 
-void RaftDriver::Apply(const raft::Entry& entry) {
+void RaftDriver::ApplyCommitted(const std::vector<raft::Entry>& entries) {
+  if (entries.empty()) return;
   const bool leader = node_->role() == raft::Role::kLeader;
-  events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entry)));
-  kv::ApplyOutcome outcome = kv::ApplyOutcome::kApplied;
-  if (entry.type == raft::EntryType::kCommand) {
-    absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
-    if (!command.ok()) return Fatal(command.status());
-    outcome = kv_.ApplySet(*command, entry.index);
+  std::vector<kv::ApplyOutcome> outcomes(entries.size(), kv::ApplyOutcome::kApplied);
+  {
+    // One writer lock for the batch: readers on the fast path wait at most one batch.
+    WriterLock lock(&kv_mu_);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].type != raft::EntryType::kCommand) continue;
+      absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entries[i].data);
+      if (!command.ok()) return Fatal(command.status());
+      outcomes[i] = kv_.ApplySet(*command, entries[i].index);
+    }
   }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entries[i])));
+    AnswerApplied(entries[i], outcomes[i]);
+  }
+}
+
+void RaftDriver::AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome) {
   auto it = pending_.find(entry.index);
   if (it == pending_.end()) return;
   Pending pending = std::move(it->second);
@@ -340,8 +392,54 @@ void RaftDriver::MaybeSlowDown() const {
 }
 
 void RaftDriver::ServeRead(const std::string& key, const ClientCallback& done) {
-  const kv::StoredValue* stored = kv_.Find(key);
-  done(ClientResult::Ok(stored ? std::optional(*stored) : std::nullopt, config_.raft.id));
+  std::optional<kv::StoredValue> value;
+  {
+    ReaderLock lock(&kv_mu_);
+    if (const kv::StoredValue* stored = kv_.Find(key)) value = *stored;
+  }
+  done(ClientResult::Ok(std::move(value), config_.raft.id));
+}
+
+void RaftDriver::PublishReadWindow() {
+  std::optional<raft::LeaseWindow> window = node_->CurrentLeaseWindow();
+  // Within one term a window only moves its end (`from` only tracks the driver's clock once the
+  // old leases are out and the NO-OP applied), so the first `from` published stays right.
+  const bool same = window.has_value() == published_window_.has_value() &&
+                    published_term_ == node_->term() &&
+                    (!window || window->until == published_window_->until);
+  if (same) return;
+  published_window_ = window;
+  published_term_ = node_->term();
+  WriterLock lock(&kv_mu_);
+  read_window_ = window;
+}
+
+void RaftDriver::AnswerOverdue() {
+  const AnswerBy now = std::chrono::steady_clock::now();
+  if (now < next_overdue_sweep_) return;
+  next_overdue_sweep_ = now + kOverdueSweep;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.answer_by > now) {
+      ++it;
+      continue;
+    }
+    // The entry may still commit (and is then applied once): never claim it failed.
+    it->second.done(ClientResult::Unknown(
+        "not committed before the client's deadline; retry with the same sequence",
+        node_->leader_id()));
+    it = pending_.erase(it);
+  }
+  for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
+    if (it->second.answer_by > now) {
+      ++it;
+      continue;
+    }
+    it->second.done(ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                           "state machine not caught up before the client's "
+                                           "deadline; retry",
+                                           node_->leader_id()));
+    it = waiting_reads_.erase(it);
+  }
 }
 
 void RaftDriver::FailPending(const std::string& why) {

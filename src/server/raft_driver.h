@@ -3,10 +3,13 @@
 //
 // Threading model: every other thread (gRPC handlers, the transport's callbacks) talks to the
 // driver by posting to its mailbox (Deliver, Set, Get) and, for client requests, getting a
-// callback when the answer is known. The driver thread waits on the mailbox until the core's next
-// deadline, processes everything posted, ticks the core, then carries out each Ready in the order
-// ready.h prescribes: send, persist + fsync, send what depended on it, apply, advance. One fsync
-// thus covers every entry and vote that accumulated in the batch (group commit).
+// callback when the answer is known. One exception, the read fast path: while this node holds a
+// lease, Get() answers on the calling thread from the state machine, under a reader lock that the
+// driver takes as a writer only to apply entries and to publish its lease window. The driver thread
+// waits on the mailbox until the core's next deadline, processes everything posted, ticks the core,
+// then carries out each Ready in the order ready.h prescribes: send, persist + fsync, send what
+// depended on it, apply, advance. One fsync thus covers every entry and vote that accumulated in
+// the batch (group commit).
 #pragma once
 
 #include <atomic>
@@ -71,6 +74,11 @@ struct ClientResult {
 };
 using ClientCallback = std::function<void(const ClientResult&)>;
 
+// When a client request that has no outcome yet must be answered anyway ("outcome unknown" for a
+// SET, "retry" for a GET), so that the client hears from a live node before its RPC deadline.
+using AnswerBy = std::chrono::steady_clock::time_point;
+inline constexpr AnswerBy kNoAnswerBy = AnswerBy::max();
+
 struct NodeStatus {
   NodeId id;
   raft::Role role;
@@ -113,9 +121,14 @@ class RaftDriver {
   void HandlePeerRequest(raft::Message request, ReplyFn reply);
   // The transport could not reach `peer`; logged to dump.txt at most once a second per peer.
   void ReportPeerError(NodeId peer);
-  void Set(kv::SetCommand command, ClientCallback done);
-  void Get(std::string key, ClientCallback done);
-  NodeStatus Status();
+  // `done` is called exactly once, on the driver thread or (Get's fast path, and requests refused
+  // during shutdown) on the calling thread.
+  void Set(kv::SetCommand command, ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
+  // Served on the calling thread when this node's published lease window covers now; otherwise
+  // through the driver thread (which refuses, redirects or waits for the state machine).
+  void Get(std::string key, ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
+  NodeStatus Status();  // blocks up to 5 s
+  void Status(std::function<void(const NodeStatus&)> done);
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
   // Test-only (TestingOptions::fsync_delay): switches the slow disk on or off.
   void SetSlowDisk(bool slow) { slow_disk_.store(slow); }
@@ -124,10 +137,12 @@ class RaftDriver {
   struct SetRequest {
     kv::SetCommand command;
     ClientCallback done;
+    AnswerBy answer_by;
   };
   struct GetRequest {
     std::string key;
     ClientCallback done;
+    AnswerBy answer_by;
   };
   struct StatusRequest {
     std::function<void(const NodeStatus&)> done;
@@ -144,6 +159,7 @@ class RaftDriver {
   struct Pending {
     Term term;
     ClientCallback done;
+    AnswerBy answer_by;
   };
 
   RaftDriver(const NodeConfig& config, NodeClock clock, PeerTransport* transport, std::string dir,
@@ -153,8 +169,16 @@ class RaftDriver {
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   void Handle(Input& input, TimePoint now);
   void ProcessReady();
-  void Apply(const raft::Entry& entry);
-  void ServeRead(const std::string& key, const ClientCallback& done);
+  // Applies committed entries to kv_ under the writer lock, then answers their clients.
+  void ApplyCommitted(const std::vector<raft::Entry>& entries);
+  void AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome);
+  // The fast path: answers from kv_ if the published lease window covers now.
+  bool TryLeaseRead(const std::string& key, const ClientCallback& done) ABSL_LOCKS_EXCLUDED(kv_mu_);
+  void ServeRead(const std::string& key, const ClientCallback& done) ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Publishes node_->CurrentLeaseWindow() for the fast path when it changed.
+  void PublishReadWindow() ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Answers the client requests whose AnswerBy has passed (checked every kOverdueSweep).
+  void AnswerOverdue();
   void FailPending(const std::string& why);
   // The commit index rides along whenever term or vote are saved; between those, it is saved at
   // most once a second (and at shutdown): it is only a hint, so it is not worth an fsync per batch.
@@ -173,7 +197,6 @@ class RaftDriver {
   std::unique_ptr<storage::LogFile> log_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<raft::RaftNode> node_;
-  kv::KvStateMachine kv_;
   std::map<LogIndex, Pending> pending_;
   // Lease reads waiting for the state machine to reach their read index.
   std::multimap<LogIndex, GetRequest> waiting_reads_;
@@ -181,10 +204,24 @@ class RaftDriver {
   std::map<NodeId, TimePoint> last_peer_error_logged_;
   raft::HardState saved_hard_state_;
   TimePoint commit_saved_at_{};
+  AnswerBy next_overdue_sweep_{};
+
+  // Written by the driver thread only, read by it and by the fast path's callers.
+  SharedMutex kv_mu_;
+  kv::KvStateMachine kv_ ABSL_GUARDED_BY(kv_mu_);
+  // The interval of this node's clock in which the fast path may serve reads: the core's
+  // CurrentLeaseWindow() as of the driver's last batch. Serving on it after the core has moved on
+  // is still safe: a lease is a promise of a majority that no other leader commits before its end,
+  // whatever this node's role by then (docs/design.md §4).
+  std::optional<raft::LeaseWindow> read_window_ ABSL_GUARDED_BY(kv_mu_);
+  // The driver's copy of what it published, to publish only on change.
+  std::optional<raft::LeaseWindow> published_window_;
+  Term published_term_ = 0;
 
   Mutex mu_;
   CondVar wake_;
   std::deque<Input> mailbox_ ABSL_GUARDED_BY(mu_);
+  bool driver_waiting_ ABSL_GUARDED_BY(mu_) = false;  // posters wake the driver only then
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -1,5 +1,9 @@
-// The gRPC services of a node: `Raft` for peers and `KV` for clients (proto/raftkv.proto). Both
-// run on gRPC's handler threads and only post to the RaftDriver, then wait for its answer.
+// The gRPC services of a node: `Raft` for peers and `KV` for clients (proto/raftkv.proto).
+//
+// Both use gRPC's callback API: a handler hands the request to the RaftDriver and returns at once;
+// the driver's answer finishes the call (on the driver thread, or on the handler's own thread for
+// a GET served from the lease and for refusals). No gRPC thread ever blocks waiting for the
+// consensus core, so many requests can be in flight on a handful of threads.
 #pragma once
 
 #include <string>
@@ -10,36 +14,41 @@
 
 namespace raftkv::server {
 
-class RaftService final : public Raft::Service {
+class RaftService final : public Raft::CallbackService {
  public:
-  RaftService(RaftDriver* driver, NodeId self, int cluster_size, Duration timeout);
-  grpc::Status AppendEntries(grpc::ServerContext* context, const AppendEntriesRequest* request,
-                             AppendEntriesResponse* response) override;
-  grpc::Status RequestVote(grpc::ServerContext* context, const RequestVoteRequest* request,
-                           RequestVoteResponse* response) override;
+  RaftService(RaftDriver* driver, NodeId self, int cluster_size);
+  grpc::ServerUnaryReactor* AppendEntries(grpc::CallbackServerContext* context,
+                                          const AppendEntriesRequest* request,
+                                          AppendEntriesResponse* response) override;
+  grpc::ServerUnaryReactor* RequestVote(grpc::CallbackServerContext* context,
+                                        const RequestVoteRequest* request,
+                                        RequestVoteResponse* response) override;
 
  private:
-  template <typename Request>
-  grpc::Status Forward(const Request& request, std::optional<raft::Message>* reply);
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const Request& request,
+                                    Response* response);
 
   RaftDriver* driver_;
   NodeId self_;
   int cluster_size_;
-  Duration timeout_;
 };
 
-class KvService final : public KV::Service {
+class KvService final : public KV::CallbackService {
  public:
-  KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration timeout);
-  grpc::Status ServeClient(grpc::ServerContext* context, const ServeClientArgs* request,
-                           ServeClientReply* reply) override;
-  grpc::Status Status(grpc::ServerContext* context, const StatusArgs* request,
-                      StatusReply* reply) override;
+  // `max_wait`: the longest a request waits for its outcome before the node answers "outcome
+  // unknown" (SET) or "retry" (GET); a client's shorter RPC deadline shortens it.
+  KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait);
+  grpc::ServerUnaryReactor* ServeClient(grpc::CallbackServerContext* context,
+                                        const ServeClientArgs* request,
+                                        ServeClientReply* reply) override;
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const StatusArgs* request,
+                                   StatusReply* reply) override;
 
  private:
   RaftDriver* driver_;
   std::vector<std::string> addresses_;
-  Duration timeout_;
+  Duration max_wait_;
 };
 
 }  // namespace raftkv::server
