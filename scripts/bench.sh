@@ -8,7 +8,7 @@ duration="${BENCH_DURATION:-10s}"
 work="$(mktemp -d /tmp/raftkv-bench-XXXXXX)"
 export RAFTKV_CLUSTER_DIR="$work/raftkv" RAFTKV_BASE_PORT=23891 RAFTKV_CONFIG="$work/raftkv.ini"
 trap '"$repo/scripts/raftkv-cluster" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-sed -e 's/^VERBOSITY *=.*/VERBOSITY = quiet/' "$repo/config.ini" >"$RAFTKV_CONFIG"
+sed -e 's/^VERBOSITY *=.*/VERBOSITY = minimal/' "$repo/config.ini" >"$RAFTKV_CONFIG"
 "$repo/scripts/raftkv-cluster" up 3 >/dev/null
 nodes="$("$repo/scripts/raftkv-cluster" nodes)"
 echo "== raftkv-bench: 3 nodes on loopback, 16 B keys, 100 B values, 10,000 keys, $duration per point"

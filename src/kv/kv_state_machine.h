@@ -51,9 +51,14 @@ class KvStateMachine {
   static constexpr uint64_t kSequenceWindow = 4096;
 
  private:
+  // A sequence is applied (or treated as such) iff it is <= applied_through or in applied_above.
+  // A client numbering its requests in order keeps applied_above empty, so applying allocates
+  // nothing; out-of-order arrivals wait there until the gap below them closes or falls out of the
+  // window.
   struct Session {
     uint64_t highest_sequence = 0;
-    std::set<uint64_t> applied;  // within the window below highest_sequence
+    uint64_t applied_through = 0;
+    std::set<uint64_t> applied_above;  // each > applied_through + 1
     uint64_t last_used_index = 0;
   };
   void Touch(uint64_t client_id, Session& session, uint64_t log_index);

@@ -17,7 +17,7 @@ std::string Id(NodeId id) { return std::to_string(id); }
 std::optional<std::string> RenderEvent(NodeId self, const raft::Event& event, Verbosity verbosity) {
   using Kind = raft::Event::Kind;
   const bool chatty = event.kind == Kind::kHeartbeatRound || event.kind == Kind::kAppendAccepted;
-  if (chatty && verbosity == Verbosity::kQuiet) return std::nullopt;
+  if (chatty && verbosity <= Verbosity::kQuiet) return std::nullopt;
   switch (event.kind) {
     case Kind::kHeartbeatRound:
       return "Leader " + Id(self) + " sending heartbeat & Renewing Lease";
@@ -60,16 +60,23 @@ std::string RpcErrorLine(NodeId peer) {
 
 std::string UtcTimestampNow() {
   const auto now = std::chrono::system_clock::now();
+  const int64_t epoch_millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  // Lines come in bursts (a batch of commits): format once per millisecond.
+  thread_local int64_t cached_millis = -1;
+  thread_local std::string cached;
+  if (epoch_millis == cached_millis) return cached;
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto millis = epoch_millis % 1000;
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   char text[96];  // room for any int the compiler imagines in each field
   std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                 static_cast<int>(millis));
-  return text;
+  cached_millis = epoch_millis;
+  cached = text;
+  return cached;
 }
 
 absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, NodeId self,

@@ -18,7 +18,8 @@
 //
 // Cost: lines are buffered and written with one write() per Flush() (the driver flushes once per
 // batch of work), never fsync'ed: the log is diagnostic, not state. VERBOSITY=quiet drops the
-// per-heartbeat lines (heartbeat rounds and accepted AppendEntries). The file is rotated to
+// per-heartbeat lines (heartbeat rounds and accepted AppendEntries), VERBOSITY=minimal also the
+// per-request ones (received, committed). The file is rotated to
 // dump.txt.1 when it passes DUMP_MAX_BYTES, so it never grows without bound.
 //
 // Thread-safety: none; the node's driver thread owns it.
@@ -60,6 +61,9 @@ class EventLog {
   EventLog& operator=(const EventLog&) = delete;
 
   void Record(const std::string& statement);
+  // Whether the per-request lines (received, committed) are kept: callers skip building them
+  // otherwise.
+  bool RecordsRequests() const { return options_.verbosity > Verbosity::kMinimal; }
   void RecordEvent(const raft::Event& event);
   // Writes what is buffered; rotates the file when it has grown past max_bytes.
   absl::Status Flush();

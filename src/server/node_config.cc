@@ -110,14 +110,17 @@ const std::map<std::string, Setter>& Setters() {
        }},
       {"logging.VERBOSITY",
        [](NodeConfig& c, const std::string& text) {
-         if (text == "quiet") {
+         if (text == "minimal") {
+           c.verbosity = Verbosity::kMinimal;
+         } else if (text == "quiet") {
            c.verbosity = Verbosity::kQuiet;
          } else if (text == "normal") {
            c.verbosity = Verbosity::kNormal;
          } else if (text == "verbose") {
            c.verbosity = Verbosity::kVerbose;
          } else {
-           return absl::InvalidArgumentError("\"" + text + "\" is not quiet, normal or verbose");
+           return absl::InvalidArgumentError("\"" + text +
+                                             "\" is not minimal, quiet, normal or verbose");
          }
          return absl::OkStatus();
        }},

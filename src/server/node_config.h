@@ -34,7 +34,12 @@
 
 namespace raftkv::server {
 
-enum class Verbosity { kQuiet, kNormal, kVerbose };
+// Ordered: each level writes everything the one before it does, and more.
+//   minimal  elections, leader changes, lease failures, step-downs, votes, errors: no line per
+//            request or per heartbeat, so dump.txt costs nothing on the request path
+//   quiet    and one line per request received and per entry committed
+//   normal   and the per-heartbeat lines (heartbeat rounds, accepted AppendEntries)
+enum class Verbosity { kMinimal, kQuiet, kNormal, kVerbose };
 
 // Fault-injection knobs for the process-level fault tests (tests/chaos/). Set only by raftkv-node's
 // --test-* flags, never by config.ini; a node running with any of them says so in dump.txt.

@@ -257,8 +257,10 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
                                        proposal.leader_hint));
       return;
     }
-    events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
-                                                      storage::Escape(command.value)));
+    if (events_->RecordsRequests()) {
+      events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
+                                                        storage::Escape(command.value)));
+    }
     pending_[proposal.index] = Pending{proposal.term, std::move(set->done), set->answer_by};
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     const raft::LeaseReadResult read = node_->LeaseRead(now);
@@ -362,7 +364,9 @@ void RaftDriver::ApplyCommitted(const std::vector<raft::Entry>& entries) {
     }
   }
   for (size_t i = 0; i < entries.size(); ++i) {
-    events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entries[i])));
+    if (events_->RecordsRequests()) {
+      events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entries[i])));
+    }
     AnswerApplied(entries[i], outcomes[i]);
   }
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "common/rng.h"
 #include "kv/command.h"
 
@@ -68,6 +70,51 @@ TEST(KvStateMachine, LeastRecentlyUsedSessionIsEvictedDeterministically) {
   EXPECT_EQ(sm.ApplySet({"k", "e", 2, 2}, 5), ApplyOutcome::kSessionExpired);
   EXPECT_EQ(sm.Get("k"), "d");
   EXPECT_EQ(sm.ApplySet({"k", "f", 1, 3}, 6), ApplyOutcome::kApplied);
+}
+
+// The session keeps a watermark plus the out-of-order sequences above it; checked against the
+// plain definition (applied iff seen before or out of the window below the highest) on random
+// arrival orders with retries, gaps and sequences that never come.
+TEST(KvStateMachine, SessionDeduplicationMatchesTheDefinition) {
+  constexpr uint64_t kWindow = KvStateMachine::kSequenceWindow;
+  Rng rng(11);
+  for (int round = 0; round < 20; ++round) {
+    KvStateMachine sm;
+    std::set<uint64_t> seen;
+    uint64_t highest = 0;
+    uint64_t log_index = 0;
+    uint64_t next = 1;
+    // Sequence 1 opens the session; then mostly in order, with reordering, retries of old
+    // sequences (some far out of the window) and skipped ones.
+    ASSERT_EQ(sm.ApplySet({"k", "v", 7, 1}, ++log_index), ApplyOutcome::kApplied);
+    seen.insert(1);
+    highest = 1;
+    next = 2;
+    for (int i = 0; i < 20'000; ++i) {
+      uint64_t sequence;
+      const uint64_t dice = rng.Below(100);
+      if (dice < 70) {
+        sequence = next++;
+      } else if (dice < 80) {
+        sequence = next + rng.Below(20);  // ahead: arrives before those below it
+      } else if (dice < 90) {
+        sequence = 1 + rng.Below(next);  // a retry of something recent or old
+      } else if (dice < 95 && highest > kWindow) {
+        sequence = highest - kWindow + rng.Below(3);  // at the window's edge
+      } else {
+        next += 1 + rng.Below(3 * kWindow / 2);  // the client gave up on a range
+        sequence = next++;
+      }
+      const bool duplicate = sequence + kWindow <= highest || seen.count(sequence) > 0;
+      const ApplyOutcome outcome = sm.ApplySet({"k", "v", 7, sequence}, ++log_index);
+      ASSERT_EQ(outcome, duplicate ? ApplyOutcome::kDuplicate : ApplyOutcome::kApplied)
+          << "round " << round << " step " << i << " sequence " << sequence;
+      if (!duplicate) {
+        seen.insert(sequence);
+        highest = std::max(highest, sequence);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -50,6 +50,25 @@ TEST(EventLog, QuietDropsOnlyPerHeartbeatLines) {
 
 using raftkv::testing::TempDir;
 
+// minimal keeps what an operator needs to follow leadership, and nothing per request.
+TEST(EventLog, MinimalDropsPerRequestAndPerHeartbeatLines) {
+  EXPECT_EQ(Render(Kind::kHeartbeatRound, 2, 7, Verbosity::kMinimal), "<none>");
+  EXPECT_EQ(Render(Kind::kAppendAccepted, 2, 7, Verbosity::kMinimal), "<none>");
+  for (Kind kind : {Kind::kBecameLeader, Kind::kElectionTimeout, Kind::kLeaseRenewalFailed,
+                    Kind::kSteppedDown, Kind::kWaitingForOldLease, Kind::kVoteGranted}) {
+    EXPECT_NE(Render(kind, 2, 7, Verbosity::kMinimal), "<none>");
+  }
+  TempDir dir;
+  for (Verbosity verbosity : {Verbosity::kMinimal, Verbosity::kQuiet, Verbosity::kNormal}) {
+    EventLog::Options options;
+    options.to_stdout = false;
+    options.verbosity = verbosity;
+    auto log = EventLog::Open(dir.path(), 0, options);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ((*log)->RecordsRequests(), verbosity != Verbosity::kMinimal);
+  }
+}
+
 TEST(EventLog, BuffersUntilFlushThenAppends) {
   TempDir dir;
   EventLog::Options options;

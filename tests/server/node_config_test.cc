@@ -45,6 +45,18 @@ TEST(NodeConfig, ParsesEverySection) {
   EXPECT_TRUE(ValidateNodeConfig(*config).ok());
 }
 
+TEST(NodeConfig, EveryVerbosityLevelParses) {
+  const std::pair<const char*, Verbosity> levels[] = {{"minimal", Verbosity::kMinimal},
+                                                      {"quiet", Verbosity::kQuiet},
+                                                      {"normal", Verbosity::kNormal},
+                                                      {"verbose", Verbosity::kVerbose}};
+  for (const auto& [text, level] : levels) {
+    auto config = ParseNodeConfig(std::string("[logging]\nVERBOSITY = ") + text + "\n", "c");
+    ASSERT_TRUE(config.ok()) << text << ": " << config.status();
+    EXPECT_EQ(config->verbosity, level) << text;
+  }
+}
+
 TEST(NodeConfig, ErrorsNameTheKey) {
   const struct {
     const char* text;
