@@ -49,6 +49,7 @@ struct Settings {
   int concurrency = 1;
   int channels = 0;  // 0: min(concurrency, 8)
   Clock::duration duration = std::chrono::seconds(10);
+  int64_t requests = 0;  // > 0: measure this many requests instead of a duration
   Clock::duration warmup = std::chrono::seconds(1);
   int key_size = 16;
   int value_size = 100;
@@ -133,7 +134,8 @@ class Runner {
   std::vector<std::unique_ptr<Slot>>& Run() {
     start_ = Clock::now();
     measure_from_ = start_ + settings_.warmup;
-    stop_at_ = measure_from_ + settings_.duration;
+    stop_at_ =
+        settings_.requests > 0 ? Clock::time_point::max() : measure_from_ + settings_.duration;
     std::random_device seed;
     for (int i = 0; i < settings_.concurrency; ++i) {
       auto slot = std::make_unique<Slot>();
@@ -150,11 +152,17 @@ class Runner {
   }
 
   Clock::time_point measure_from() const { return measure_from_; }
-  Clock::time_point stop_at() const { return stop_at_; }
+  // The end of the measured window: the deadline, or with --requests the last completion.
+  Clock::time_point measured_until() const {
+    return settings_.requests > 0 ? last_completion_.load() : stop_at_;
+  }
 
  private:
   void Issue(Slot& slot) {
-    if (Clock::now() >= stop_at_) {
+    const Clock::time_point now = Clock::now();
+    const bool enough = settings_.requests > 0 && now >= measure_from_ &&
+                        measured_issued_.fetch_add(1) >= settings_.requests;
+    if (enough || now >= stop_at_) {
       std::lock_guard<std::mutex> lock(mu_);
       if (--active_ == 0) done_.notify_all();
       return;
@@ -204,6 +212,11 @@ class Runner {
   void Complete(Slot& slot, const grpc::Status& status, const std::string& refusal) {
     const Clock::time_point now = Clock::now();
     if (now >= measure_from_ && now < stop_at_) {
+      if (settings_.requests > 0) {
+        Clock::time_point last = last_completion_.load();
+        while (now > last && !last_completion_.compare_exchange_weak(last, now)) {
+        }
+      }
       if (!status.ok()) {
         ++slot.errors["grpc " + std::to_string(status.error_code()) + ": " +
                       status.error_message().substr(0, 60)];
@@ -233,6 +246,8 @@ class Runner {
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> etcd_stubs_;
   std::vector<std::unique_ptr<Slot>> slots_;
   Clock::time_point start_, measure_from_, stop_at_;
+  std::atomic<int64_t> measured_issued_{0};
+  std::atomic<Clock::time_point> last_completion_{};
   std::mutex mu_;
   std::condition_variable done_;
   int active_ = 0;
@@ -336,6 +351,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--channels", settings.channels, "gRPC channels (default min(concurrency, 8))");
   app.add_option("--duration", duration_text, "measured time (default 10s)");
+  app.add_option("--requests", settings.requests,
+                 "measure this many requests (after the warm-up) instead of a duration")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
   app.add_option("--warmup", warmup_text, "unmeasured time first (default 1s)");
   app.add_option("--key-size", settings.key_size, "bytes (default 16)");
   app.add_option("--value-size", settings.value_size, "bytes (default 100)");
@@ -401,8 +419,8 @@ int Main(int argc, char** argv) {
   }
   std::sort(latencies.begin(), latencies.end());
   const double seconds =
-      std::chrono::duration<double>(runner.stop_at() - runner.measure_from()).count();
-  const double rate = latencies.size() / seconds;
+      std::chrono::duration<double>(runner.measured_until() - runner.measure_from()).count();
+  const double rate = seconds > 0 ? latencies.size() / seconds : 0;
   uint64_t error_count = 0;
   std::string error_json;
   for (const auto& [kind, count] : errors) {

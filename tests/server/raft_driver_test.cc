@@ -26,7 +26,8 @@ class Cluster : public PeerTransport {
     for (NodeId id = 0; id < size; ++id) Start(id);
   }
   ~Cluster() override {
-    for (auto& driver : drivers_) driver.reset();
+    // Through Stop: the other drivers' threads still read drivers_ (under mu_) as they send.
+    for (NodeId id = 0; id < size_; ++id) Stop(id);
     std::filesystem::remove_all(dir_);
   }
 
