@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
 #include "common/address.h"
+#include "common/grpc_callback_pin.h"
 #include "etcd_kv.grpc.pb.h"
 #include "raftkv.grpc.pb.h"
 #include "server/node_config.h"
@@ -116,6 +117,7 @@ class Runner {
  public:
   explicit Runner(const Settings& settings)
       : settings_(settings), chooser_(settings.keyspace, settings.zipfian) {
+    PinGrpcCallbackQueue();
     const int channels =
         settings.channels > 0 ? settings.channels : std::min(settings.concurrency, 8);
     for (int c = 0; c < channels; ++c) {

@@ -12,6 +12,7 @@
 #include "client/retry_timer.h"
 #include "client/session.h"
 #include "common/address.h"
+#include "common/grpc_callback_pin.h"
 #include "common/mutex.h"
 #include "kv/kv_state_machine.h"
 #include "raftkv.grpc.pb.h"
@@ -338,6 +339,7 @@ std::vector<NodeStatus> Client::Impl::ClusterStatus(Millis timeout) {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  PinGrpcCallbackQueue();
   if (options.addresses.empty()) {
     return absl::InvalidArgumentError("no node addresses given: expected host:port,host:port,…");
   }

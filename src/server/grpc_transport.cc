@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/grpc_callback_pin.h"
 #include "server/proto_convert.h"
 
 namespace raftkv::server {
@@ -12,6 +13,7 @@ namespace raftkv::server {
 GrpcTransport::GrpcTransport(NodeId self, const std::vector<std::string>& addresses,
                              Duration rpc_timeout)
     : self_(self), cluster_size_(static_cast<int>(addresses.size())), rpc_timeout_(rpc_timeout) {
+  PinGrpcCallbackQueue();
   for (NodeId id = 0; id < cluster_size_; ++id) {
     auto peer = std::make_unique<Peer>();
     if (id != self) {

@@ -106,27 +106,39 @@ void RaftDriver::Stop() {
 
 void RaftDriver::Post(Input input) {
   bool wake = false;
+  bool refused = false;
   {
     MutexLock lock(&mu_);
     if (stopping_) {
-      // Too late: answer client requests at once rather than never.
-      if (auto* request = std::get_if<PeerRequest>(&input)) {
-        request->reply(std::nullopt);
-      } else if (auto* set = std::get_if<SetRequest>(&input)) {
-        set->done(ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down",
-                                         kNoNode));
-      } else if (auto* get = std::get_if<GetRequest>(&input)) {
-        get->done(ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down",
-                                         kNoNode));
-      }
-      return;
+      refused = true;
+    } else {
+      mailbox_.push_back(std::move(input));
+      // A busy driver takes the whole mailbox at its next turn: waking it would only cost a futex
+      // call per request.
+      wake = driver_waiting_;
     }
-    mailbox_.push_back(std::move(input));
-    // A busy driver takes the whole mailbox at its next turn: waking it would only cost a futex
-    // call per request.
-    wake = driver_waiting_;
   }
   if (wake) wake_.notify_one();
+  if (refused) AnswerWhileStopped(input);
+}
+
+void RaftDriver::AnswerWhileStopped(Input& input) {
+  // Too late: answer requests at once rather than never (outside mu_: an answer finishes an RPC).
+  if (auto* request = std::get_if<PeerRequest>(&input)) {
+    request->reply(std::nullopt);
+  } else if (auto* set = std::get_if<SetRequest>(&input)) {
+    set->done(
+        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
+  } else if (auto* get = std::get_if<GetRequest>(&input)) {
+    get->done(
+        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
+  } else if (auto* status = std::get_if<StatusRequest>(&input)) {
+    status->done(ShutdownStatus());
+  }
+}
+
+NodeStatus RaftDriver::ShutdownStatus() const {
+  return NodeStatus{config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0)};
 }
 
 void RaftDriver::Deliver(raft::Message message) { Post(std::move(message)); }
@@ -165,7 +177,7 @@ NodeStatus RaftDriver::Status() {
   std::future<NodeStatus> future = promise->get_future();
   Status([promise](const NodeStatus& status) { promise->set_value(status); });
   if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
-    return NodeStatus{config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0)};
+    return ShutdownStatus();
   }
   return future.get();
 }

@@ -166,6 +166,9 @@ class RaftDriver {
              std::unique_ptr<storage::LogFile> log, std::unique_ptr<EventLog> events,
              std::unique_ptr<raft::RaftNode> node);
   void Post(Input input) ABSL_LOCKS_EXCLUDED(mu_);
+  void AnswerWhileStopped(Input& input);
+  // What Status reports when the driver is not running: a follower that knows nothing.
+  NodeStatus ShutdownStatus() const;
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   void Handle(Input& input, TimePoint now);
   void ProcessReady();
