@@ -39,9 +39,9 @@ struct Settings {
   int seeds = 1;
   int clients = 5;
   int keys = 4;
-  double drift = 0.0;             // each node's clock rate is drawn from [1 - drift, 1 + drift]
+  double drift = 0.0;               // each node's clock rate is drawn from [1 - drift, 1 + drift]
   std::vector<double> clock_rates;  // or given exactly, one per node
-  double max_clock_drift = 0.01;  // what the nodes are configured to tolerate
+  double max_clock_drift = 0.01;    // what the nodes are configured to tolerate
   std::string bug = "none";
   bool expect_violation = false;
   bool keep = false;
@@ -248,6 +248,13 @@ int Main(int argc, char** argv) {
       static_cast<int>(settings.clock_rates.size()) != settings.nodes) {
     std::fprintf(stderr, "raftkv-chaos: --clock-rates needs one rate per node\n");
     return 2;
+  }
+  for (double rate : settings.clock_rates) {
+    if (!(rate > 0.5 && rate < 2)) {  // what raftkv-node --test-clock-rate accepts
+      std::fprintf(stderr, "raftkv-chaos: --clock-rates: each rate must be in (0.5, 2), not %g\n",
+                   rate);
+      return 2;
+    }
   }
   if (!scenarios.empty()) {
     if (scenarios == "all") {
