@@ -43,21 +43,42 @@ ApplyOutcome KvStateMachine::ApplySet(const SetCommand& command, uint64_t log_in
     }
     Touch(command.client_id, session, log_index);
   }
-  StoredValue& stored = data_[command.key];
-  stored.value = command.value;
-  ++stored.version;
+  auto it = data_.find(std::string_view(command.key));
+  if (it == data_.end()) {
+    data_.insert(MakeItem(command.key, command.value, 1));
+  } else if ((*it)->value_size == command.value.size()) {
+    Item& item = **it;  // the key (what the set hashes) stays; the value is overwritten in place
+    std::copy(command.value.begin(), command.value.end(), item.bytes() + item.key_size);
+    ++item.version;
+  } else {
+    auto node = data_.extract(it);
+    node.value() = MakeItem(command.key, command.value, node.value()->version + 1);
+    data_.insert(std::move(node));
+  }
   return ApplyOutcome::kApplied;
 }
 
-std::optional<std::string> KvStateMachine::Get(const std::string& key) const {
-  const StoredValue* stored = Find(key);
-  if (stored == nullptr) return std::nullopt;
-  return stored->value;
+KvStateMachine::ItemPtr KvStateMachine::MakeItem(std::string_view key, std::string_view value,
+                                                 uint64_t version) {
+  ItemPtr item(static_cast<Item*>(::operator new(sizeof(Item) + key.size() + value.size())));
+  item->version = version;
+  item->key_size = static_cast<uint32_t>(key.size());
+  item->value_size = static_cast<uint32_t>(value.size());
+  std::copy(key.begin(), key.end(), item->bytes());
+  std::copy(value.begin(), value.end(), item->bytes() + key.size());
+  return item;
 }
 
-const StoredValue* KvStateMachine::Find(const std::string& key) const {
+std::optional<std::string> KvStateMachine::Get(std::string_view key) const {
   auto it = data_.find(key);
-  return it == data_.end() ? nullptr : &it->second;
+  if (it == data_.end()) return std::nullopt;
+  return std::string((*it)->value());
+}
+
+std::optional<StoredValue> KvStateMachine::Find(std::string_view key) const {
+  auto it = data_.find(key);
+  if (it == data_.end()) return std::nullopt;
+  return StoredValue{std::string((*it)->value()), (*it)->version};
 }
 
 void KvStateMachine::Touch(uint64_t client_id, Session& session, uint64_t log_index) {

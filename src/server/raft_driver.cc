@@ -166,7 +166,7 @@ bool RaftDriver::TryLeaseRead(const std::string& key, const ClientCallback& done
     // Linearizable: every SET acknowledged before this GET arrived is in kv_ (this leader applies
     // before it answers; earlier leaders' entries precede our applied NO-OP), and while the lease
     // holds no other node can commit anything.
-    if (const kv::StoredValue* stored = kv_.Find(key)) value = *stored;
+    value = kv_.Find(key);
   }
   done(ClientResult::Ok(std::move(value), config_.raft.id));
   return true;
@@ -411,7 +411,7 @@ void RaftDriver::ServeRead(const std::string& key, const ClientCallback& done) {
   std::optional<kv::StoredValue> value;
   {
     ReaderLock lock(&kv_mu_);
-    if (const kv::StoredValue* stored = kv_.Find(key)) value = *stored;
+    value = kv_.Find(key);
   }
   done(ClientResult::Ok(std::move(value), config_.raft.id));
 }

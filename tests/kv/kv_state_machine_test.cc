@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "common/rng.h"
 #include "kv/command.h"
@@ -48,7 +50,7 @@ TEST(KvStateMachine, RetriedSetIsAppliedOnce) {
   // The version counts applied SETs only: the three duplicates above left it alone.
   EXPECT_EQ(sm.Find("a")->version, 2u);
   EXPECT_EQ(sm.Find("b")->version, 2u);
-  EXPECT_EQ(sm.Find("missing"), nullptr);
+  EXPECT_EQ(sm.Find("missing"), std::nullopt);
 }
 
 TEST(KvStateMachine, NoSessionMeansNoDeduplication) {
@@ -70,6 +72,38 @@ TEST(KvStateMachine, LeastRecentlyUsedSessionIsEvictedDeterministically) {
   EXPECT_EQ(sm.ApplySet({"k", "e", 2, 2}, 5), ApplyOutcome::kSessionExpired);
   EXPECT_EQ(sm.Get("k"), "d");
   EXPECT_EQ(sm.ApplySet({"k", "f", 1, 3}, 6), ApplyOutcome::kApplied);
+}
+
+// Values are stored with their keys in one block: growing, shrinking, emptying and rewriting a
+// value in place, with arbitrary bytes, must behave like a plain map.
+TEST(KvStateMachine, StoreBehavesLikeAMapOfStrings) {
+  KvStateMachine sm;
+  std::map<std::string, StoredValue> model;
+  Rng rng(3);
+  const auto random_bytes = [&rng](uint64_t max_size) {
+    std::string bytes;
+    for (uint64_t n = rng.Below(max_size + 1); n > 0; --n) bytes.push_back(char(rng.Below(256)));
+    return bytes;
+  };
+  std::vector<std::string> keys;
+  for (int i = 0; i < 50; ++i) keys.push_back(random_bytes(20) + std::to_string(i));
+  for (uint64_t index = 1; index <= 20'000; ++index) {
+    const std::string& key = keys[rng.Below(keys.size())];
+    // Sizes repeat often, so in-place rewrites happen as well as reallocations.
+    const std::string value =
+        rng.Below(3) == 0 ? random_bytes(300) : std::string(rng.Below(4), 'x');
+    ASSERT_EQ(sm.ApplySet({key, value, 0, 0}, index), ApplyOutcome::kApplied);
+    StoredValue& expected = model[key];
+    expected.value = value;
+    ++expected.version;
+    const std::optional<StoredValue> found = sm.Find(key);
+    ASSERT_TRUE(found.has_value());
+    ASSERT_EQ(found->value, expected.value);
+    ASSERT_EQ(found->version, expected.version);
+  }
+  EXPECT_EQ(sm.size(), model.size());
+  for (const auto& [key, expected] : model) EXPECT_EQ(sm.Get(key), expected.value);
+  EXPECT_EQ(sm.Find("not a key"), std::nullopt);
 }
 
 // The session keeps a watermark plus the out-of-order sequences above it; checked against the
