@@ -273,41 +273,44 @@ bool Prefill(const Settings& settings) {
     client::ClientOptions options;
     options.addresses = settings.all_addresses;
     options.deadline = std::chrono::seconds(30);
-    raftkv_client = std::move(*client::Client::Create(options));
+    absl::StatusOr<std::unique_ptr<client::Client>> created = client::Client::Create(options);
+    if (!created.ok()) {
+      std::fprintf(stderr, "raftkv-bench: prefill: %s\n",
+                   std::string(created.status().message()).c_str());
+      return false;
+    }
+    raftkv_client = std::move(*created);
   }
   for (int t = 0; t < threads; ++t) {
     writers.emplace_back([&, t] {
-      auto channel = grpc::CreateChannel(
-          settings.addresses[static_cast<size_t>(t) % settings.addresses.size()],
-          grpc::InsecureChannelCredentials());
-      auto etcd_stub = etcdserverpb::KV::NewStub(channel);
+      std::unique_ptr<etcdserverpb::KV::Stub> etcd_stub;
+      if (settings.target == "etcd") {
+        etcd_stub = etcdserverpb::KV::NewStub(grpc::CreateChannel(
+            settings.addresses[static_cast<size_t>(t) % settings.addresses.size()],
+            grpc::InsecureChannelCredentials()));
+      }
       const std::string value(static_cast<size_t>(settings.value_size), 'v');
       for (int i = next++; i < settings.keyspace; i = next++) {
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         const std::string key = KeyFor(i, settings.key_size);
-        bool ok = false;
-        if (settings.target == "raftkv") {
+        std::string error;  // empty: written
+        if (raftkv_client) {
           // Through the client library: it follows the leader if leadership moves under load.
           const absl::Status status = raftkv_client->Set(key, value);
-          ok = status.ok();
-          if (!ok && failures.load() == 0) {
-            std::fprintf(stderr, "raftkv-bench: prefill: first failure: %s\n",
-                         std::string(status.message()).c_str());
-          }
+          if (!status.ok()) error = std::string(status.message());
         } else {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
           etcdserverpb::PutRequest request;
           request.set_key(key);
           request.set_value(value);
           etcdserverpb::PutResponse reply;
           const grpc::Status status = etcd_stub->Put(&context, request, &reply);
-          ok = status.ok();
-          if (!ok && failures.load() == 0) {
-            std::fprintf(stderr, "raftkv-bench: prefill: first failure: %s\n",
-                         status.error_message().c_str());
-          }
+          if (!status.ok()) error = status.error_message();
         }
-        if (!ok) ++failures;
+        if (error.empty()) continue;
+        if (failures++ == 0) {
+          std::fprintf(stderr, "raftkv-bench: prefill: first failure: %s\n", error.c_str());
+        }
       }
     });
   }

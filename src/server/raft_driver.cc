@@ -430,32 +430,39 @@ void RaftDriver::PublishReadWindow() {
   read_window_ = window;
 }
 
+namespace {
+
+// Removes from `requests` (a map whose values have `answer_by` and `done`) every request due by
+// `now`, answering each with `answer`.
+template <typename Requests>
+void AnswerDue(Requests& requests, AnswerBy now, const ClientResult& answer) {
+  for (auto it = requests.begin(); it != requests.end();) {
+    if (it->second.answer_by > now) {
+      ++it;
+    } else {
+      it->second.done(answer);
+      it = requests.erase(it);
+    }
+  }
+}
+
+}  // namespace
+
 void RaftDriver::AnswerOverdue() {
   const AnswerBy now = std::chrono::steady_clock::now();
   if (now < next_overdue_sweep_) return;
   next_overdue_sweep_ = now + kOverdueSweep;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.answer_by > now) {
-      ++it;
-      continue;
-    }
-    // The entry may still commit (and is then applied once): never claim it failed.
-    it->second.done(ClientResult::Unknown(
-        "not committed before the client's deadline; retry with the same sequence",
-        node_->leader_id()));
-    it = pending_.erase(it);
-  }
-  for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
-    if (it->second.answer_by > now) {
-      ++it;
-      continue;
-    }
-    it->second.done(ClientResult::Rejected(ClientResult::Reason::kRetryLater,
-                                           "state machine not caught up before the client's "
-                                           "deadline; retry",
-                                           node_->leader_id()));
-    it = waiting_reads_.erase(it);
-  }
+  if (pending_.empty() && waiting_reads_.empty()) return;
+  // A SET may still commit (and is then applied once): never claim it failed.
+  AnswerDue(pending_, now,
+            ClientResult::Unknown(
+                "not committed before the client's deadline; retry with the same sequence",
+                node_->leader_id()));
+  AnswerDue(waiting_reads_, now,
+            ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                   "state machine not caught up before the client's deadline; "
+                                   "retry",
+                                   node_->leader_id()));
 }
 
 void RaftDriver::FailPending(const std::string& why) {
