@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+
 #include "kv/command.h"
 #include "storage/escape.h"
 #include "storage/file_util.h"
@@ -71,11 +74,19 @@ absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index
 absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
                                                   const std::string& path) {
   Recovered recovered;
+  // Past the first zero byte lies the preallocated tail, and possibly writes that never reached
+  // the disk whole (see the header); the entries end there.
+  const size_t zero = std::min(text.find('\0'), text.size());
+  if (text.find_first_not_of('\0', zero) != std::string::npos) {
+    recovered.warnings.push_back(path + ": dropped " + std::to_string(text.size() - zero) +
+                                 " bytes after offset " + std::to_string(zero) +
+                                 " (a write a crash cut before it reached the disk)");
+  }
   size_t start = 0;
   size_t line_number = 1;
-  while (start < text.size()) {
+  while (start < zero) {
     const size_t newline = text.find('\n', start);
-    if (newline == std::string::npos) {
+    if (newline == std::string::npos || newline > zero) {
       recovered.warnings.push_back(
           path + ":" + std::to_string(line_number) +
           ": dropped a torn last line (no newline; a crash cut the write)");
@@ -119,18 +130,38 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
   }
   if (::lseek(fd, static_cast<off_t>(good), SEEK_SET) < 0) return ErrnoError("cannot seek", path);
   if (absl::Status status = SyncDirectory(dir); !status.ok()) return status;
+  file->file_size_ = good;
   return file;
 }
 
 LogFile::LogFile(int fd, std::string path, std::vector<uint64_t> line_ends)
     : fd_(fd), path_(std::move(path)), line_ends_(std::move(line_ends)) {}
 
-LogFile::~LogFile() { ::close(fd_); }
+LogFile::~LogFile() {
+  // Not synced: if the cut is lost, the next Open drops the zero tail again.
+  if (file_size_ > End()) (void)::ftruncate(fd_, static_cast<off_t>(End()));
+  ::close(fd_);
+}
+
+absl::Status LogFile::Preallocate(uint64_t size) {
+  if (!preallocate_ || size <= file_size_) return absl::OkStatus();
+  const uint64_t target = (size / kPreallocateBytes + 1) * kPreallocateBytes;
+  if (::fallocate(fd_, 0, static_cast<off_t>(file_size_),
+                  static_cast<off_t>(target - file_size_)) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      preallocate_ = false;  // a file system without fallocate: appends grow the file instead
+      return absl::OkStatus();
+    }
+    return ErrnoError("cannot preallocate", path_);
+  }
+  file_size_ = target;
+  return absl::OkStatus();
+}
 
 absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
   std::string buffer;
   std::vector<uint64_t> ends;
-  uint64_t offset = line_ends_.empty() ? 0 : line_ends_.back();
+  uint64_t offset = End();
   for (const raft::Entry& entry : entries) {
     if (entry.index != LastIndex() + ends.size() + 1) {
       return absl::InternalError("append at index " + std::to_string(entry.index) + " after " +
@@ -143,7 +174,9 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
     offset += line->size() + 1;
     ends.push_back(offset);
   }
+  if (absl::Status status = Preallocate(offset); !status.ok()) return status;
   if (absl::Status status = WriteAll(fd_, buffer, path_); !status.ok()) return status;
+  file_size_ = std::max(file_size_, offset);
   line_ends_.insert(line_ends_.end(), ends.begin(), ends.end());
   return absl::OkStatus();
 }
@@ -153,9 +186,11 @@ absl::Status LogFile::TruncateFrom(LogIndex index) {
     return absl::InternalError("truncation at " + std::to_string(index) + " outside the log");
   }
   const uint64_t keep = index == 1 ? 0 : line_ends_[index - 2];
+  // Cutting the file (rather than zeroing the suffix) keeps "zero bytes only past the entries".
   if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) return ErrnoError("cannot truncate", path_);
   if (::lseek(fd_, static_cast<off_t>(keep), SEEK_SET) < 0) return ErrnoError("cannot seek", path_);
   line_ends_.resize(index - 1);
+  file_size_ = keep;
   return absl::OkStatus();
 }
 

@@ -14,8 +14,17 @@
 // crash may leave the old suffix, which is harmless because nothing depending on the truncation
 // has been acknowledged.
 //
+// Preallocation: while the node runs, logs.txt is grown ahead of the entries in steps of
+// kPreallocateBytes (fallocate), so an append does not change the file's size and its fdatasync
+// flushes data only, without a journal commit for the new size (about 60 µs of ~175 µs per sync
+// on ext4 here; etcd preallocates its WAL for the same reason). The unwritten tail reads as zero
+// bytes, which no entry line contains (escape.h). A clean close cuts the tail off, so a stopped
+// node's logs.txt is plain text; after a crash the next Open cuts it off.
+//
 // Recovery: a last line without its newline is a write torn by a crash; it is dropped with a
-// warning (it was never synced, so never acknowledged). Any other malformed line stops the node
+// warning (it was never synced, so never acknowledged). So is everything from the first zero byte
+// on: a sync makes every byte before the end durable, so a zero byte can only stand where a write
+// had not reached the disk, and every byte after it was written later still. Any other malformed line stops the node
 // with `logs.txt:LINE: what is wrong`: good data is never silently cut away.
 #pragma once
 
@@ -33,6 +42,8 @@ absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index
 
 class LogFile {
  public:
+  static constexpr uint64_t kPreallocateBytes = 1 << 20;
+
   struct Recovered {
     std::vector<raft::Entry> entries;
     std::vector<std::string> warnings;  // for dump.txt
@@ -45,6 +56,7 @@ class LogFile {
   // Opens (creating if needed) `dir`/logs.txt and recovers its entries.
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
                                                        Recovered* recovered);
+  // Cuts off the preallocated tail, so that the file at rest is plain text.
   ~LogFile();
   LogFile(const LogFile&) = delete;
   LogFile& operator=(const LogFile&) = delete;
@@ -57,8 +69,13 @@ class LogFile {
 
  private:
   LogFile(int fd, std::string path, std::vector<uint64_t> line_ends);
+  uint64_t End() const { return line_ends_.empty() ? 0 : line_ends_.back(); }
+  // Makes the file at least `size` bytes long, zero-filled past End(), in kPreallocateBytes steps.
+  absl::Status Preallocate(uint64_t size);
 
   int fd_;
+  uint64_t file_size_ = 0;    // End() plus the preallocated zero tail
+  bool preallocate_ = true;   // false once the file system refused fallocate: plain appends
   std::string path_;
   std::vector<uint64_t> line_ends_;  // byte offset just past line i+1 (entry index i+1)
 };

@@ -129,7 +129,61 @@ TEST(LogFile, TornTailIsDroppedWithAWarning) {
   // The torn bytes are gone, and new entries start on a clean line.
   ASSERT_TRUE((*log)->Append({Set(3, 1, "e", "f")}).ok());
   ASSERT_TRUE((*log)->Sync().ok());
+  log->reset();
   EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"), "NO-OP 1\nSET a b 1\nSET e f 1\n");
+}
+
+TEST(LogFile, RunsPreallocatedAndClosesAsPlainText) {
+  TempDir dir;
+  const std::string path = dir.path() + "/logs.txt";
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->Append({Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "a", "b")}).ok());
+  ASSERT_TRUE((*log)->Sync().ok());
+  // While open, the file is grown ahead of the entries: text, then zero bytes.
+  const std::string running = FileBytes(path);
+  ASSERT_EQ(running.size(), LogFile::kPreallocateBytes);
+  EXPECT_EQ(running.substr(0, 18), "NO-OP 1\nSET a b 1\n");
+  EXPECT_EQ(running.find_first_not_of('\0', 18), std::string::npos);
+  // An append that crosses the preallocated end grows it by another step.
+  const std::string big(LogFile::kPreallocateBytes, 'v');
+  ASSERT_TRUE((*log)->Append({Set(3, 1, "big", big)}).ok());
+  EXPECT_EQ(FileBytes(path).size(), 2 * LogFile::kPreallocateBytes);
+  // Truncation cuts the file: zero bytes stay only past the entries.
+  ASSERT_TRUE((*log)->TruncateFrom(3).ok());
+  ASSERT_TRUE((*log)->Append({Set(3, 2, "c", "d")}).ok());
+  log->reset();
+  EXPECT_EQ(FileBytes(path), "NO-OP 1\nSET a b 1\nSET c d 2\n");
+}
+
+TEST(LogFile, ZeroTailLeftByACrashIsDropped) {
+  TempDir dir;
+  const std::string path = dir.path() + "/logs.txt";
+  // A crash while running leaves the preallocated tail (silently dropped) ...
+  WriteBytes(path, "NO-OP 1\nSET a b 1\n" + std::string(4096, '\0'));
+  {
+    LogFile::Recovered recovered;
+    auto log = LogFile::Open(dir.path(), &recovered);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ(recovered.entries.size(), 2u);
+    EXPECT_TRUE(recovered.warnings.empty());
+  }
+  EXPECT_EQ(FileBytes(path), "NO-OP 1\nSET a b 1\n");
+  // ... or blocks of a later write that reached the disk before an earlier one: never synced,
+  // so dropped with a warning, together with the torn line before the hole.
+  WriteBytes(path, "NO-OP 1\nSET a b 1\nSET c" + std::string(100, '\0') + "d 1\nSET e f 1\n");
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(recovered.entries.size(), 2u);
+  ASSERT_EQ(recovered.warnings.size(), 2u);
+  EXPECT_NE(recovered.warnings[0].find("dropped 114 bytes after offset 23"), std::string::npos)
+      << recovered.warnings[0];
+  EXPECT_NE(recovered.warnings[1].find("logs.txt:3: dropped a torn last line"), std::string::npos)
+      << recovered.warnings[1];
+  log->reset();
+  EXPECT_EQ(FileBytes(path), "NO-OP 1\nSET a b 1\n");
 }
 
 TEST(LogFile, CorruptMiddleLineIsRefusedWithFileAndLine) {
@@ -169,10 +223,13 @@ TEST(LogFile, TruncationIsCrashSafeAtEveryStep) {
   }
   const size_t prefix_bytes = before.find("SET k old1");
   // States a crash can leave: the old file (truncate not yet durable), or the new file cut at
-  // any byte from the truncation point onwards.
+  // any byte from the truncation point onwards, with or without the preallocated zero tail.
+  const size_t text_end = std::min(after.find('\0'), after.size());
   std::vector<std::string> crash_states = {before};
-  for (size_t cut = prefix_bytes; cut <= after.size(); ++cut)
+  for (size_t cut = prefix_bytes; cut <= text_end; ++cut) {
     crash_states.push_back(after.substr(0, cut));
+    crash_states.push_back(after.substr(0, cut) + std::string(64, '\0'));
+  }
   for (const std::string& state : crash_states) {
     TempDir crashed;
     WriteBytes(crashed.path() + "/logs.txt", state);
