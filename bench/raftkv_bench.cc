@@ -7,7 +7,9 @@
 //
 // Many requests stay in flight over several channels (gRPC callback API): each of the
 // --concurrency slots sends its next request as soon as its previous one completes. Only requests
-// that complete inside the measured window (after --warmup) count.
+// that complete inside the measured window (after --warmup) count. raftkv requests go, as the
+// client library sends them, over one ServeClientStream per channel (--rpc unary: one unary call
+// each, as a plain gRPC client would); etcd's are unary calls, the way its clients send them.
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +29,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
+#include "client/request_stream.h"
+#include "client/retry_timer.h"
 #include "common/address.h"
 #include "common/grpc_callback_pin.h"
 #include "etcd_kv.grpc.pb.h"
@@ -49,6 +53,7 @@ struct Settings {
   bool serializable = false;  // etcd only: get-serializable
   int concurrency = 1;
   int channels = 0;  // 0: min(concurrency, 8)
+  bool unary = false;  // raftkv: unary ServeClient calls instead of ServeClientStream
   Clock::duration duration = std::chrono::seconds(10);
   int64_t requests = 0;  // > 0: measure this many requests instead of a duration
   Clock::duration warmup = std::chrono::seconds(1);
@@ -127,6 +132,9 @@ class Runner {
       args.SetInt("grpc.channel_id", c);  // distinct channels, not one shared subchannel
       auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
       raftkv_stubs_.push_back(KV::NewStub(channel));
+      if (settings.target == "raftkv" && !settings.unary) {
+        raftkv_streams_.push_back(std::make_unique<client::RequestStream>(channel, &timer_));
+      }
       etcd_stubs_.push_back(etcdserverpb::KV::NewStub(channel));
     }
     value_ = std::string(static_cast<size_t>(settings.value_size), 'v');
@@ -187,6 +195,15 @@ class Runner {
         slot.raftkv_request.set_client_id(slot.client_id);
         slot.raftkv_request.set_sequence(++slot.sequence);
       }
+      if (!settings_.unary) {
+        raftkv_streams_[channel]->Send(
+            slot.raftkv_request, std::chrono::seconds(5),
+            [this, &slot](const grpc::Status& status, const ServeClientReply& reply) {
+              Complete(slot, status,
+                       reply.success() ? "" : ServeClientReply::ErrorCode_Name(reply.error_code()));
+            });
+        return;
+      }
       raftkv_stubs_[channel]->async()->ServeClient(
           slot.context.get(), &slot.raftkv_request, &slot.raftkv_reply,
           [this, &slot](grpc::Status status) {
@@ -246,6 +263,8 @@ class Runner {
   std::string value_;
   std::vector<std::unique_ptr<KV::Stub>> raftkv_stubs_;
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> etcd_stubs_;
+  client::RetryTimer timer_;  // expires stream requests; outlives the streams below
+  std::vector<std::unique_ptr<client::RequestStream>> raftkv_streams_;
   std::vector<std::unique_ptr<Slot>> slots_;
   Clock::time_point start_, measure_from_, stop_at_;
   std::atomic<int64_t> measured_issued_{0};
@@ -355,6 +374,10 @@ int Main(int argc, char** argv) {
   app.add_option("--concurrency", settings.concurrency, "requests in flight")
       ->check(CLI::Range(1, 100000));
   app.add_option("--channels", settings.channels, "gRPC channels (default min(concurrency, 8))");
+  std::string rpc = "stream";
+  app.add_option("--rpc", rpc,
+                 "raftkv: stream (ServeClientStream, as the client library) or unary (ServeClient)")
+      ->check(CLI::IsMember({"stream", "unary"}));
   app.add_option("--duration", duration_text, "measured time (default 10s)");
   app.add_option("--requests", settings.requests,
                  "measure this many requests (after the warm-up) instead of a duration")
@@ -388,6 +411,7 @@ int Main(int argc, char** argv) {
     *target = std::chrono::duration_cast<Clock::duration>(*parsed);
   }
   settings.zipfian = dist == "zipfian";
+  settings.unary = rpc == "unary";
   if (settings.op_text.rfind("mixed:", 0) == 0) {
     settings.read_fraction = std::atof(settings.op_text.c_str() + 6);
     if (!(settings.read_fraction > 0 && settings.read_fraction < 1)) {

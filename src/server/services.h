@@ -44,8 +44,13 @@ class KvService final : public KV::CallbackService {
                                         ServeClientReply* reply) override;
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const StatusArgs* request,
                                    StatusReply* reply) override;
+  grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* ServeClientStream(
+      grpc::CallbackServerContext* context) override;
 
  private:
+  class StreamReactor;
+  void Dispatch(const ServeClientArgs& request, AnswerBy answer_by, ClientCallback done);
+
   RaftDriver* driver_;
   std::vector<std::string> addresses_;
   Duration max_wait_;
