@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "client/request_stream.h"
 #include "client/retry_timer.h"
 #include "client/session.h"
 #include "common/address.h"
@@ -42,9 +43,7 @@ struct Operation {
   bool any_node_answered = false;
   std::string last_error;
 
-  // The attempt in flight.
-  std::unique_ptr<grpc::ClientContext> context;
-  ServeClientReply reply;
+  ServeClientReply reply;  // of the latest attempt
 
   bool is_set() const { return request.op() == ServeClientArgs::SET; }
 };
@@ -64,14 +63,18 @@ class Client::Impl {
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     for (const std::string& address : options_.addresses) {
-      stubs_.push_back(KV::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+      auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      stubs_.push_back(KV::NewStub(channel));
+      streams_.push_back(std::make_unique<RequestStream>(channel, &timer_));
     }
     next_node_ = static_cast<int>(random_() % stubs_.size());
   }
 
   ~Impl() {
     shutting_down_.store(true);
+    // Requests in flight end now, as cancelled, and their calls with them (Attempt sees
+    // shutting_down_); the streams close while the timer, which they use, still runs.
+    for (const auto& stream : streams_) stream->Close();
     timer_.Stop();  // calls waiting to retry finish now, as cancelled
     MutexLock lock(&mu_);
     while (operations_ > 0) idle_.wait(mu_);
@@ -139,30 +142,22 @@ class Client::Impl {
     op->target = PickTarget(op->target);
     ++op->attempts;
     op->reply.Clear();
-    op->context = std::make_unique<grpc::ClientContext>();
-    // gRPC takes wall-clock deadlines; the call's own deadline stays on the steady clock.
-    const auto rpc_budget = std::min(op->deadline - now, Clock::duration(options_.rpc_timeout));
-    op->context->set_deadline(std::chrono::system_clock::now() + rpc_budget);
-    stubs_[op->target]->async()->ServeClient(
-        op->context.get(), &op->request, &op->reply,
-        [this, op](grpc::Status status) { OnReply(op, status); });
+    const auto rpc_budget = std::max(
+        Millis(1), std::min(std::chrono::ceil<Millis>(op->deadline - now), options_.rpc_timeout));
+    streams_[static_cast<size_t>(op->target)]->Send(
+        op->request, rpc_budget,
+        [this, op](const grpc::Status& status, const ServeClientReply& reply) {
+          op->reply = reply;
+          OnReply(op, status);
+        });
   }
 
   void OnReply(const std::shared_ptr<Operation>& op, const grpc::Status& status) {
     const int target = op->target;
     const std::string who =
         absl::StrCat("node ", target, " (", options_.addresses[static_cast<size_t>(target)], ")");
-    if (!status.ok()) {
+    if (!status.ok()) {  // the stream broke, or no reply within the RPC timeout
       op->last_error = absl::StrCat(who, ": ", status.error_message());
-      if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-          status.error_message().find("outcome unknown") != std::string::npos) {
-        // The node answered: it proposed the SET but could not commit it in time, most likely
-        // because it has lost its majority. Retry (same sequence) elsewhere: a node that is still
-        // leader is found again through the others' hints.
-        op->any_node_answered = true;
-        ForgetLeader(target);
-        return RetryLater(op, -1);
-      }
       ForgetLeader(target);
       return RetryLater(op, -1);
     }
@@ -183,6 +178,12 @@ class Client::Impl {
     }
     op->last_error = absl::StrCat(who, ": ", reply.error());
     switch (reply.error_code()) {
+      case ServeClientReply::OUTCOME_UNKNOWN:
+        // The node proposed the SET but could not commit it in time, most likely because it has
+        // lost its majority. Retry (same sequence) elsewhere: a node that is still leader is
+        // found again through the others' hints.
+        ForgetLeader(target);
+        return RetryLater(op, -1);
       case ServeClientReply::INVALID_ARGUMENT:
         return Finish(op, absl::InvalidArgumentError(reply.error()));
       case ServeClientReply::SESSION_EXPIRED:
@@ -283,7 +284,7 @@ class Client::Impl {
   }
 
   const ClientOptions options_;
-  std::vector<std::unique_ptr<KV::Stub>> stubs_;
+  std::vector<std::unique_ptr<KV::Stub>> stubs_;  // for Status
   ClientSession session_;
   std::atomic<int> leader_{-1};
   std::atomic<bool> shutting_down_{false};
@@ -294,7 +295,8 @@ class Client::Impl {
   std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
   int next_node_ ABSL_GUARDED_BY(mu_) = 0;
 
-  RetryTimer timer_;  // last: stopped (in ~Impl) before anything it calls back into goes away
+  RetryTimer timer_;  // stopped (in ~Impl) before anything it calls back into goes away
+  std::vector<std::unique_ptr<RequestStream>> streams_;  // GET and SET, one per node
 };
 
 std::vector<NodeStatus> Client::Impl::ClusterStatus(Millis timeout) {

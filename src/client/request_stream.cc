@@ -122,6 +122,14 @@ RequestStream::RequestStream(std::shared_ptr<grpc::Channel> channel, RetryTimer*
     : stub_(KV::NewStub(std::move(channel))), timer_(timer) {}
 
 RequestStream::~RequestStream() {
+  Close();
+  // The expiry sweep, seeing closing_, disarms itself within kExpirySweep: it must not run after
+  // this object is gone.
+  MutexLock lock(&mu_);
+  while (sweep_armed_) ended_.wait(mu_);
+}
+
+void RequestStream::Close() {
   std::shared_ptr<Call> call;
   {
     MutexLock lock(&mu_);
@@ -131,9 +139,7 @@ RequestStream::~RequestStream() {
   if (call) call->Cancel();
   call.reset();
   MutexLock lock(&mu_);
-  // Every call ends (its requests failing with it), and the expiry sweep, seeing closing_,
-  // disarms itself within kExpirySweep: neither may run after this object is gone.
-  while (live_calls_ > 0 || sweep_armed_) ended_.wait(mu_);
+  while (live_calls_ > 0) ended_.wait(mu_);  // each call fails its requests as it ends
 }
 
 void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds timeout,

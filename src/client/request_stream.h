@@ -9,7 +9,7 @@
 // broke (UNAVAILABLE, the stream's own status) or the request's timeout passed (DEADLINE_EXCEEDED;
 // checked every kExpirySweep, so a frozen node cannot hold a request much past its timeout). A
 // broken stream is replaced by a new one at the next Send. Callbacks run on gRPC's or the timer's
-// threads, never inside Send, and never under the stream's lock.
+// threads and never under the stream's lock; gRPC may complete an earlier request inside a Send.
 #pragma once
 
 #include <chrono>
@@ -34,8 +34,11 @@ class RequestStream {
 
   // `timer` (not owned) runs the expiry sweeps; it must outlive this stream.
   RequestStream(std::shared_ptr<grpc::Channel> channel, RetryTimer* timer);
-  // Cancels the stream and waits for it to end; requests still in flight get CANCELLED.
+  // Close(), then waits for the expiry sweep to stand down.
   ~RequestStream();
+  // Cancels the stream and waits for it to end: requests in flight fail with CANCELLED, and so
+  // does every later Send.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
   RequestStream(const RequestStream&) = delete;
   RequestStream& operator=(const RequestStream&) = delete;
 
