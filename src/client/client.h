@@ -10,7 +10,8 @@
 // Every call retries until it succeeds or its deadline passes: it goes to the node it believes is
 // leader, follows the leader hints that nodes give, tries the other nodes when there is no hint,
 // and backs off exponentially with jitter between rounds. Each RPC has its own timeout, so one
-// frozen node cannot hold a call for its whole deadline.
+// frozen node cannot hold a call for its whole deadline. Requests go over one ServeClientStream
+// per node, so concurrent calls share messages (docs/api.md).
 //
 // Exactly-once SETs: the client owns a session (a random 64-bit id) and numbers its SETs; a
 // retried SET keeps its number, so a SET that committed but whose reply was lost is deduplicated
@@ -89,8 +90,8 @@ class Client {
  public:
   // Checks the options (addresses of the form host:port, positive timeouts).
   static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
-  // Waits for calls in flight to finish (each within its current RPC timeout); calls waiting to
-  // retry end with kCancelled. Never destroy a Client from one of its own callbacks.
+  // Cancels the requests in flight; every call still going ends with kCancelled (its callback
+  // runs before this returns). Never destroy a Client from one of its own callbacks.
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -128,5 +128,76 @@ TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {
   }
 }
 
+// ServeClientStream as docs/api.md describes it: a batch of requests, answered by id (in any
+// order), each with the reply the unary call would give; the node finishes the stream cleanly
+// once the client has closed its side and everything is answered.
+TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster.Request(Get("warm-up")));  // the leader has applied its NO-OP
+  auto stub = KV::NewStub(grpc::CreateChannel(cluster.addresses()[leader],
+                                              grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
+  auto stream = stub->ServeClientStream(&context);
+  ClientRequestBatch batch;
+  const std::vector<ServeClientArgs> requests = {Set("s", "one", 9, 1), Set("", "v", 9, 2),
+                                                 Set("s", "two", 9, 3)};
+  for (size_t i = 0; i < requests.size(); ++i) {
+    StreamedRequest* request = batch.add_requests();
+    request->set_id(100 + i);
+    *request->mutable_args() = requests[i];
+    request->set_timeout_ms(2000);
+  }
+  ASSERT_TRUE(stream->Write(batch));
+  std::map<uint64_t, ServeClientReply> replies;
+  ClientReplyBatch incoming;
+  while (replies.size() < requests.size() && stream->Read(&incoming)) {
+    for (const StreamedReply& reply : incoming.replies()) replies[reply.id()] = reply.reply();
+  }
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_TRUE(replies[100].success());
+  EXPECT_EQ(replies[101].error_code(), ServeClientReply::INVALID_ARGUMENT);
+  EXPECT_TRUE(replies[102].success());
+  // A second batch on the same stream: a GET that sees both SETs, and a retry of sequence 1,
+  // which is recognised as applied and changes nothing.
+  batch.Clear();
+  StreamedRequest* retry = batch.add_requests();
+  retry->set_id(7);
+  *retry->mutable_args() = Set("s", "one", 9, 1);
+  ASSERT_TRUE(stream->Write(batch));
+  ASSERT_TRUE(stream->Read(&incoming));
+  ASSERT_EQ(incoming.replies_size(), 1);
+  EXPECT_EQ(incoming.replies(0).id(), 7u);
+  EXPECT_TRUE(incoming.replies(0).reply().success());
+  batch.Clear();
+  StreamedRequest* get = batch.add_requests();
+  get->set_id(8);
+  *get->mutable_args() = Get("s");
+  ASSERT_TRUE(stream->Write(batch));
+  ASSERT_TRUE(stream->Read(&incoming));
+  ASSERT_EQ(incoming.replies_size(), 1);
+  EXPECT_EQ(incoming.replies(0).reply().data(), "two");
+  EXPECT_EQ(incoming.replies(0).reply().version(), 2u);
+  ASSERT_TRUE(stream->WritesDone());
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  // A follower answers NOT_LEADER on the stream too, with the leader's id.
+  const int follower = (leader + 1) % 3;
+  auto follower_stub = KV::NewStub(grpc::CreateChannel(cluster.addresses()[follower],
+                                                       grpc::InsecureChannelCredentials()));
+  grpc::ClientContext follower_context;
+  auto follower_stream = follower_stub->ServeClientStream(&follower_context);
+  ASSERT_TRUE(follower_stream->Write(batch));
+  ASSERT_TRUE(follower_stream->Read(&incoming));
+  ASSERT_EQ(incoming.replies_size(), 1);
+  EXPECT_EQ(incoming.replies(0).reply().error_code(), ServeClientReply::NOT_LEADER);
+  EXPECT_EQ(incoming.replies(0).reply().leader_id(), std::to_string(leader));
+  ASSERT_TRUE(follower_stream->WritesDone());
+  EXPECT_TRUE(follower_stream->Finish().ok());
+}
+
 }  // namespace
 }  // namespace raftkv
