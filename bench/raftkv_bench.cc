@@ -52,7 +52,7 @@ struct Settings {
   double read_fraction = 0;   // mixed:R
   bool serializable = false;  // etcd only: get-serializable
   int concurrency = 1;
-  int channels = 0;  // 0: min(concurrency, 8)
+  int channels = 0;    // 0: min(concurrency, 8)
   bool unary = false;  // raftkv: unary ServeClient calls instead of ServeClientStream
   Clock::duration duration = std::chrono::seconds(10);
   int64_t requests = 0;  // > 0: measure this many requests instead of a duration

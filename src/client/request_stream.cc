@@ -8,10 +8,10 @@ namespace raftkv::client {
 // One ServeClientStream call.
 //
 // Lifetime: the call owns itself (`self_`) until the owner has heard of its end, and
-// RequestStream::Send holds a shared_ptr while it enqueues, so the object outlives every use. gRPC forbids starting an
-// operation after OnDone; OnDone cannot come while the hold is on, and the hold is removed only
-// once the read side has ended (`closed_`, after which Enqueue starts nothing) and no Enqueue is
-// between its check and its StartWrite (`senders_`).
+// RequestStream::Send holds a shared_ptr while it enqueues, so the object outlives every use. gRPC
+// forbids starting an operation after OnDone; OnDone cannot come while the hold is on, and the hold
+// is removed only once the read side has ended (`closed_`, after which Enqueue starts nothing) and
+// no Enqueue is between its check and its StartWrite (`senders_`).
 class RequestStream::Call final
     : public grpc::ClientBidiReactor<ClientRequestBatch, ClientReplyBatch> {
  public:
@@ -90,10 +90,9 @@ class RequestStream::Call final
   void OnDone(const grpc::Status& status) override {
     // On the timer's thread: OnDone may run inline in StartCall, which Send calls under the
     // owner's lock that OnCallEnded takes. The lambda keeps this call alive until it has run.
-    owner_->timer_->At(RetryTimer::Clock::now(),
-                       [owner = owner_, self = std::move(self_), status] {
-                         owner->OnCallEnded(self.get(), status);
-                       });
+    owner_->timer_->At(RetryTimer::Clock::now(), [owner = owner_, self = std::move(self_), status] {
+      owner->OnCallEnded(self.get(), status);
+    });
   }
 
  private:
@@ -156,7 +155,8 @@ void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds 
       }
       call = call_;
       id = next_id_++;
-      pending_.emplace(id, Pending{call.get(), RetryTimer::Clock::now() + timeout, std::move(done)});
+      pending_.emplace(id,
+                       Pending{call.get(), RetryTimer::Clock::now() + timeout, std::move(done)});
       arm_sweep = !sweep_armed_;
       sweep_armed_ = true;
     }
@@ -228,8 +228,7 @@ void RequestStream::SweepExpired() {
     if (!rearm) ended_.notify_all();
   }
   for (Callback& done : expired) {
-    done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no reply within the RPC timeout"),
-         {});
+    done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no reply within the RPC timeout"), {});
   }
   if (rearm) timer_->At(RetryTimer::Clock::now() + kExpirySweep, [this] { SweepExpired(); });
 }

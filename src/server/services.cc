@@ -114,8 +114,7 @@ grpc::ServerUnaryReactor* RaftService::RequestVote(grpc::CallbackServerContext* 
 KvService::KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait)
     : driver_(driver), addresses_(std::move(addresses)), max_wait_(max_wait) {}
 
-void KvService::Dispatch(const ServeClientArgs& request, AnswerBy answer_by,
-                         ClientCallback done) {
+void KvService::Dispatch(const ServeClientArgs& request, AnswerBy answer_by, ClientCallback done) {
   if (request.op() == ServeClientArgs::SET) {
     driver_->Set(
         kv::SetCommand{request.key(), request.value(), request.client_id(), request.sequence()},
@@ -129,8 +128,8 @@ grpc::ServerUnaryReactor* KvService::ServeClient(grpc::CallbackServerContext* co
                                                  const ServeClientArgs* request,
                                                  ServeClientReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const auto budget = std::chrono::duration_cast<Duration>(context->deadline() -
-                                                           std::chrono::system_clock::now());
+  const auto budget =
+      std::chrono::duration_cast<Duration>(context->deadline() - std::chrono::system_clock::now());
   Dispatch(*request, AnswerByFor(budget, max_wait_),
            [this, reactor, reply](const ClientResult& result) {
              reactor->Finish(ToReply(result, addresses_, reply));

@@ -24,8 +24,8 @@
 // Recovery: a last line without its newline is a write torn by a crash; it is dropped with a
 // warning (it was never synced, so never acknowledged). So is everything from the first zero byte
 // on: a sync makes every byte before the end durable, so a zero byte can only stand where a write
-// had not reached the disk, and every byte after it was written later still. Any other malformed line stops the node
-// with `logs.txt:LINE: what is wrong`: good data is never silently cut away.
+// had not reached the disk, and every byte after it was written later still. Any other malformed
+// line stops the node with `logs.txt:LINE: what is wrong`: good data is never silently cut away.
 #pragma once
 
 #include <memory>
@@ -74,8 +74,8 @@ class LogFile {
   absl::Status Preallocate(uint64_t size);
 
   int fd_;
-  uint64_t file_size_ = 0;    // End() plus the preallocated zero tail
-  bool preallocate_ = true;   // false once the file system refused fallocate: plain appends
+  uint64_t file_size_ = 0;   // End() plus the preallocated zero tail
+  bool preallocate_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;
   std::vector<uint64_t> line_ends_;  // byte offset just past line i+1 (entry index i+1)
 };

@@ -136,8 +136,8 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   const int leader = cluster.WaitForLeader();
   ASSERT_GE(leader, 0);
   ASSERT_TRUE(cluster.Request(Get("warm-up")));  // the leader has applied its NO-OP
-  auto stub = KV::NewStub(grpc::CreateChannel(cluster.addresses()[leader],
-                                              grpc::InsecureChannelCredentials()));
+  auto stub = KV::NewStub(
+      grpc::CreateChannel(cluster.addresses()[leader], grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
   auto stream = stub->ServeClientStream(&context);
@@ -186,8 +186,8 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
 
   // A follower answers NOT_LEADER on the stream too, with the leader's id.
   const int follower = (leader + 1) % 3;
-  auto follower_stub = KV::NewStub(grpc::CreateChannel(cluster.addresses()[follower],
-                                                       grpc::InsecureChannelCredentials()));
+  auto follower_stub = KV::NewStub(
+      grpc::CreateChannel(cluster.addresses()[follower], grpc::InsecureChannelCredentials()));
   grpc::ClientContext follower_context;
   auto follower_stream = follower_stub->ServeClientStream(&follower_context);
   ASSERT_TRUE(follower_stream->Write(batch));
