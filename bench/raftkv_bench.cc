@@ -182,8 +182,10 @@ class Runner {
                                                           slot.random) < settings_.read_fraction);
     slot.op = read ? Op::kGet : Op::kSet;
     const std::string key = KeyFor(chooser_.Next(slot.random), settings_.key_size);
-    slot.context = std::make_unique<grpc::ClientContext>();
-    slot.context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (settings_.target != "raftkv" || settings_.unary) {  // a stream request needs no context
+      slot.context = std::make_unique<grpc::ClientContext>();
+      slot.context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    }
     const size_t channel = static_cast<size_t>(slot.index) % raftkv_stubs_.size();
     slot.sent = Clock::now();
     if (settings_.target == "raftkv") {

@@ -43,8 +43,6 @@ struct Operation {
   bool any_node_answered = false;
   std::string last_error;
 
-  ServeClientReply reply;  // of the latest attempt
-
   bool is_set() const { return request.op() == ServeClientArgs::SET; }
 };
 
@@ -141,18 +139,18 @@ class Client::Impl {
     if (now >= op->deadline) return Finish(op, DeadlineError(*op));
     op->target = PickTarget(op->target);
     ++op->attempts;
-    op->reply.Clear();
     const auto rpc_budget = std::max(
         Millis(1), std::min(std::chrono::ceil<Millis>(op->deadline - now), options_.rpc_timeout));
     streams_[static_cast<size_t>(op->target)]->Send(
         op->request, rpc_budget,
         [this, op](const grpc::Status& status, const ServeClientReply& reply) {
-          op->reply = reply;
-          OnReply(op, status);
+          OnReply(op, status, reply);
         });
   }
 
-  void OnReply(const std::shared_ptr<Operation>& op, const grpc::Status& status) {
+  // `reply` is meaningful only when `status` is OK.
+  void OnReply(const std::shared_ptr<Operation>& op, const grpc::Status& status,
+               const ServeClientReply& reply) {
     const int target = op->target;
     const std::string who =
         absl::StrCat("node ", target, " (", options_.addresses[static_cast<size_t>(target)], ")");
@@ -162,7 +160,6 @@ class Client::Impl {
       return RetryLater(op, -1);
     }
     op->any_node_answered = true;
-    const ServeClientReply& reply = op->reply;
     if (reply.success()) {
       if (op->is_set() && options_.drop_set_reply_for_testing &&
           options_.drop_set_reply_for_testing(op->request.sequence(), op->attempts)) {

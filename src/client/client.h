@@ -18,7 +18,8 @@
 // by the cluster instead of applied twice.
 //
 // Thread-safety: every method may be called from any number of threads at once. The callbacks of
-// the asynchronous calls run on the library's threads: keep them short, and never wait in one for
+// the asynchronous calls run on the library's threads (rarely, gRPC completes a request inside
+// another call's send, on that caller's thread): keep them short, and never wait in one for
 // another call of the same client.
 #pragma once
 
@@ -43,7 +44,7 @@ struct ClientOptions {
   std::vector<std::string> addresses = {};
   // How long a call keeps trying, unless the call says otherwise (CallOptions).
   Millis deadline{10'000};
-  // The timeout of each single RPC within a call.
+  // The timeout of each attempt within a call (one request on the node's stream).
   Millis rpc_timeout{1'000};
   // Waits between retries grow from backoff_initial, doubling, up to backoff_max; each wait is
   // drawn at random from [half, all] of that ("equal jitter"), so clients do not retry in step.
@@ -85,7 +86,7 @@ struct NodeStatus {
 //   kUnavailable       no node answered at all before the deadline (wrong addresses, all down).
 //   kAborted           the cluster forgot this client's session (it keeps a bounded number), so
 //                      whether the SET was applied is unknown; later calls use a new session.
-//   kCancelled         the client was destroyed while the call was waiting to retry.
+//   kCancelled         the client was destroyed before the call finished.
 class Client {
  public:
   // Checks the options (addresses of the form host:port, positive timeouts).

@@ -7,28 +7,31 @@ namespace raftkv::client {
 
 // One ServeClientStream call.
 //
-// Lifetime: the call owns itself (`self_`) until the owner has heard of its end, and
-// RequestStream::Send holds a shared_ptr while it enqueues, so the object outlives every use. gRPC
+// Lifetime: the call owns itself (`self_`) until OnDone, and RequestStream::Send holds a
+// shared_ptr while it enqueues, so the object outlives every use. gRPC
 // forbids starting an operation after OnDone; OnDone cannot come while the hold is on, and the hold
 // is removed only once the read side has ended (`closed_`, after which Enqueue starts nothing) and
 // no Enqueue is between its check and its StartWrite (`senders_`).
 class RequestStream::Call final
     : public grpc::ClientBidiReactor<ClientRequestBatch, ClientReplyBatch> {
  public:
-  static std::shared_ptr<Call> Start(RequestStream* owner, KV::Stub* stub) {
+  // Binds a new call; nothing is sent until StartCall(), which the caller runs outside its own
+  // lock, because gRPC may run reactions (even OnDone) inside it. Enqueue may come first: gRPC
+  // holds writes started before StartCall until then.
+  static std::shared_ptr<Call> Create(RequestStream* owner, KV::Stub* stub) {
     auto call = std::shared_ptr<Call>(new Call(owner));
     call->self_ = call;
     stub->async()->ServeClientStream(&call->context_, call.get());
     call->StartRead(&call->incoming_);
     call->AddHold();  // for the writes Enqueue starts from outside the reactions
-    call->StartCall();
     return call;
   }
+
+  void Begin() { StartCall(); }
 
   // Queues a request; starts a write unless one is in flight (which then takes it along). A
   // request queued on a call that has ended is failed by the owner's OnCallEnded.
   void Enqueue(uint64_t id, const ServeClientArgs& args, uint32_t timeout_ms) {
-    bool start = false;
     {
       MutexLock lock(&mu_);
       if (closed_) return;
@@ -39,11 +42,10 @@ class RequestStream::Call final
       if (writing_) return;
       writing_ = true;
       sending_.Swap(&outbox_);
-      start = true;
       ++senders_;
     }
     // Outside mu_: gRPC may run reactions inline before StartWrite returns.
-    if (start) StartWrite(&sending_);
+    StartWrite(&sending_);
     bool release = false;
     {
       MutexLock lock(&mu_);
@@ -88,11 +90,8 @@ class RequestStream::Call final
   }
 
   void OnDone(const grpc::Status& status) override {
-    // On the timer's thread: OnDone may run inline in StartCall, which Send calls under the
-    // owner's lock that OnCallEnded takes. The lambda keeps this call alive until it has run.
-    owner_->timer_->At(RetryTimer::Clock::now(), [owner = owner_, self = std::move(self_), status] {
-      owner->OnCallEnded(self.get(), status);
-    });
+    owner_->OnCallEnded(this, status);
+    self_.reset();  // may destroy this
   }
 
  private:
@@ -146,12 +145,14 @@ void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds 
   std::shared_ptr<Call> call;
   uint64_t id = 0;
   bool arm_sweep = false;
+  bool created = false;
   {
     MutexLock lock(&mu_);
     if (!closing_) {
       if (!call_) {
-        call_ = Call::Start(this, stub_.get());
+        call_ = Call::Create(this, stub_.get());
         ++live_calls_;
+        created = true;
       }
       call = call_;
       id = next_id_++;
@@ -168,6 +169,7 @@ void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds 
     return;
   }
   call->Enqueue(id, args, static_cast<uint32_t>(timeout.count()));
+  if (created) call->Begin();
   if (arm_sweep) timer_->At(RetryTimer::Clock::now() + kExpirySweep, [this] { SweepExpired(); });
 }
 

@@ -32,7 +32,8 @@ class RequestStream {
   using Callback = std::function<void(const grpc::Status&, const ServeClientReply&)>;
   static constexpr std::chrono::milliseconds kExpirySweep{20};
 
-  // `timer` (not owned) runs the expiry sweeps; it must outlive this stream.
+  // `timer` (not owned) runs the expiry sweeps; it must keep running until Close() has returned
+  // (a stopped RetryTimer runs callbacks inline, and a sweep would then re-arm itself at once).
   RequestStream(std::shared_ptr<grpc::Channel> channel, RetryTimer* timer);
   // Close(), then waits for the expiry sweep to stand down.
   ~RequestStream();

@@ -18,9 +18,9 @@ ApplyOutcome KvStateMachine::ApplySet(const SetCommand& command, uint64_t log_in
     }
     Session& session = it->second;
     const uint64_t sequence = command.sequence;
-    const bool too_old = sequence + kSequenceWindow <= session.highest_sequence;
-    if (too_old || sequence <= session.applied_through ||
-        session.applied_above.count(sequence) > 0) {
+    // Sequences that fell out of the window are at or below applied_through (kept so below), so
+    // they count as applied too.
+    if (sequence <= session.applied_through || session.applied_above.count(sequence) > 0) {
       Touch(command.client_id, session, log_index);
       return ApplyOutcome::kDuplicate;
     }
@@ -29,11 +29,10 @@ ApplyOutcome KvStateMachine::ApplySet(const SetCommand& command, uint64_t log_in
     } else {
       session.applied_above.insert(sequence);
     }
-    session.highest_sequence = std::max(session.highest_sequence, sequence);
-    // Sequences that fell out of the window count as applied (see too_old above).
-    if (session.highest_sequence >= kSequenceWindow) {
-      session.applied_through =
-          std::max(session.applied_through, session.highest_sequence - kSequenceWindow);
+    // Sequences that fell out of the window count as applied.
+    const uint64_t highest = session.Highest();
+    if (highest >= kSequenceWindow) {
+      session.applied_through = std::max(session.applied_through, highest - kSequenceWindow);
     }
     // Close the gap: absorb the out-of-order sequences that now continue applied_through.
     auto& above = session.applied_above;

@@ -59,10 +59,13 @@ class KvStateMachine {
   // nothing; out-of-order arrivals wait there until the gap below them closes or falls out of the
   // window.
   struct Session {
-    uint64_t highest_sequence = 0;
     uint64_t applied_through = 0;
     std::set<uint64_t> applied_above;  // each > applied_through + 1
     uint64_t last_used_index = 0;
+    // The highest sequence applied: it is in applied_above, or absorbed into applied_through.
+    uint64_t Highest() const {
+      return applied_above.empty() ? applied_through : *applied_above.rbegin();
+    }
   };
   void Touch(uint64_t client_id, Session& session, uint64_t log_index);
 

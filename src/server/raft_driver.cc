@@ -16,12 +16,9 @@ namespace {
 // How often the driver looks for client requests past their AnswerBy.
 constexpr auto kOverdueSweep = std::chrono::milliseconds(10);
 
-// "SET key value" or "NO-OP", as in logs.txt without the term: the {entry operation} of dump.txt.
-std::string OperationText(const raft::Entry& entry) {
-  if (entry.type == raft::EntryType::kNoop) return "NO-OP";
-  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
-  if (!command.ok()) return "SET <undecodable>";
-  return "SET " + storage::Escape(command->key) + " " + storage::Escape(command->value);
+// "SET key value", as in logs.txt without the session and term: the {entry operation} of dump.txt.
+std::string SetText(const kv::SetCommand& command) {
+  return "SET " + storage::Escape(command.key) + " " + storage::Escape(command.value);
 }
 
 const char* RefusalText(raft::ReadRefusal refusal) {
@@ -38,6 +35,20 @@ const char* RefusalText(raft::ReadRefusal refusal) {
       return "new leader still committing its first entry; retry shortly";
   }
   return "refused";
+}
+
+// Removes from `requests` (a map whose values have `answer_by` and `done`) every request due by
+// `now`, answering each with `answer`.
+template <typename Requests>
+void AnswerDue(Requests& requests, AnswerBy now, const ClientResult& answer) {
+  for (auto it = requests.begin(); it != requests.end();) {
+    if (it->second.answer_by > now) {
+      ++it;
+    } else {
+      it->second.done(answer);
+      it = requests.erase(it);
+    }
+  }
 }
 
 }  // namespace
@@ -127,11 +138,9 @@ void RaftDriver::AnswerWhileStopped(Input& input) {
   if (auto* request = std::get_if<PeerRequest>(&input)) {
     request->reply(std::nullopt);
   } else if (auto* set = std::get_if<SetRequest>(&input)) {
-    set->done(
-        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
+    set->done(ClientResult::ShuttingDown());
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
-    get->done(
-        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
+    get->done(ClientResult::ShuttingDown());
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {
     status->done(ShutdownStatus());
   }
@@ -221,11 +230,7 @@ void RaftDriver::Loop() {
     read_window_.reset();
   }
   FailPending("node shutting down");
-  for (auto& [index, get] : waiting_reads_) {
-    get.done(
-        ClientResult::Rejected(ClientResult::Reason::kShuttingDown, "node shutting down", kNoNode));
-  }
-  waiting_reads_.clear();
+  AnswerDue(waiting_reads_, AnswerBy::max(), ClientResult::ShuttingDown());
   MaybeSaveCommitIndex(/*force=*/true);
   for (auto& [peer, slots] : reply_slots_) {
     for (ReplyFn& reply : slots) reply(std::nullopt);
@@ -254,6 +259,8 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
     } else if (static_cast<int64_t>(command.key.size()) > config_.max_key_bytes) {
       invalid = "invalid argument: the key is longer than MAX_KEY_BYTES (" +
                 std::to_string(config_.max_key_bytes) + ")";
+    } else if (command.client_id != 0 && command.sequence == 0) {
+      invalid = "invalid argument: a session's sequence numbers start at 1";
     } else if (static_cast<int64_t>(command.value.size()) > config_.max_value_bytes) {
       invalid = "invalid argument: the value is longer than MAX_VALUE_BYTES (" +
                 std::to_string(config_.max_value_bytes) + ")";
@@ -269,10 +276,8 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
                                        proposal.leader_hint));
       return;
     }
-    if (events_->RecordsRequests()) {
-      events_->Record(ReceivedLine(config_.raft.id, "SET " + storage::Escape(command.key) + " " +
-                                                        storage::Escape(command.value)));
-    }
+    if (events_->RecordsRequests())
+      events_->Record(ReceivedLine(config_.raft.id, SetText(command)));
     pending_[proposal.index] = Pending{proposal.term, std::move(set->done), set->answer_by};
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     const raft::LeaseReadResult read = node_->LeaseRead(now);
@@ -363,21 +368,28 @@ void RaftDriver::MaybeSaveCommitIndex(bool force) {
 
 void RaftDriver::ApplyCommitted(const std::vector<raft::Entry>& entries) {
   if (entries.empty()) return;
-  const bool leader = node_->role() == raft::Role::kLeader;
+  // Decode outside the writer lock, so that fast-path readers wait only for the applying.
+  std::vector<std::optional<kv::SetCommand>> commands(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].type != raft::EntryType::kCommand) continue;
+    absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entries[i].data);
+    if (!command.ok()) return Fatal(command.status());
+    commands[i] = std::move(*command);
+  }
   std::vector<kv::ApplyOutcome> outcomes(entries.size(), kv::ApplyOutcome::kApplied);
   {
     // One writer lock for the batch: readers on the fast path wait at most one batch.
     WriterLock lock(&kv_mu_);
     for (size_t i = 0; i < entries.size(); ++i) {
-      if (entries[i].type != raft::EntryType::kCommand) continue;
-      absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entries[i].data);
-      if (!command.ok()) return Fatal(command.status());
-      outcomes[i] = kv_.ApplySet(*command, entries[i].index);
+      if (commands[i]) outcomes[i] = kv_.ApplySet(*commands[i], entries[i].index);
     }
   }
+  const bool leader = node_->role() == raft::Role::kLeader;
+  const bool record = events_->RecordsRequests();
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (events_->RecordsRequests()) {
-      events_->Record(CommittedLine(config_.raft.id, leader, OperationText(entries[i])));
+    if (record) {
+      events_->Record(
+          CommittedLine(config_.raft.id, leader, commands[i] ? SetText(*commands[i]) : "NO-OP"));
     }
     AnswerApplied(entries[i], outcomes[i]);
   }
@@ -430,24 +442,6 @@ void RaftDriver::PublishReadWindow() {
   read_window_ = window;
 }
 
-namespace {
-
-// Removes from `requests` (a map whose values have `answer_by` and `done`) every request due by
-// `now`, answering each with `answer`.
-template <typename Requests>
-void AnswerDue(Requests& requests, AnswerBy now, const ClientResult& answer) {
-  for (auto it = requests.begin(); it != requests.end();) {
-    if (it->second.answer_by > now) {
-      ++it;
-    } else {
-      it->second.done(answer);
-      it = requests.erase(it);
-    }
-  }
-}
-
-}  // namespace
-
 void RaftDriver::AnswerOverdue() {
   const AnswerBy now = std::chrono::steady_clock::now();
   if (now < next_overdue_sweep_) return;
@@ -466,11 +460,8 @@ void RaftDriver::AnswerOverdue() {
 }
 
 void RaftDriver::FailPending(const std::string& why) {
-  auto pending = std::move(pending_);
-  pending_.clear();
-  for (auto& [index, request] : pending) {
-    request.done(ClientResult::Unknown(why + "; outcome unknown, retry", node_->leader_id()));
-  }
+  AnswerDue(pending_, AnswerBy::max(),
+            ClientResult::Unknown(why + "; outcome unknown, retry", node_->leader_id()));
 }
 
 void RaftDriver::Fatal(const absl::Status& status) {

@@ -65,6 +65,9 @@ struct ClientResult {
   static ClientResult Unknown(std::string error, NodeId leader_hint) {
     return {Kind::kUnknown, Reason::kNone, std::nullopt, std::move(error), leader_hint};
   }
+  static ClientResult ShuttingDown() {
+    return Rejected(Reason::kShuttingDown, "node shutting down", kNoNode);
+  }
 
   Kind kind = Kind::kRejected;
   Reason reason = Reason::kNone;

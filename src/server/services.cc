@@ -162,6 +162,7 @@ class KvService::StreamReactor final
     {
       MutexLock lock(&mu_);
       unanswered_ += incoming_.requests_size();
+      dispatching_ = true;  // answers given inline (lease GETs) wait for the batch's end
     }
     for (StreamedRequest& request : *incoming_.mutable_requests()) {
       const Duration budget = request.timeout_ms() > 0
@@ -172,6 +173,13 @@ class KvService::StreamReactor final
                          [this, id](const ClientResult& result) { Answer(id, result); });
     }
     incoming_.Clear();
+    bool start = false;
+    {
+      MutexLock lock(&mu_);
+      dispatching_ = false;
+      start = TakeOutboxForWrite();
+    }
+    if (start) StartWrite(&sending_);
     StartRead(&incoming_);
   }
 
@@ -182,13 +190,9 @@ class KvService::StreamReactor final
       MutexLock lock(&mu_);
       sending_.Clear();
       if (!ok) broken_ = true;  // the client is gone: later answers have no one to go to
-      more = !broken_ && outbox_.replies_size() > 0;
-      if (more) {
-        sending_.Swap(&outbox_);
-      } else {
-        writing_ = false;
-        finish = DoneWithEverything();
-      }
+      writing_ = false;
+      more = TakeOutboxForWrite();
+      if (!more) finish = DoneWithEverything();
     }
     if (more) StartWrite(&sending_);
     if (finish) Finish(grpc::Status::OK);
@@ -208,17 +212,22 @@ class KvService::StreamReactor final
         StreamedReply* reply = outbox_.add_replies();
         reply->set_id(id);
         FillReply(result, service_->addresses_, reply->mutable_reply());
-        if (!writing_) {
-          writing_ = true;
-          sending_.Swap(&outbox_);
-          start = true;
-        }
+        start = TakeOutboxForWrite();
       }
       finish = DoneWithEverything();
     }
     // Outside mu_: gRPC may run a reaction (even OnDone) before these return.
     if (start) StartWrite(&sending_);
     if (finish) Finish(grpc::Status::OK);
+  }
+
+  // Moves the outbox into `sending_` when a write may start (the caller starts it, outside mu_):
+  // none in flight, the stream not broken, and no batch being dispatched (its end writes).
+  bool TakeOutboxForWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || broken_ || dispatching_ || outbox_.replies_size() == 0) return false;
+    writing_ = true;
+    sending_.Swap(&outbox_);
+    return true;
   }
 
   // True exactly once: when the stream may finish (the caller then calls Finish, outside mu_).
@@ -236,6 +245,7 @@ class KvService::StreamReactor final
   int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool dispatching_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };

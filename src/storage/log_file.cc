@@ -1,6 +1,7 @@
 #include "storage/log_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,17 +83,18 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
                                  " bytes after offset " + std::to_string(zero) +
                                  " (a write a crash cut before it reached the disk)");
   }
+  const std::string_view body(text.data(), zero);
   size_t start = 0;
   size_t line_number = 1;
-  while (start < zero) {
-    const size_t newline = text.find('\n', start);
-    if (newline == std::string::npos || newline > zero) {
+  while (start < body.size()) {
+    const size_t newline = body.find('\n', start);
+    if (newline == std::string_view::npos) {
       recovered.warnings.push_back(
           path + ":" + std::to_string(line_number) +
           ": dropped a torn last line (no newline; a crash cut the write)");
       break;
     }
-    const std::string_view line(text.data() + start, newline - start);
+    const std::string_view line = body.substr(start, newline - start);
     absl::StatusOr<raft::Entry> entry = ParseEntryLine(line, line_number);
     if (!entry.ok()) return LineError(path, line_number, std::string(entry.status().message()));
     if (!recovered.entries.empty() && entry->term < recovered.entries.back().term) {
@@ -123,7 +125,7 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
   if (fd < 0) return ErrnoError("cannot open", path);
   auto file = std::unique_ptr<LogFile>(new LogFile(fd, path, std::move(line_ends)));
   // Cut the torn tail off for good, so that appends start at a line boundary.
-  const uint64_t good = file->line_ends_.empty() ? 0 : file->line_ends_.back();
+  const uint64_t good = file->End();
   if (good != text.size()) {
     if (::ftruncate(fd, static_cast<off_t>(good)) != 0) return ErrnoError("cannot truncate", path);
     if (absl::Status status = file->Sync(); !status.ok()) return status;
@@ -143,19 +145,24 @@ LogFile::~LogFile() {
   ::close(fd_);
 }
 
-absl::Status LogFile::Preallocate(uint64_t size) {
-  if (!preallocate_ || size <= file_size_) return absl::OkStatus();
+void LogFile::Preallocate(uint64_t size) {
+  if (!preallocate_ || size <= file_size_) return;
   const uint64_t target = (size / kPreallocateBytes + 1) * kPreallocateBytes;
-  if (::fallocate(fd_, 0, static_cast<off_t>(file_size_),
-                  static_cast<off_t>(target - file_size_)) != 0) {
-    if (errno == EOPNOTSUPP || errno == ENOSYS) {
-      preallocate_ = false;  // a file system without fallocate: appends grow the file instead
-      return absl::OkStatus();
-    }
-    return ErrnoError("cannot preallocate", path_);
+  int result;
+  do {
+    result = ::fallocate(fd_, 0, static_cast<off_t>(file_size_),
+                         static_cast<off_t>(target - file_size_));
+  } while (result != 0 && errno == EINTR);
+  if (result == 0) {
+    file_size_ = target;
+    return;
   }
-  file_size_ = target;
-  return absl::OkStatus();
+  // Only an optimisation: the append goes on and grows the file itself (a full disk is then
+  // reported by the write). A file system without fallocate is not asked again.
+  if (errno == EOPNOTSUPP || errno == ENOSYS) preallocate_ = false;
+  // A failed fallocate may still have grown the file part of the way.
+  struct stat st;
+  if (::fstat(fd_, &st) == 0) file_size_ = std::max(file_size_, static_cast<uint64_t>(st.st_size));
 }
 
 absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
@@ -174,7 +181,7 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
     offset += line->size() + 1;
     ends.push_back(offset);
   }
-  if (absl::Status status = Preallocate(offset); !status.ok()) return status;
+  Preallocate(offset);
   if (absl::Status status = WriteAll(fd_, buffer, path_); !status.ok()) return status;
   file_size_ = std::max(file_size_, offset);
   line_ends_.insert(line_ends_.end(), ends.begin(), ends.end());

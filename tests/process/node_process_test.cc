@@ -160,8 +160,8 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   EXPECT_TRUE(replies[100].success());
   EXPECT_EQ(replies[101].error_code(), ServeClientReply::INVALID_ARGUMENT);
   EXPECT_TRUE(replies[102].success());
-  // A second batch on the same stream: a GET that sees both SETs, and a retry of sequence 1,
-  // which is recognised as applied and changes nothing.
+  // Two more batches on the same stream: a retry of sequence 1, which is recognised as applied
+  // and changes nothing, then a GET that sees both SETs.
   batch.Clear();
   StreamedRequest* retry = batch.add_requests();
   retry->set_id(7);
@@ -189,6 +189,7 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   auto follower_stub = KV::NewStub(
       grpc::CreateChannel(cluster.addresses()[follower], grpc::InsecureChannelCredentials()));
   grpc::ClientContext follower_context;
+  follower_context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
   auto follower_stream = follower_stub->ServeClientStream(&follower_context);
   ASSERT_TRUE(follower_stream->Write(batch));
   ASSERT_TRUE(follower_stream->Read(&incoming));

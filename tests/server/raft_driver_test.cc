@@ -134,6 +134,10 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   EXPECT_EQ(empty_key.reason, ClientResult::Reason::kInvalidArgument);
   EXPECT_NE(SetOn(cluster.driver(leader), std::string(5000, 'k'), "v").error.find("MAX_KEY_BYTES"),
             std::string::npos);
+  // Sequence 0 would read as "already applied" to the session's watermark: refused instead.
+  const ClientResult zero = SetOn(cluster.driver(leader), "k", "v", 42, 0);
+  EXPECT_EQ(zero.reason, ClientResult::Reason::kInvalidArgument);
+  EXPECT_NE(zero.error.find("start at 1"), std::string::npos) << zero.error;
 
   // A retried SET with the same (client, sequence) is applied once.
   ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "bye", 42, 2).kind, ClientResult::Kind::kOk);
