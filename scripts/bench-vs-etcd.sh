@@ -7,7 +7,8 @@
 # systems, the ratio per row, the machine, versions, date and command.
 #
 # BENCH_DURATION (default 10s) per point; BENCH_MEMORY_KEYS (default 1000000) keys for the memory
-# row (0 skips it); BENCH_OUT (default docs/benchmarks.md).
+# rows (0 skips them): once after the table, once on fresh clusters; BENCH_OUT (default
+# docs/benchmarks.md).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,28 +35,40 @@ cleanup() {
 }
 trap cleanup EXIT
 
+start_etcd() {  # a fresh 3-member cluster in $work/etcd{0,1,2}; sets etcd_pids and etcd_leader
+  etcd_pids=()
+  local initial="" i
+  for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((23801 + i))"; done
+  for i in 0 1 2; do
+    rm -rf "$work/etcd$i"
+    etcd --name "e$i" --data-dir "$work/etcd$i" \
+      --listen-client-urls "http://127.0.0.1:$((23791 + i))" \
+      --advertise-client-urls "http://127.0.0.1:$((23791 + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((23801 + i))" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$((23801 + i))" \
+      --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token raftkv-bench \
+      --log-level error >"$work/etcd$i.log" 2>&1 &
+    etcd_pids+=($!)
+  done
+  for _ in $(seq 100); do
+    ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint health >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  etcd_leader="$(ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint status |
+    awk -F', ' '$5 == "true" { print $1 }')"
+  [[ -n "$etcd_leader" ]] || { echo "etcd elected no leader; see $work/etcd*.log" >&2; exit 1; }
+  echo "   etcd leader: $etcd_leader"
+}
+stop_etcd() {
+  local pid
+  for pid in "${etcd_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${etcd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  etcd_pids=()
+}
+
 echo "== starting etcd (3 members, 127.0.0.1:23791-23793)"
-initial=""
-for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((23801 + i))"; done
-for i in 0 1 2; do
-  etcd --name "e$i" --data-dir "$work/etcd$i" \
-    --listen-client-urls "http://127.0.0.1:$((23791 + i))" \
-    --advertise-client-urls "http://127.0.0.1:$((23791 + i))" \
-    --listen-peer-urls "http://127.0.0.1:$((23801 + i))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((23801 + i))" \
-    --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token raftkv-bench \
-    --log-level error >"$work/etcd$i.log" 2>&1 &
-  etcd_pids+=($!)
-done
 etcd_endpoints="127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793"
-for _ in $(seq 100); do
-  ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint health >/dev/null 2>&1 && break
-  sleep 0.2
-done
-etcd_leader="$(ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint status |
-  awk -F', ' '$5 == "true" { print $1 }')"
-[[ -n "$etcd_leader" ]] || { echo "etcd elected no leader; see $work/etcd*.log" >&2; exit 1; }
-echo "   etcd leader: $etcd_leader"
+start_etcd
 
 echo "== starting raftkv (3 nodes, 127.0.0.1:23891-23893)"
 sed -e 's/^VERBOSITY *=.*/VERBOSITY = minimal/' "$repo/config.ini" >"$work/raftkv.ini"
@@ -89,19 +102,34 @@ rss_mib() {  # the average resident set size, in MiB, of the given pids
   for pid in "$@"; do total=$((total + $(awk '/VmRSS/ { print $2 }' "/proc/$pid/status"))); done
   echo $((total / $# / 1024))
 }
-raftkv_pids=()
-for i in 0 1 2; do raftkv_pids+=("$(cat "$RAFTKV_CLUSTER_DIR/node$i.pid")"); done
-memory_row=""
-if [[ "$memory_keys" -gt 0 ]]; then
-  echo "== memory: $memory_keys keys of 100 B on each system"
+raftkv_pids() { for i in 0 1 2; do cat "$RAFTKV_CLUSTER_DIR/node$i.pid"; done; }
+memory_row() {  # memory_row LABEL: fills $memory_keys keys on both systems, prints the table row
   "$bench" --target raftkv --nodes "$raftkv_nodes" --op get --concurrency 1 --duration 1s \
     --warmup 0s --keyspace "$memory_keys" --label "fill" >/dev/null
   "$bench" --target etcd --endpoints "$etcd_leader" --op get --concurrency 1 --duration 1s \
     --warmup 0s --keyspace "$memory_keys" --label "fill" >/dev/null
-  raftkv_rss="$(rss_mib "${raftkv_pids[@]}")"
+  local raftkv_rss etcd_rss
+  # shellcheck disable=SC2046
+  raftkv_rss="$(rss_mib $(raftkv_pids))"
   etcd_rss="$(rss_mib "${etcd_pids[@]}")"
-  memory_row="| RSS per node, $memory_keys keys of 100 B | $raftkv_rss MiB | $etcd_rss MiB | $(awk -v a="$etcd_rss" -v b="$raftkv_rss" 'BEGIN { printf "%.2f× smaller", a / b }') | RSS per node ≤ etcd's |"
-  echo "   raftkv $raftkv_rss MiB, etcd $etcd_rss MiB"
+  echo "   $1: raftkv $raftkv_rss MiB, etcd $etcd_rss MiB" >&2
+  printf '| RSS per node, %s | %s MiB | %s MiB | %s |' "$1" "$raftkv_rss" "$etcd_rss" \
+    "$(awk -v a="$etcd_rss" -v b="$raftkv_rss" 'BEGIN { printf "%.2f× etcd", b / a }')"
+}
+memory_rows=""
+if [[ "$memory_keys" -gt 0 ]]; then
+  # After the table: raftkv keeps its whole Raft log in memory (no compaction yet), so this row
+  # grows with every write the table made, not only with the keys.
+  echo "== memory after the table: $memory_keys keys of 100 B on each system"
+  memory_rows+="$(memory_row "$memory_keys keys of 100 B, after the table's writes") (reference) |"$'\n'
+  # Fresh clusters holding just the keys: the target row.
+  echo "== memory on fresh clusters: $memory_keys keys of 100 B on each system"
+  stop_etcd
+  "$repo/scripts/raftkv-cluster" down >/dev/null
+  rm -rf "$RAFTKV_CLUSTER_DIR"
+  start_etcd
+  "$repo/scripts/raftkv-cluster" up 3 >/dev/null
+  memory_rows+="$(memory_row "$memory_keys keys of 100 B, fresh clusters") RSS per node ≤ etcd's |"$'\n'
 fi
 
 # The table. Each JSON line: {"label":"POINT|SYSTEM", …, "ops_per_sec":N, "p50_us":N, …}.
@@ -116,7 +144,9 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   echo "etcd is loaded through its leader; raftkv through its leader (the only node that serves)."
   echo "raftkv's load goes over \`ServeClientStream\` as the client library sends it (requests that"
   echo "meet in flight share a message); the last two rows load raftkv with one unary call per"
-  echo "request instead. etcd's load is unary calls, as its clients send it."
+  echo "request instead. etcd's load is unary calls, as its clients send it. Memory is measured twice:"
+  echo "after the table's writes (raftkv keeps its whole Raft log in memory, with no compaction yet,"
+  echo "so that row grows with every write) and on fresh clusters holding just the keys."
   echo
   echo "* Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
   echo "* etcd: $(etcd --version | head -1)"
@@ -148,7 +178,7 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
     printf '| %s | %.0f ops/s, p50 %s µs, p99 %s µs | %.0f ops/s, p50 %s µs, p99 %s µs | %s | %s |\n' \
       "$label" "$r_ops" "$r_p50" "$r_p99" "$e_ops" "$e_p50" "$e_p99" "$ratio" "$target"
   done <"$results"
-  [[ -z "$memory_row" ]] || echo "$memory_row"
+  [[ -z "$memory_rows" ]] || printf '%s' "$memory_rows"
   echo
   echo "Command: \`make bench-vs-etcd\` (BENCH_DURATION=$duration BENCH_MEMORY_KEYS=$memory_keys)."
 } >"$out"
