@@ -153,8 +153,11 @@ int Run(int argc, char** argv) {
                received == SIGTERM ? "SIGTERM" : "SIGINT");
   // Order: stop the driver first (it answers every pending request, "outcome unknown" for SETs
   // not yet known, and closes the files; later requests are refused at once), so that the server,
-  // which waits for every call in progress to finish, can shut down; then stop sending.
+  // which waits for every call in progress to finish, can shut down (the streams are ended
+  // first: their clients would hold them open); then stop sending.
   (*driver)->Stop();
+  raft_service.CloseStreams();
+  kv_service.CloseStreams();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   transport.Shutdown();
   return 0;

@@ -5,117 +5,6 @@
 
 namespace raftkv::client {
 
-// One ServeClientStream call.
-//
-// Lifetime: the call owns itself (`self_`) until OnDone, and RequestStream::Send holds a
-// shared_ptr while it enqueues, so the object outlives every use. gRPC
-// forbids starting an operation after OnDone; OnDone cannot come while the hold is on, and the hold
-// is removed only once the read side has ended (`closed_`, after which Enqueue starts nothing) and
-// no Enqueue is between its check and its StartWrite (`senders_`).
-class RequestStream::Call final
-    : public grpc::ClientBidiReactor<ClientRequestBatch, ClientReplyBatch> {
- public:
-  // Binds a new call; nothing is sent until StartCall(), which the caller runs outside its own
-  // lock, because gRPC may run reactions (even OnDone) inside it. Enqueue may come first: gRPC
-  // holds writes started before StartCall until then.
-  static std::shared_ptr<Call> Create(RequestStream* owner, KV::Stub* stub) {
-    auto call = std::shared_ptr<Call>(new Call(owner));
-    call->self_ = call;
-    stub->async()->ServeClientStream(&call->context_, call.get());
-    call->StartRead(&call->incoming_);
-    call->AddHold();  // for the writes Enqueue starts from outside the reactions
-    return call;
-  }
-
-  void Begin() { StartCall(); }
-
-  // Queues a request; starts a write unless one is in flight (which then takes it along). A
-  // request queued on a call that has ended is failed by the owner's OnCallEnded.
-  void Enqueue(uint64_t id, const ServeClientArgs& args, uint32_t timeout_ms) {
-    {
-      MutexLock lock(&mu_);
-      if (closed_) return;
-      StreamedRequest* request = outbox_.add_requests();
-      request->set_id(id);
-      *request->mutable_args() = args;
-      request->set_timeout_ms(timeout_ms);
-      if (writing_) return;
-      writing_ = true;
-      sending_.Swap(&outbox_);
-      ++senders_;
-    }
-    // Outside mu_: gRPC may run reactions inline before StartWrite returns.
-    StartWrite(&sending_);
-    bool release = false;
-    {
-      MutexLock lock(&mu_);
-      --senders_;
-      release = MayReleaseHold();
-    }
-    if (release) RemoveHold();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
-  void OnWriteDone(bool ok) override {
-    bool more = false;
-    {
-      MutexLock lock(&mu_);
-      sending_.Clear();
-      // A failed write means the stream is over: its requests fail in OnDone.
-      more = ok && !closed_ && outbox_.requests_size() > 0;
-      if (more) {
-        sending_.Swap(&outbox_);
-      } else {
-        writing_ = false;
-      }
-    }
-    if (more) StartWrite(&sending_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (ok) {
-      owner_->OnReplies(incoming_);
-      incoming_.Clear();
-      StartRead(&incoming_);
-      return;
-    }
-    bool release = false;
-    {
-      MutexLock lock(&mu_);
-      closed_ = true;  // the stream is over
-      release = MayReleaseHold();
-    }
-    if (release) RemoveHold();
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    owner_->OnCallEnded(this, status);
-    self_.reset();  // may destroy this
-  }
-
- private:
-  explicit Call(RequestStream* owner) : owner_(owner) {}
-
-  bool MayReleaseHold() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!closed_ || senders_ > 0 || hold_released_) return false;
-    hold_released_ = true;
-    return true;
-  }
-
-  RequestStream* const owner_;
-  std::shared_ptr<Call> self_;
-  grpc::ClientContext context_;
-  ClientReplyBatch incoming_;  // touched only by the read reactions, one at a time
-  Mutex mu_;
-  ClientRequestBatch outbox_ ABSL_GUARDED_BY(mu_);
-  ClientRequestBatch sending_;  // owned by the write in flight while writing_
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int senders_ ABSL_GUARDED_BY(mu_) = 0;
-  bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
-};
-
 RequestStream::RequestStream(std::shared_ptr<grpc::Channel> channel, RetryTimer* timer)
     : stub_(KV::NewStub(std::move(channel))), timer_(timer) {}
 
@@ -150,7 +39,12 @@ void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds 
     MutexLock lock(&mu_);
     if (!closing_) {
       if (!call_) {
-        call_ = Call::Create(this, stub_.get());
+        call_ = Call::Create(
+            [this](grpc::ClientContext* context, Call* reactor) {
+              stub_->async()->ServeClientStream(context, reactor);
+            },
+            [this](const ClientReplyBatch& batch) { OnReplies(batch); },
+            [this](const Call* ended, const grpc::Status& status) { OnCallEnded(ended, status); });
         ++live_calls_;
         created = true;
       }
@@ -168,7 +62,14 @@ void RequestStream::Send(const ServeClientArgs& args, std::chrono::milliseconds 
     });
     return;
   }
-  call->Enqueue(id, args, static_cast<uint32_t>(timeout.count()));
+  // A request queued on a call that has ended is failed by OnCallEnded.
+  call->Enqueue([&](ClientRequestBatch* batch) {
+    StreamedRequest* request = batch->add_requests();
+    request->set_id(id);
+    *request->mutable_args() = args;
+    request->set_timeout_ms(static_cast<uint32_t>(timeout.count()));
+    return request->ByteSizeLong();
+  });
   if (created) call->Begin();
   if (arm_sweep) timer_->At(RetryTimer::Clock::now() + kExpirySweep, [this] { SweepExpired(); });
 }

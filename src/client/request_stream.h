@@ -22,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "client/retry_timer.h"
+#include "common/batch_stream.h"
 #include "common/mutex.h"
 #include "raftkv.grpc.pb.h"
 
@@ -47,7 +48,7 @@ class RequestStream {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  class Call;
+  using Call = ClientBatchStream<ClientRequestBatch, ClientReplyBatch>;
   struct Pending {
     const Call* call;  // the stream it was sent on (identity only)
     RetryTimer::Clock::time_point deadline;

@@ -31,8 +31,21 @@ GrpcTransport::~GrpcTransport() { Shutdown(); }
 
 void GrpcTransport::Shutdown() {
   stopping_.store(true);
+  for (const auto& peer : peers_) {
+    std::shared_ptr<AppendStream> stream;
+    {
+      MutexLock lock(&peer->mu);
+      stream = std::move(peer->stream);
+    }
+    if (stream) stream->Cancel();
+  }
   const auto give_up =
       std::chrono::steady_clock::now() + 2 * rpc_timeout_ + std::chrono::seconds(1);
+  {
+    // Each stream's last act touches this object: wait for them all.
+    MutexLock lock(&streams_mu_);
+    while (live_streams_ > 0) streams_ended_.wait(streams_mu_);
+  }
   for (const auto& peer : peers_) {
     while (peer->inflight.load() > 0 && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -45,50 +58,115 @@ void GrpcTransport::Send(const raft::Message& message) {
     return;
   }
   if (std::holds_alternative<raft::AppendEntries>(message.body)) {
-    Call<AppendEntriesRequest, AppendEntriesResponse>(message.to, EncodeAppendEntries(message));
+    SendAppend(message.to, EncodeAppendEntries(message));
   } else if (std::holds_alternative<raft::RequestVote>(message.body)) {
-    Call<RequestVoteRequest, RequestVoteResponse>(message.to, EncodeRequestVote(message));
+    CallRequestVote(message.to, EncodeRequestVote(message));
   }
-  // Replies travel as RPC responses (RaftDriver pairs them with their requests).
+  // Replies travel back on the stream or call their request came by (RaftDriver pairs them).
 }
 
-template <typename Request, typename Response>
-void GrpcTransport::Call(NodeId to, Request request) {
+void GrpcTransport::SendAppend(NodeId to, AppendEntriesRequest request) {
+  Peer& peer = *peers_[to];
+  const auto now = std::chrono::steady_clock::now();
+  std::shared_ptr<AppendStream> stream;
+  std::shared_ptr<AppendStream> stalled;
+  bool created = false;
+  {
+    MutexLock lock(&peer.mu);
+    if (stopping_.load()) return;
+    if (peer.stream && peer.unanswered_since && now - *peer.unanswered_since > rpc_timeout_) {
+      stalled = std::move(peer.stream);  // OnStreamEnded reports it
+    }
+    if (!peer.stream) {
+      peer.stream = AppendStream::Create(
+          [&peer](grpc::ClientContext* context, AppendStream* reactor) {
+            peer.stub->async()->AppendEntriesStream(context, reactor);
+          },
+          [this, to](const AppendEntriesResponseBatch& batch) { OnResponses(to, batch); },
+          [this, to](const AppendStream* ended, const grpc::Status& status) {
+            OnStreamEnded(to, ended, status);
+          });
+      peer.unanswered_since.reset();
+      created = true;
+      MutexLock streams_lock(&streams_mu_);
+      ++live_streams_;
+    }
+    stream = peer.stream;
+    if (!peer.unanswered_since) peer.unanswered_since = now;
+  }
+  if (stalled) stalled->Cancel();
+  // kEnded: the stream broke just now (the next send opens another); kFull: the peer is not
+  // keeping up. Either way the request is dropped, and the core sends again.
+  (void)stream->Enqueue(
+      [&request](AppendEntriesBatch* batch) {
+        AppendEntriesRequest* queued = batch->add_requests();
+        *queued = std::move(request);
+        return queued->ByteSizeLong();
+      },
+      kMaxQueuedPerPeer);
+  if (created) stream->Begin();
+}
+
+void GrpcTransport::OnResponses(NodeId from, const AppendEntriesResponseBatch& batch) {
+  {
+    Peer& peer = *peers_[from];
+    MutexLock lock(&peer.mu);
+    peer.unanswered_since.reset();
+  }
+  for (const AppendEntriesResponse& response : batch.responses()) {
+    DeliverOrReport(from, Decode(response, self_, cluster_size_));
+  }
+}
+
+void GrpcTransport::OnStreamEnded(NodeId peer_id, const AppendStream* stream,
+                                  const grpc::Status& status) {
+  {
+    Peer& peer = *peers_[peer_id];
+    MutexLock lock(&peer.mu);
+    if (peer.stream.get() == stream) peer.stream.reset();
+  }
+  RaftDriver* driver = driver_.load();
+  if (!stopping_.load() && driver != nullptr && !status.ok()) driver->ReportPeerError(peer_id);
+  MutexLock lock(&streams_mu_);
+  if (--live_streams_ == 0) streams_ended_.notify_all();
+}
+
+void GrpcTransport::DeliverOrReport(NodeId from, absl::StatusOr<raft::Message> reply) {
+  RaftDriver* driver = driver_.load();
+  if (driver == nullptr || stopping_.load()) return;
+  if (reply.ok()) {
+    driver->Deliver(std::move(*reply));
+  } else {
+    driver->ReportPeerError(from);
+  }
+}
+
+void GrpcTransport::CallRequestVote(NodeId to, RequestVoteRequest request) {
   Peer& peer = *peers_[to];
   if (peer.inflight.fetch_add(1) >= kMaxInflightPerPeer) {
     peer.inflight.fetch_sub(1);
-    return;  // the peer is not keeping up: drop; heartbeats will retry
+    return;  // the peer is not keeping up: drop; the election timer will retry
   }
   struct State {
     grpc::ClientContext context;
-    Request request;
-    Response response;
+    RequestVoteRequest request;
+    RequestVoteResponse response;
   };
   auto* state = new State;
   state->request = std::move(request);
   state->context.set_deadline(std::chrono::system_clock::now() +
                               std::chrono::duration_cast<std::chrono::microseconds>(rpc_timeout_));
-  auto done = [this, to, state](grpc::Status status) {
-    RaftDriver* driver = driver_.load();
-    if (driver != nullptr && !stopping_.load()) {
-      if (!status.ok()) {
-        driver->ReportPeerError(to);
-      } else if (absl::StatusOr<raft::Message> reply =
-                     Decode(state->response, self_, cluster_size_);
-                 reply.ok()) {
-        driver->Deliver(std::move(*reply));
-      } else {
-        driver->ReportPeerError(to);
-      }
-    }
-    delete state;
-    peers_[to]->inflight.fetch_sub(1);
-  };
-  if constexpr (std::is_same_v<Request, AppendEntriesRequest>) {
-    peer.stub->async()->AppendEntries(&state->context, &state->request, &state->response, done);
-  } else {
-    peer.stub->async()->RequestVote(&state->context, &state->request, &state->response, done);
-  }
+  peer.stub->async()->RequestVote(
+      &state->context, &state->request, &state->response,
+      [this, to, state](grpc::Status status) {
+        if (status.ok()) {
+          DeliverOrReport(to, Decode(state->response, self_, cluster_size_));
+        } else if (RaftDriver* driver = driver_.load(); driver != nullptr && !stopping_.load()) {
+          driver->ReportPeerError(to);
+        }
+        delete state;
+        peers_[to]->inflight.fetch_sub(1);
+      });
 }
 
 }  // namespace raftkv::server

@@ -1,16 +1,24 @@
-// PeerTransport over gRPC: each request the core sends (AppendEntries, RequestVote) becomes an
-// asynchronous unary call (gRPC's callback API) with a deadline; the response is decoded and
-// delivered to the driver. Nothing blocks the driver thread: a slow or dead peer only fills its
-// own bounded in-flight budget, beyond which messages are dropped (Raft tolerates loss, and the
-// next heartbeat retries). Failures are reported to the driver, which logs them without flooding.
-// Channels reconnect with gRPC's exponential backoff.
+// PeerTransport over gRPC. AppendEntries goes to each follower over one long-lived stream
+// (Raft.AppendEntriesStream): requests queued while a write is in flight leave together, and the
+// responses come back in batches. RequestVote, rare, is a unary call with a deadline. Nothing
+// blocks the driver thread: a slow or dead peer only fills its own bounded queue, beyond which
+// messages are dropped (Raft tolerates loss, and the next heartbeat retries). A stream that gets
+// no response for an RPC timeout while requests wait (a frozen peer, a dead connection) is
+// cancelled and replaced at the next send, as a unary call would have timed out. Failures are
+// reported to the driver, which logs them without flooding. Channels reconnect with gRPC's
+// exponential backoff.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "common/batch_stream.h"
+#include "common/mutex.h"
 #include "raftkv.grpc.pb.h"
 #include "server/raft_driver.h"
 
@@ -26,15 +34,24 @@ class GrpcTransport : public PeerTransport {
   // Stops sending and waits (bounded) for calls in flight, whose callbacks touch the driver.
   void Shutdown();
 
-  static constexpr int kMaxInflightPerPeer = 256;
+  static constexpr int kMaxInflightPerPeer = 256;  // unary calls
+  static constexpr size_t kMaxQueuedPerPeer = 256;  // AppendEntries waiting on a stream's write
 
  private:
+  using AppendStream = ClientBatchStream<AppendEntriesBatch, AppendEntriesResponseBatch>;
   struct Peer {
     std::unique_ptr<Raft::Stub> stub;
     std::atomic<int> inflight{0};
+    Mutex mu;
+    std::shared_ptr<AppendStream> stream ABSL_GUARDED_BY(mu);  // null: none open
+    // Since when requests have waited on `stream` with no response; nullopt: none waiting.
+    std::optional<std::chrono::steady_clock::time_point> unanswered_since ABSL_GUARDED_BY(mu);
   };
-  template <typename Request, typename Response>
-  void Call(NodeId peer, Request request);
+  void SendAppend(NodeId to, AppendEntriesRequest request);
+  void OnResponses(NodeId from, const AppendEntriesResponseBatch& batch);
+  void OnStreamEnded(NodeId peer, const AppendStream* stream, const grpc::Status& status);
+  void CallRequestVote(NodeId to, RequestVoteRequest request);
+  void DeliverOrReport(NodeId from, absl::StatusOr<raft::Message> reply);
 
   NodeId self_;
   int cluster_size_;
@@ -42,6 +59,9 @@ class GrpcTransport : public PeerTransport {
   std::vector<std::unique_ptr<Peer>> peers_;
   std::atomic<RaftDriver*> driver_{nullptr};
   std::atomic<bool> stopping_{false};
+  Mutex streams_mu_;
+  CondVar streams_ended_;
+  int live_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 
 }  // namespace raftkv::server

@@ -105,6 +105,61 @@ grpc::ServerUnaryReactor* RaftService::AppendEntries(grpc::CallbackServerContext
   return Forward(context, *request, response);
 }
 
+// One AppendEntriesStream: each request is stepped by the driver like a unary AppendEntries, and
+// its response joins the response batches. The core answers a peer's requests in the order it
+// stepped them, so the responses come back in the order the requests were sent.
+class RaftService::AppendStreamReactor final
+    : public ServerBatchStream<AppendEntriesBatch, AppendEntriesResponseBatch> {
+ public:
+  explicit AppendStreamReactor(RaftService* service)
+      : ServerBatchStream(&service->streams_), service_(service) {
+    StartReading();
+  }
+
+ private:
+  void Dispatch(AppendEntriesBatch& batch) override {
+    for (const AppendEntriesRequest& request : batch.requests()) {
+      absl::StatusOr<raft::Message> message =
+          Decode(request, service_->self_, service_->cluster_size_);
+      if (!message.ok()) {
+        // A peer that sends nonsense is misconfigured or not ours: say why and stop listening.
+        Stop(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string(message.status().message())));
+        return;
+      }
+      ExpectAnswers(1);
+      service_->driver_->HandlePeerRequest(
+          std::move(*message), [this](std::optional<raft::Message> answer) {
+            if (!answer) {  // the driver stopped before stepping it: the leader will retry
+              AnswerNothing();
+              return;
+            }
+            Answer([&](AppendEntriesResponseBatch* responses) {
+              AppendEntriesResponse* response = responses->add_responses();
+              *response = EncodeAppendEntriesReply(*answer);
+              return response->ByteSizeLong();
+            });
+          });
+    }
+  }
+
+  RaftService* const service_;
+};
+
+grpc::ServerBidiReactor<AppendEntriesBatch, AppendEntriesResponseBatch>*
+RaftService::AppendEntriesStream(grpc::CallbackServerContext*) {
+  return new AppendStreamReactor(this);
+}
+
+void RaftService::CloseStreams() {
+  streams_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node is shutting down"));
+}
+
+void KvService::CloseStreams() {
+  streams_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "the node is shutting down; send to another node"));
+}
+
 grpc::ServerUnaryReactor* RaftService::RequestVote(grpc::CallbackServerContext* context,
                                                    const RequestVoteRequest* request,
                                                    RequestVoteResponse* response) {
@@ -137,117 +192,38 @@ grpc::ServerUnaryReactor* KvService::ServeClient(grpc::CallbackServerContext* co
   return reactor;
 }
 
-// One ServeClientStream: reads batches of requests, hands each to the driver, and writes the
-// answers back in batches. One write is in flight at a time; answers that come meanwhile gather in
-// `outbox_` and leave together in the next write, so the busier the stream, the fuller the batch.
-// The stream finishes once the client has stopped sending and every request read is answered
-// (the driver answers each exactly once, by its AnswerBy at the latest), so no answer callback
-// can outlive the reactor.
+// One ServeClientStream: each request goes to the driver, and its answer into the reply batches
+// (common/batch_stream.h). The driver answers each request exactly once, by its AnswerBy at the
+// latest, so the stream always gets to finish.
 class KvService::StreamReactor final
-    : public grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch> {
+    : public ServerBatchStream<ClientRequestBatch, ClientReplyBatch> {
  public:
-  explicit StreamReactor(KvService* service) : service_(service) { StartRead(&incoming_); }
+  explicit StreamReactor(KvService* service)
+      : ServerBatchStream(&service->streams_), service_(service) {
+    StartReading();
+  }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side, or the stream broke
-      bool finish = false;
-      {
-        MutexLock lock(&mu_);
-        reading_ = false;
-        finish = DoneWithEverything();
-      }
-      if (finish) Finish(grpc::Status::OK);
-      return;
-    }
-    {
-      MutexLock lock(&mu_);
-      unanswered_ += incoming_.requests_size();
-      dispatching_ = true;  // answers given inline (lease GETs) wait for the batch's end
-    }
-    for (StreamedRequest& request : *incoming_.mutable_requests()) {
+ private:
+  void Dispatch(ClientRequestBatch& batch) override {
+    ExpectAnswers(batch.requests_size());
+    for (const StreamedRequest& request : batch.requests()) {
       const Duration budget = request.timeout_ms() > 0
                                   ? Duration(std::chrono::milliseconds(request.timeout_ms()))
                                   : service_->max_wait_;
       const uint64_t id = request.id();
       service_->Dispatch(request.args(), AnswerByFor(budget, service_->max_wait_),
-                         [this, id](const ClientResult& result) { Answer(id, result); });
+                         [this, id](const ClientResult& result) {
+                           Answer([&](ClientReplyBatch* replies) {
+                             StreamedReply* reply = replies->add_replies();
+                             reply->set_id(id);
+                             FillReply(result, service_->addresses_, reply->mutable_reply());
+                             return reply->ByteSizeLong();
+                           });
+                         });
     }
-    incoming_.Clear();
-    bool start = false;
-    {
-      MutexLock lock(&mu_);
-      dispatching_ = false;
-      start = TakeOutboxForWrite();
-    }
-    if (start) StartWrite(&sending_);
-    StartRead(&incoming_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    bool more = false;
-    bool finish = false;
-    {
-      MutexLock lock(&mu_);
-      sending_.Clear();
-      if (!ok) broken_ = true;  // the client is gone: later answers have no one to go to
-      writing_ = false;
-      more = TakeOutboxForWrite();
-      if (!more) finish = DoneWithEverything();
-    }
-    if (more) StartWrite(&sending_);
-    if (finish) Finish(grpc::Status::OK);
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  // Called by the driver (or inline, for a GET served from the lease), on any thread.
-  void Answer(uint64_t id, const ClientResult& result) {
-    bool start = false;
-    bool finish = false;
-    {
-      MutexLock lock(&mu_);
-      --unanswered_;
-      if (!broken_) {
-        StreamedReply* reply = outbox_.add_replies();
-        reply->set_id(id);
-        FillReply(result, service_->addresses_, reply->mutable_reply());
-        start = TakeOutboxForWrite();
-      }
-      finish = DoneWithEverything();
-    }
-    // Outside mu_: gRPC may run a reaction (even OnDone) before these return.
-    if (start) StartWrite(&sending_);
-    if (finish) Finish(grpc::Status::OK);
-  }
-
-  // Moves the outbox into `sending_` when a write may start (the caller starts it, outside mu_):
-  // none in flight, the stream not broken, and no batch being dispatched (its end writes).
-  bool TakeOutboxForWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || broken_ || dispatching_ || outbox_.replies_size() == 0) return false;
-    writing_ = true;
-    sending_.Swap(&outbox_);
-    return true;
-  }
-
-  // True exactly once: when the stream may finish (the caller then calls Finish, outside mu_).
-  bool DoneWithEverything() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || unanswered_ > 0 || writing_ || finished_) return false;
-    finished_ = true;
-    return true;
   }
 
   KvService* const service_;
-  ClientRequestBatch incoming_;  // touched only by the read reactions, one at a time
-  Mutex mu_;
-  ClientReplyBatch outbox_ ABSL_GUARDED_BY(mu_);
-  ClientReplyBatch sending_;  // owned by the write in flight while writing_
-  int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;
-  bool reading_ ABSL_GUARDED_BY(mu_) = true;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool dispatching_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* KvService::ServeClientStream(

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/batch_stream.h"
 #include "raftkv.grpc.pb.h"
 #include "server/raft_driver.h"
 
@@ -23,8 +24,14 @@ class RaftService final : public Raft::CallbackService {
   grpc::ServerUnaryReactor* RequestVote(grpc::CallbackServerContext* context,
                                         const RequestVoteRequest* request,
                                         RequestVoteResponse* response) override;
+  grpc::ServerBidiReactor<AppendEntriesBatch, AppendEntriesResponseBatch>* AppendEntriesStream(
+      grpc::CallbackServerContext* context) override;
+  // Ends every AppendEntries stream (and refuses new ones) once the driver has stopped, so the
+  // server's shutdown need not wait for the leaders to hang up.
+  void CloseStreams();
 
  private:
+  class AppendStreamReactor;
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const Request& request,
                                     Response* response);
@@ -32,6 +39,7 @@ class RaftService final : public Raft::CallbackService {
   RaftDriver* driver_;
   NodeId self_;
   int cluster_size_;
+  StreamRegistry streams_;
 };
 
 class KvService final : public KV::CallbackService {
@@ -46,6 +54,9 @@ class KvService final : public KV::CallbackService {
                                    StatusReply* reply) override;
   grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* ServeClientStream(
       grpc::CallbackServerContext* context) override;
+  // Ends every client stream (and refuses new ones) once the driver has stopped and so answered
+  // every request: the clients move to another node instead of holding the shutdown up.
+  void CloseStreams();
 
  private:
   class StreamReactor;
@@ -54,6 +65,7 @@ class KvService final : public KV::CallbackService {
   RaftDriver* driver_;
   std::vector<std::string> addresses_;
   Duration max_wait_;
+  StreamRegistry streams_;
 };
 
 }  // namespace raftkv::server
