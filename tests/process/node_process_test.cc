@@ -200,5 +200,86 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   EXPECT_TRUE(follower_stream->Finish().ok());
 }
 
+// The leader's AppendEntries stream, spoken raw: responses come back in the order sent, and a
+// request that makes no sense ends the stream with INVALID_ARGUMENT and the reason.
+TEST(NodeProcess, AppendEntriesStreamAnswersInOrderAndRefusesNonsense) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  const int follower = (leader + 1) % 3;
+  auto stub = Raft::NewStub(
+      grpc::CreateChannel(cluster.addresses()[follower], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
+  auto stream = stub->AppendEntriesStream(&context);
+  // Term 0 is older than any elected term, so the follower refuses both and changes nothing.
+  AppendEntriesBatch batch;
+  for (int64_t sent_at : {111, 222}) {
+    AppendEntriesRequest* request = batch.add_requests();
+    request->set_term(0);
+    request->set_leader_id(leader);
+    request->set_receiver_id(follower);
+    request->set_sent_at_ns(sent_at);
+  }
+  ASSERT_TRUE(stream->Write(batch));
+  std::vector<AppendEntriesResponse> responses;
+  AppendEntriesResponseBatch incoming;
+  while (responses.size() < 2 && stream->Read(&incoming)) {
+    responses.insert(responses.end(), incoming.responses().begin(), incoming.responses().end());
+  }
+  ASSERT_EQ(responses.size(), 2u);
+  EXPECT_EQ(responses[0].echoed_sent_at_ns(), 111);
+  EXPECT_EQ(responses[1].echoed_sent_at_ns(), 222);
+  for (const AppendEntriesResponse& response : responses) {
+    EXPECT_FALSE(response.success());
+    EXPECT_GE(response.term(), 1u);
+    EXPECT_EQ(response.follower_id(), follower);
+  }
+  batch.mutable_requests(0)->set_receiver_id((follower + 1) % 3);  // meant for another node
+  ASSERT_TRUE(stream->Write(batch));
+  while (stream->Read(&incoming)) {
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("meant for node"), std::string::npos)
+      << status.error_message();
+  // The cluster is unharmed.
+  EXPECT_TRUE(cluster.Request(Set("after", "nonsense", 3, 1)));
+}
+
+// SIGTERM ends the node's open streams itself, once the driver has answered every request, and
+// says why: a client learns to go elsewhere instead of seeing its stream cut at gRPC's shutdown
+// deadline. The node exits cleanly with a follower's AppendEntries stream open too.
+TEST(NodeProcess, SigtermEndsOpenStreamsSayingWhy) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster.Request(Get("warm-up")));
+  auto stub = KV::NewStub(
+      grpc::CreateChannel(cluster.addresses()[leader], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + milliseconds(10000));
+  auto stream = stub->ServeClientStream(&context);
+  ClientRequestBatch batch;
+  StreamedRequest* request = batch.add_requests();
+  request->set_id(1);
+  *request->mutable_args() = Get("k");
+  ASSERT_TRUE(stream->Write(batch));
+  ClientReplyBatch incoming;
+  ASSERT_TRUE(stream->Read(&incoming));  // the stream is open and served
+
+  // A follower first (the leader's AppendEntries stream is open to it), then the leader.
+  for (const int node : {(leader + 1) % 3, leader}) {
+    const int wait_status = cluster.Kill(node, SIGTERM);
+    EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << "node " << node;
+  }
+  while (stream->Read(&incoming)) {
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("shutting down"), std::string::npos)
+      << status.error_message();
+}
+
 }  // namespace
 }  // namespace raftkv
