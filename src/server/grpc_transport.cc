@@ -157,8 +157,7 @@ void GrpcTransport::CallRequestVote(NodeId to, RequestVoteRequest request) {
   state->context.set_deadline(std::chrono::system_clock::now() +
                               std::chrono::duration_cast<std::chrono::microseconds>(rpc_timeout_));
   peer.stub->async()->RequestVote(
-      &state->context, &state->request, &state->response,
-      [this, to, state](grpc::Status status) {
+      &state->context, &state->request, &state->response, [this, to, state](grpc::Status status) {
         if (status.ok()) {
           DeliverOrReport(to, Decode(state->response, self_, cluster_size_));
         } else if (RaftDriver* driver = driver_.load(); driver != nullptr && !stopping_.load()) {

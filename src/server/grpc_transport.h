@@ -34,7 +34,7 @@ class GrpcTransport : public PeerTransport {
   // Stops sending and waits (bounded) for calls in flight, whose callbacks touch the driver.
   void Shutdown();
 
-  static constexpr int kMaxInflightPerPeer = 256;  // unary calls
+  static constexpr int kMaxInflightPerPeer = 256;   // unary calls
   static constexpr size_t kMaxQueuedPerPeer = 256;  // AppendEntries waiting on a stream's write
 
  private:

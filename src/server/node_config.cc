@@ -234,6 +234,13 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
   if (config.max_key_bytes < 1 || config.max_value_bytes < 0) {
     return absl::InvalidArgumentError("[limits] MAX_KEY_BYTES must be at least 1");
   }
+  // A request or an AppendEntries carries one key and value whole, and a stream batch closes at
+  // 1 MiB plus one item (common/batch_stream.h): 2 MiB keeps every message within gRPC's 4 MiB.
+  if (config.max_key_bytes + config.max_value_bytes > kMaxKeyPlusValueBytes) {
+    return absl::InvalidArgumentError(
+        "[limits] MAX_KEY_BYTES + MAX_VALUE_BYTES must be at most 2MiB (every message must fit "
+        "gRPC's 4 MiB limit); store larger objects elsewhere and keep a reference in raftkv");
+  }
   if (config.max_sessions < 1) {
     return absl::InvalidArgumentError("[limits] MAX_SESSIONS must be at least 1");
   }

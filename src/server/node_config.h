@@ -51,6 +51,8 @@ struct TestingOptions {
   bool any() const { return clock_rate != 1.0 || fsync_delay.count() > 0 || slow_disk_at_start; }
 };
 
+inline constexpr int64_t kMaxKeyPlusValueBytes = 2 << 20;
+
 struct NodeConfig {
   raft::RaftConfig raft;           // id and cluster_size come from the command line
   std::vector<std::string> nodes;  // [cluster] NODES; empty when not given
@@ -59,7 +61,7 @@ struct NodeConfig {
   bool log_to_stdout = true;
   int64_t dump_max_bytes = 64 << 20;
   int64_t max_key_bytes = 4 << 10;
-  int64_t max_value_bytes = 1 << 20;
+  int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;
   TestingOptions testing;
 };

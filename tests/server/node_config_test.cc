@@ -88,6 +88,17 @@ TEST(NodeConfig, ImpossibleCombinationsAreRefused) {
   absl::Status status = ValidateNodeConfig(*config);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("LEASE_DURATION"), std::string::npos) << status.message();
+
+  auto big = ParseNodeConfig("[limits]\nMAX_VALUE_BYTES = 2MiB\n", "c");
+  ASSERT_TRUE(big.ok());
+  big->raft.cluster_size = 3;
+  status = ValidateNodeConfig(*big);
+  ASSERT_FALSE(status.ok()) << "a 2 MiB value and a 4 KiB key could outgrow a gRPC message";
+  EXPECT_NE(status.message().find("MAX_KEY_BYTES + MAX_VALUE_BYTES"), std::string::npos)
+      << status.message();
+  big->max_key_bytes = 1024;
+  big->max_value_bytes = (2 << 20) - 1024;
+  EXPECT_TRUE(ValidateNodeConfig(*big).ok());
 }
 
 TEST(NodeConfig, MissingFileSaysSo) {
