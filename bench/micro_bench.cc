@@ -1,6 +1,7 @@
 // Google Benchmark micro-benchmarks of the hot pieces of a node: the SET command codec, logs.txt
 // encoding and appends (with and without fsync, per batch size: what group commit buys), the
-// state machine's apply and read, and the lease check a GET makes.
+// core's in-memory log (append, AppendEntries slices), the state machine's apply and read, and
+// the lease check a GET makes.
 //
 //   build/bench/raftkv-micro-bench                      (make bench runs it too)
 #include <benchmark/benchmark.h>
@@ -12,6 +13,7 @@
 
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
+#include "raft/raft_log.h"
 #include "raft/raft_node.h"
 #include "storage/escape.h"
 #include "storage/log_file.h"
@@ -98,6 +100,36 @@ void BM_StateMachineGet(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StateMachineGet);
+
+// The core's in-memory log: appending a SET's entry, and cutting an AppendEntries batch from it
+// (the leader does one per follower per send; 64 entries here).
+void BM_RaftLogAppend(benchmark::State& state) {
+  const std::string data = kv::EncodeSet({Key(1), kValue, 7, 1});
+  raft::RaftLog log({});
+  LogIndex index = 0;
+  for (auto _ : state) {
+    ++index;
+    log.Append(raft::Entry{1, index, raft::EntryType::kCommand, data});
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RaftLogAppend);
+
+void BM_RaftLogSlice(benchmark::State& state) {
+  const std::string data = kv::EncodeSet({Key(1), kValue, 7, 1});
+  std::vector<raft::Entry> entries;
+  for (LogIndex index = 1; index <= 100'000; ++index) {
+    entries.push_back(raft::Entry{1, index, raft::EntryType::kCommand, data});
+  }
+  const raft::RaftLog log(std::move(entries));
+  LogIndex from = 1;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(log.Slice(from, 64, 1 << 20));
+    from = from % 99'000 + 64;
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+BENCHMARK(BM_RaftLogSlice);
 
 // The check a lease GET makes on the leader (single-node cluster, so the node leads at once).
 void BM_LeaseRead(benchmark::State& state) {
