@@ -138,6 +138,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     (*driver)->Stop();
+    transport.Shutdown();  // its callbacks reach the driver, which is destroyed on return
     return Fail("cannot listen on " + addresses[node_id] +
                 " (is the address right, and the port free?)");
   }

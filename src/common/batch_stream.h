@@ -361,7 +361,8 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   }
 
   void StopLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (stopped_) return;
+    // Once finished_ is set, FinishNow may be reading final_status_ outside the lock.
+    if (stopped_ || finished_) return;
     stopped_ = true;
     final_status_ = std::move(status);
   }
@@ -395,7 +396,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // Written once under mu_ before finished_ is set, read by the one Finish after.
+  // Written at most once, under mu_ and before finished_ is set; read by the one FinishNow after.
   grpc::Status final_status_ = grpc::Status::OK;
 };
 

@@ -20,13 +20,15 @@ void RaftLog::Store(const Entry& entry) {
   const size_t size = entry.data.size();
   RAFTKV_CHECK(size <= UINT32_MAX, "a log entry's payload must be under 4 GiB");
   if (chunks_.empty() || chunks_.back().size() + size > chunks_.back().capacity()) {
+    // Give back the closed chunk's unused tail (large payloads can leave much of it empty).
+    if (!chunks_.empty()) chunks_.back().shrink_to_fit();
     chunks_.emplace_back().reserve(std::max(kChunkBytes, size));
   }
   std::string& chunk = chunks_.back();
   records_.push_back(Record{entry.term, static_cast<uint32_t>(chunks_.size() - 1),
                             static_cast<uint32_t>(chunk.size()), static_cast<uint32_t>(size),
                             entry.type});
-  chunk.append(entry.data);  // within the capacity reserved: the chunk never moves
+  chunk.append(entry.data);  // fits the capacity checked above: no reallocation in practice
 }
 
 std::string_view RaftLog::DataOf(const Record& record) const {
@@ -63,6 +65,7 @@ std::optional<LogIndex> RaftLog::LastIndexOfTerm(Term term) const {
 }
 
 std::vector<Entry> RaftLog::Slice(LogIndex from, int max_entries, int64_t max_bytes) const {
+  RAFTKV_CHECK(from >= 1, "log indexes start at 1");
   std::vector<Entry> out;
   int64_t bytes = 0;
   for (LogIndex index = from; index <= LastIndex(); ++index) {
@@ -81,7 +84,7 @@ bool RaftLog::IsUpToDate(LogIndex last_index, Term last_term) const {
   return last_index >= LastIndex();
 }
 
-void RaftLog::Append(Entry entry) {
+void RaftLog::Append(const Entry& entry) {
   RAFTKV_CHECK(entry.index == LastIndex() + 1, "appended entry must follow the last one");
   RAFTKV_CHECK(entry.term >= LastTerm(), "terms in a log never decrease");
   Store(entry);
@@ -91,7 +94,7 @@ void RaftLog::TruncateFrom(LogIndex from) {
   RAFTKV_CHECK(from >= 1 && from <= LastIndex(), "truncation point outside the log");
   const Record& first_cut = records_[from - 1];
   chunks_.resize(first_cut.chunk + 1);
-  chunks_.back().resize(first_cut.offset);  // keeps the capacity: later appends stay in place
+  chunks_.back().resize(first_cut.offset);  // later appends refill it (records hold offsets)
   records_.resize(from - 1);
   // The entries now at these indexes (appended later) are not durable until handed out again.
   stable_index_ = std::min(stable_index_, from - 1);

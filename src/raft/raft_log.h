@@ -38,7 +38,7 @@ class RaftLog {
   // Raft §5.4.1: is a log ending at (last_term, last_index) at least as up to date as ours?
   bool IsUpToDate(LogIndex last_index, Term last_term) const;
 
-  void Append(Entry entry);
+  void Append(const Entry& entry);
   // Removes every entry with index >= `from`.
   void TruncateFrom(LogIndex from);
 
@@ -67,8 +67,8 @@ class RaftLog {
 
   std::deque<Record> records_;  // records_[i] is the entry at index i + 1
   // Payloads in order of index. A chunk is filled up to its capacity (at least kChunkBytes, or one
-  // larger payload alone) and then a new one starts; truncation shrinks the chunk it lands in and
-  // drops the ones after.
+  // larger payload alone), trimmed, and a new one starts; truncation shrinks the chunk it lands in
+  // and drops the ones after. Records hold offsets, never pointers, so a chunk may move freely.
   std::deque<std::string> chunks_;
   LogIndex unsent_from_;   // first index not yet handed to the driver
   LogIndex stable_index_;  // entries <= this are durable on this node

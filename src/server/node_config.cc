@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 
 #include "common/address.h"
@@ -206,7 +207,9 @@ absl::StatusOr<int64_t> ParseByteSize(const std::string& text) {
   const std::string unit = text.substr(digits);
   for (const auto& [name, scale] : kUnits) {
     if (unit != name || digits == 0 || digits > 12) continue;
-    return std::stoll(text.substr(0, digits)) * scale;
+    const int64_t count = std::stoll(text.substr(0, digits));
+    if (count > std::numeric_limits<int64_t>::max() / scale) break;  // would overflow
+    return count * scale;
   }
   return absl::InvalidArgumentError("\"" + text + "\" is not a size like 4096, 4KiB or 1MiB");
 }
@@ -231,12 +234,16 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
 
 absl::Status ValidateNodeConfig(const NodeConfig& config) {
   if (absl::Status status = config.raft.Validate(); !status.ok()) return status;
-  if (config.max_key_bytes < 1 || config.max_value_bytes < 0) {
+  if (config.max_key_bytes < 1) {
     return absl::InvalidArgumentError("[limits] MAX_KEY_BYTES must be at least 1");
+  }
+  if (config.max_value_bytes < 0) {
+    return absl::InvalidArgumentError("[limits] MAX_VALUE_BYTES must not be negative");
   }
   // A request or an AppendEntries carries one key and value whole, and a stream batch closes at
   // 1 MiB plus one item (common/batch_stream.h): 2 MiB keeps every message within gRPC's 4 MiB.
-  if (config.max_key_bytes + config.max_value_bytes > kMaxKeyPlusValueBytes) {
+  if (config.max_key_bytes > kMaxKeyPlusValueBytes ||
+      config.max_value_bytes > kMaxKeyPlusValueBytes - config.max_key_bytes) {
     return absl::InvalidArgumentError(
         "[limits] MAX_KEY_BYTES + MAX_VALUE_BYTES must be at most 2MiB (every message must fit "
         "gRPC's 4 MiB limit); store larger objects elsewhere and keep a reference in raftkv");

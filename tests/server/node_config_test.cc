@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace raftkv::server {
 namespace {
 
@@ -96,6 +98,8 @@ TEST(NodeConfig, ImpossibleCombinationsAreRefused) {
   ASSERT_FALSE(status.ok()) << "a 2 MiB value and a 4 KiB key could outgrow a gRPC message";
   EXPECT_NE(status.message().find("MAX_KEY_BYTES + MAX_VALUE_BYTES"), std::string::npos)
       << status.message();
+  big->max_value_bytes = std::numeric_limits<int64_t>::max();  // the sum would wrap negative
+  EXPECT_FALSE(ValidateNodeConfig(*big).ok());
   big->max_key_bytes = 1024;
   big->max_value_bytes = (2 << 20) - 1024;
   EXPECT_TRUE(ValidateNodeConfig(*big).ok());
@@ -118,7 +122,7 @@ TEST(Units, DurationsAndSizes) {
   EXPECT_EQ(*ParseByteSize("4096"), 4096);
   EXPECT_EQ(*ParseByteSize("4KiB"), 4096);
   EXPECT_EQ(*ParseByteSize("1MiB"), 1 << 20);
-  for (const char* bad : {"", "KiB", "4kb", "-1", "1.5MiB"})
+  for (const char* bad : {"", "KiB", "4kb", "-1", "1.5MiB", "999999999999GiB"})
     EXPECT_FALSE(ParseByteSize(bad).ok()) << bad;
 }
 
