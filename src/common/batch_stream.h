@@ -77,7 +77,6 @@ class ClientBatchStream final : public grpc::ClientBidiReactor<OutBatch, InBatch
   using BatchFn = std::function<void(const InBatch&)>;
   // Once, when the call has ended; the last thing the stream does.
   using EndFn = std::function<void(const ClientBatchStream*, const grpc::Status&)>;
-  enum class Queued { kYes, kEnded, kFull };
 
   // `bind(context, reactor)` binds the call (e.g. stub->async()->Method(context, reactor)).
   // Nothing is sent until Begin(), which the caller runs outside its own locks: gRPC may run
@@ -98,15 +97,15 @@ class ClientBatchStream final : public grpc::ClientBidiReactor<OutBatch, InBatch
   void Cancel() { context_.TryCancel(); }
 
   // Queues one item (`fill` as in BatchOutbox::Add) and starts a write unless one is in flight.
-  // kEnded: the call is over and the item was not queued; kFull: `max_queued` items wait already.
+  // The item is dropped if the call is over (its owner learns that in OnDone) or `max_queued`
+  // items wait already.
   template <typename Fill>
-  Queued Enqueue(const Fill& fill, size_t max_queued = std::numeric_limits<size_t>::max()) {
+  void Enqueue(const Fill& fill, size_t max_queued = std::numeric_limits<size_t>::max()) {
     {
       MutexLock lock(&mu_);
-      if (closed_) return Queued::kEnded;
-      if (outbox_.items() >= max_queued) return Queued::kFull;
+      if (closed_ || outbox_.items() >= max_queued) return;
       outbox_.Add(fill);
-      if (writing_) return Queued::kYes;
+      if (writing_) return;
       writing_ = true;
       outbox_.TakeFront(&sending_);
       ++senders_;
@@ -119,7 +118,6 @@ class ClientBatchStream final : public grpc::ClientBidiReactor<OutBatch, InBatch
       release = MayReleaseHold();
     }
     if (release) this->RemoveHold();
-    return Queued::kYes;
   }
 
   void OnWriteDone(bool ok) override {

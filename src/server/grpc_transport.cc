@@ -95,9 +95,9 @@ void GrpcTransport::SendAppend(NodeId to, AppendEntriesRequest request) {
     if (!peer.unanswered_since) peer.unanswered_since = now;
   }
   if (stalled) stalled->Cancel();
-  // kEnded: the stream broke just now (the next send opens another); kFull: the peer is not
-  // keeping up. Either way the request is dropped, and the core sends again.
-  (void)stream->Enqueue(
+  // Dropped if the stream broke just now (the next send opens another) or the peer is not keeping
+  // up; either way the core sends again.
+  stream->Enqueue(
       [&request](AppendEntriesBatch* batch) {
         AppendEntriesRequest* queued = batch->add_requests();
         *queued = std::move(request);
@@ -125,15 +125,20 @@ void GrpcTransport::OnStreamEnded(NodeId peer_id, const AppendStream* stream,
     MutexLock lock(&peer.mu);
     if (peer.stream.get() == stream) peer.stream.reset();
   }
-  RaftDriver* driver = driver_.load();
-  if (!stopping_.load() && driver != nullptr && !status.ok()) driver->ReportPeerError(peer_id);
+  if (RaftDriver* driver = LiveDriver(); driver != nullptr && !status.ok()) {
+    driver->ReportPeerError(peer_id);
+  }
   MutexLock lock(&streams_mu_);
   if (--live_streams_ == 0) streams_ended_.notify_all();
 }
 
+RaftDriver* GrpcTransport::LiveDriver() const {
+  return stopping_.load() ? nullptr : driver_.load();
+}
+
 void GrpcTransport::DeliverOrReport(NodeId from, absl::StatusOr<raft::Message> reply) {
-  RaftDriver* driver = driver_.load();
-  if (driver == nullptr || stopping_.load()) return;
+  RaftDriver* driver = LiveDriver();
+  if (driver == nullptr) return;
   if (reply.ok()) {
     driver->Deliver(std::move(*reply));
   } else {
@@ -158,11 +163,8 @@ void GrpcTransport::CallRequestVote(NodeId to, RequestVoteRequest request) {
                               std::chrono::duration_cast<std::chrono::microseconds>(rpc_timeout_));
   peer.stub->async()->RequestVote(
       &state->context, &state->request, &state->response, [this, to, state](grpc::Status status) {
-        if (status.ok()) {
-          DeliverOrReport(to, Decode(state->response, self_, cluster_size_));
-        } else if (RaftDriver* driver = driver_.load(); driver != nullptr && !stopping_.load()) {
-          driver->ReportPeerError(to);
-        }
+        DeliverOrReport(to, status.ok() ? Decode(state->response, self_, cluster_size_)
+                                        : absl::UnavailableError(status.error_message()));
         delete state;
         peers_[to]->inflight.fetch_sub(1);
       });

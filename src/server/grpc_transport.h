@@ -51,6 +51,9 @@ class GrpcTransport : public PeerTransport {
   void OnResponses(NodeId from, const AppendEntriesResponseBatch& batch);
   void OnStreamEnded(NodeId peer, const AppendStream* stream, const grpc::Status& status);
   void CallRequestVote(NodeId to, RequestVoteRequest request);
+  // The driver, unless there is none yet or the transport is stopping.
+  RaftDriver* LiveDriver() const;
+  // A decoded response goes to the driver; a failure (of the call or the decoding) is reported.
   void DeliverOrReport(NodeId from, absl::StatusOr<raft::Message> reply);
 
   NodeId self_;
