@@ -32,6 +32,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "node/replica.h"
 #include "raft/ready.h"
 #include "server/node_config.h"
 
@@ -44,7 +45,7 @@ std::string CommittedLine(NodeId self, bool leader, const std::string& operation
 std::string ReceivedLine(NodeId self, const std::string& operation);
 std::string RpcErrorLine(NodeId peer);
 
-class EventLog {
+class EventLog : public node::EventSink {
  public:
   struct Options {
     Verbosity verbosity = Verbosity::kNormal;
@@ -56,15 +57,20 @@ class EventLog {
 
   static absl::StatusOr<std::unique_ptr<EventLog>> Open(const std::string& dir, NodeId self,
                                                         Options options);
-  ~EventLog();
+  ~EventLog() override;
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  void Record(const std::string& statement);
-  // Whether the per-request lines (received, committed) are kept: callers skip building them
-  // otherwise.
-  bool RecordsRequests() const { return options_.verbosity > Verbosity::kMinimal; }
-  void RecordEvent(const raft::Event& event);
+  void Record(const std::string& statement) override;
+  bool RecordsRequests() const override { return options_.verbosity > Verbosity::kMinimal; }
+  void RecordEvent(const raft::Event& event) override;
+  void RecordReceived(const std::string& operation) override {
+    Record(ReceivedLine(self_, operation));
+  }
+  void RecordCommitted(bool leader, const std::string& operation) override {
+    Record(CommittedLine(self_, leader, operation));
+  }
+  void RecordPeerError(NodeId peer) override { Record(RpcErrorLine(peer)); }
   // Writes what is buffered; rotates the file when it has grown past max_bytes.
   absl::Status Flush();
 

@@ -68,18 +68,4 @@ absl::Status SyncDirectory(const std::string& dir) {
   return status;
 }
 
-absl::Status ReplaceFileAtomically(const std::string& dir, const std::string& name,
-                                   std::string_view contents) {
-  const std::string path = dir + "/" + name;
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", temp);
-  absl::Status status = WriteAll(fd, contents, temp);
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", temp);
-  ::close(fd);
-  if (!status.ok()) return status;
-  if (::rename(temp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename over", path);
-  return SyncDirectory(dir);
-}
-
 }  // namespace raftkv::storage

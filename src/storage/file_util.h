@@ -16,9 +16,5 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path);  // NotFound
 absl::Status CreateDirectories(const std::string& path);
 // Makes a rename or a file creation inside `dir` durable.
 absl::Status SyncDirectory(const std::string& dir);
-// Replaces `path` with `contents` so that a crash leaves either the old or the new file:
-// write `path.tmp`, fsync it, rename over `path`, fsync the directory.
-absl::Status ReplaceFileAtomically(const std::string& dir, const std::string& name,
-                                   std::string_view contents);
 
 }  // namespace raftkv::storage

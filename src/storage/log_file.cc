@@ -1,9 +1,5 @@
 #include "storage/log_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 
@@ -110,10 +106,10 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
 }
 
 absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
-                                                       Recovered* recovered) {
-  if (absl::Status status = CreateDirectories(dir); !status.ok()) return status;
+                                                       Recovered* recovered, Env* env) {
+  if (absl::Status status = env->CreateDir(dir); !status.ok()) return status;
   const std::string path = dir + "/logs.txt";
-  absl::StatusOr<std::string> contents = ReadWholeFile(path);
+  absl::StatusOr<std::string> contents = env->ReadFile(path);
   if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
   const std::string text = contents.ok() ? std::move(*contents) : std::string();
   absl::StatusOr<Recovered> parsed = Parse(text, path);
@@ -121,48 +117,41 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
   *recovered = std::move(*parsed);
   std::vector<uint64_t> line_ends = recovered->line_ends;
 
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot open", path);
-  auto file = std::unique_ptr<LogFile>(new LogFile(fd, path, std::move(line_ends)));
+  absl::StatusOr<std::unique_ptr<WritableFile>> opened = env->OpenWritable(path, false);
+  if (!opened.ok()) return opened.status();
+  auto file = std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, std::move(line_ends)));
   // Cut the torn tail off for good, so that appends start at a line boundary.
   const uint64_t good = file->End();
   if (good != text.size()) {
-    if (::ftruncate(fd, static_cast<off_t>(good)) != 0) return ErrnoError("cannot truncate", path);
-    if (absl::Status status = file->Sync(); !status.ok()) return status;
+    if (absl::Status status = file->file_->Truncate(good); !status.ok()) return status;
   }
-  if (::lseek(fd, static_cast<off_t>(good), SEEK_SET) < 0) return ErrnoError("cannot seek", path);
-  if (absl::Status status = SyncDirectory(dir); !status.ok()) return status;
+  if (absl::Status status = file->Sync(); !status.ok()) return status;
+  if (absl::Status status = env->SyncDir(dir); !status.ok()) return status;
   file->file_size_ = good;
   return file;
 }
 
-LogFile::LogFile(int fd, std::string path, std::vector<uint64_t> line_ends)
-    : fd_(fd), path_(std::move(path)), line_ends_(std::move(line_ends)) {}
+LogFile::LogFile(std::unique_ptr<WritableFile> file, std::string path,
+                 std::vector<uint64_t> line_ends)
+    : file_(std::move(file)), path_(std::move(path)), line_ends_(std::move(line_ends)) {}
 
 LogFile::~LogFile() {
   // Not synced: if the cut is lost, the next Open drops the zero tail again.
-  if (file_size_ > End()) (void)::ftruncate(fd_, static_cast<off_t>(End()));
-  ::close(fd_);
+  if (file_size_ > End()) (void)file_->Truncate(End());
 }
 
 void LogFile::Preallocate(uint64_t size) {
   if (!preallocate_ || size <= file_size_) return;
   const uint64_t target = (size / kPreallocateBytes + 1) * kPreallocateBytes;
-  int result;
-  do {
-    result = ::fallocate(fd_, 0, static_cast<off_t>(file_size_),
-                         static_cast<off_t>(target - file_size_));
-  } while (result != 0 && errno == EINTR);
-  if (result == 0) {
+  const absl::Status status = file_->Allocate(file_size_, target - file_size_);
+  if (status.ok()) {
     file_size_ = target;
     return;
   }
   // Only an optimisation: the append goes on and grows the file itself (a full disk is then
-  // reported by the write). A file system without fallocate is not asked again.
-  if (errno == EOPNOTSUPP || errno == ENOSYS) preallocate_ = false;
-  // A failed fallocate may still have grown the file part of the way.
-  struct stat st;
-  if (::fstat(fd_, &st) == 0) file_size_ = std::max(file_size_, static_cast<uint64_t>(st.st_size));
+  // reported by the write). A file system without fallocate is not asked again; after any other
+  // failure the file may have grown part of the way, which the append's offset does not mind.
+  if (absl::IsUnimplemented(status)) preallocate_ = false;
 }
 
 absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
@@ -182,7 +171,7 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
     ends.push_back(offset);
   }
   Preallocate(offset);
-  if (absl::Status status = WriteAll(fd_, buffer, path_); !status.ok()) return status;
+  if (absl::Status status = file_->WriteAt(End(), buffer); !status.ok()) return status;
   file_size_ = std::max(file_size_, offset);
   line_ends_.insert(line_ends_.end(), ends.begin(), ends.end());
   return absl::OkStatus();
@@ -194,16 +183,12 @@ absl::Status LogFile::TruncateFrom(LogIndex index) {
   }
   const uint64_t keep = index == 1 ? 0 : line_ends_[index - 2];
   // Cutting the file (rather than zeroing the suffix) keeps "zero bytes only past the entries".
-  if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) return ErrnoError("cannot truncate", path_);
-  if (::lseek(fd_, static_cast<off_t>(keep), SEEK_SET) < 0) return ErrnoError("cannot seek", path_);
+  if (absl::Status status = file_->Truncate(keep); !status.ok()) return status;
   line_ends_.resize(index - 1);
   file_size_ = keep;
   return absl::OkStatus();
 }
 
-absl::Status LogFile::Sync() {
-  if (::fdatasync(fd_) != 0) return ErrnoError("cannot fsync", path_);
-  return absl::OkStatus();
-}
+absl::Status LogFile::Sync() { return file_->Sync(); }
 
 }  // namespace raftkv::storage

@@ -35,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "raft/message.h"
+#include "storage/env.h"
 
 namespace raftkv::storage {
 
@@ -54,9 +55,12 @@ class LogFile {
   // Parses the text of a logs.txt (`path` names it in errors); changes nothing on disk.
   static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path);
 
-  // Opens (creating if needed) `dir`/logs.txt and recovers its entries.
+  // Opens (creating if needed) `dir`/logs.txt, recovers its entries and makes what it recovered
+  // durable (after a kill -9 the file may hold writes that are only in the page cache: the node
+  // is about to act on them, so they must not vanish in a later power loss).
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
-                                                       Recovered* recovered);
+                                                       Recovered* recovered,
+                                                       Env* env = PosixEnv());
   // Cuts off the preallocated tail, so that the file at rest is plain text.
   ~LogFile();
   LogFile(const LogFile&) = delete;
@@ -69,13 +73,13 @@ class LogFile {
   const std::string& path() const { return path_; }
 
  private:
-  LogFile(int fd, std::string path, std::vector<uint64_t> line_ends);
+  LogFile(std::unique_ptr<WritableFile> file, std::string path, std::vector<uint64_t> line_ends);
   uint64_t End() const { return line_ends_.empty() ? 0 : line_ends_.back(); }
   // Tries to make the file at least `size` bytes long, zero-filled past End(), in
   // kPreallocateBytes steps; on failure appends simply grow the file.
   void Preallocate(uint64_t size);
 
-  int fd_;
+  std::unique_ptr<WritableFile> file_;
   uint64_t file_size_ = 0;   // End() plus the preallocated zero tail
   bool preallocate_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;

@@ -24,13 +24,13 @@ std::string FormatMetadata(const raft::HardState& state) {
          "\n" + "commit_index " + std::to_string(state.commit_index) + "\n";
 }
 
-absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state) {
-  return ReplaceFileAtomically(dir, kName, FormatMetadata(state));
+absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state, Env* env) {
+  return ReplaceFileAtomically(env, dir, kName, FormatMetadata(state));
 }
 
-absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir) {
+absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env) {
   const std::string path = dir + "/" + kName;
-  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  absl::StatusOr<std::string> text = env->ReadFile(path);
   if (absl::IsNotFound(text.status())) return raft::HardState{};
   if (!text.ok()) return text.status();
   raft::HardState state;

@@ -13,11 +13,13 @@
 
 #include "absl/status/statusor.h"
 #include "raft/ready.h"
+#include "storage/env.h"
 
 namespace raftkv::storage {
 
-absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir);
-absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state);
+absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env = PosixEnv());
+absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state,
+                          Env* env = PosixEnv());
 std::string FormatMetadata(const raft::HardState& state);
 
 }  // namespace raftkv::storage

@@ -1,0 +1,408 @@
+#include "node/replica.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "kv/command.h"
+#include "storage/escape.h"
+#include "storage/metadata_file.h"
+
+namespace raftkv::node {
+namespace {
+
+// How often the replica looks for client requests past their answer_by.
+constexpr Duration kOverdueSweep = std::chrono::milliseconds(10);
+
+// "SET key value", as in logs.txt without the session and term.
+std::string SetText(const kv::SetCommand& command) {
+  return "SET " + storage::Escape(command.key) + " " + storage::Escape(command.value);
+}
+
+const char* RefusalText(raft::ReadRefusal refusal) {
+  switch (refusal) {
+    case raft::ReadRefusal::kNone:
+      return "";
+    case raft::ReadRefusal::kNotLeader:
+      return "not leader";
+    case raft::ReadRefusal::kWaitingForOldLease:
+      return "new leader waiting for the old leader's lease to expire; retry shortly";
+    case raft::ReadRefusal::kNoLease:
+      return "leader without a valid lease; retry shortly";
+    case raft::ReadRefusal::kNoopNotApplied:
+      return "new leader still committing its first entry; retry shortly";
+  }
+  return "refused";
+}
+
+// Removes from `requests` (a map whose values have `answer_by` and `done`) every request due by
+// `now`, answering each with `answer`.
+template <typename Requests>
+void AnswerDue(Requests& requests, TimePoint now, const ClientResult& answer) {
+  for (auto it = requests.begin(); it != requests.end();) {
+    if (it->second.answer_by > now) {
+      ++it;
+    } else {
+      it->second.done(answer);
+      it = requests.erase(it);
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, storage::Env* env,
+                                                       PeerTransport* transport,
+                                                       EventSink* events,
+                                                       ReplicaObserver* observer, TimePoint now,
+                                                       uint64_t rng_seed) {
+  storage::LogFile::Recovered recovered;
+  absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
+      storage::LogFile::Open(options.dir, &recovered, env);
+  if (!log.ok()) return log.status();
+  if (events != nullptr) {
+    for (const std::string& warning : recovered.warnings) events->Record("WARNING " + warning);
+  }
+  absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(options.dir, env);
+  if (!hard_state.ok()) return hard_state.status();
+  absl::StatusOr<std::unique_ptr<raft::RaftNode>> core = raft::RaftNode::Create(
+      options.raft, raft::RecoveredState{*hard_state, std::move(recovered.entries)}, now,
+      rng_seed);
+  if (!core.ok()) {
+    return absl::Status(core.status().code(),
+                        options.dir + ": " + std::string(core.status().message()));
+  }
+  return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events,
+                                              observer, std::move(*log), std::move(*core),
+                                              *hard_state));
+}
+
+Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* transport,
+                 EventSink* events, ReplicaObserver* observer,
+                 std::unique_ptr<storage::LogFile> log, std::unique_ptr<raft::RaftNode> core,
+                 raft::HardState saved)
+    : options_(std::move(options)),
+      env_(env),
+      transport_(transport),
+      events_(events),
+      observer_(observer),
+      log_(std::move(log)),
+      core_(std::move(core)),
+      saved_(saved),
+      kv_(static_cast<size_t>(options_.max_sessions)) {}
+
+void Replica::Record(const std::string& statement) {
+  if (events_ != nullptr) events_->Record(statement);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+void Replica::Step(const raft::Message& message, TimePoint now) {
+  if (failed_) return;
+  core_->Step(message, now);
+}
+
+void Replica::StepRequest(const raft::Message& request, ReplyFn reply, TimePoint now) {
+  if (failed_) return reply(std::nullopt);
+  // The core answers every request it steps exactly once, in the order stepped per sender.
+  reply_slots_[request.from].push_back(std::move(reply));
+  core_->Step(request, now);
+}
+
+void Replica::ReportPeerError(NodeId peer, TimePoint now) {
+  TimePoint& last = last_peer_error_logged_[peer];
+  if (last == TimePoint() || now - last >= std::chrono::seconds(1)) {
+    last = now;
+    if (events_ != nullptr) events_->RecordPeerError(peer);
+  }
+}
+
+std::optional<std::string> Replica::Invalid(const kv::SetCommand& command) const {
+  if (command.key.empty()) return "invalid argument: the key is empty";
+  if (static_cast<int64_t>(command.key.size()) > options_.max_key_bytes) {
+    return "invalid argument: the key is longer than MAX_KEY_BYTES (" +
+           std::to_string(options_.max_key_bytes) + ")";
+  }
+  if (command.client_id != 0 && command.sequence == 0) {
+    return "invalid argument: a session's sequence numbers start at 1";
+  }
+  if (static_cast<int64_t>(command.value.size()) > options_.max_value_bytes) {
+    return "invalid argument: the value is longer than MAX_VALUE_BYTES (" +
+           std::to_string(options_.max_value_bytes) + ")";
+  }
+  return std::nullopt;
+}
+
+void Replica::Set(kv::SetCommand command, ClientCallback done, TimePoint answer_by,
+                  TimePoint now) {
+  if (failed_) return done(ClientResult::ShuttingDown());
+  if (std::optional<std::string> invalid = Invalid(command)) {
+    return done(ClientResult::Rejected(ClientResult::Reason::kInvalidArgument, *invalid,
+                                       core_->leader_id()));
+  }
+  const raft::ProposeResult proposal = core_->Propose(kv::EncodeSet(command), now);
+  if (!proposal.accepted) {
+    return done(ClientResult::Rejected(ClientResult::Reason::kNotLeader, "not leader",
+                                       proposal.leader_hint));
+  }
+  if (events_ != nullptr && events_->RecordsRequests()) events_->RecordReceived(SetText(command));
+  pending_sets_[proposal.index] = PendingSet{proposal.term, std::move(done), answer_by};
+}
+
+void Replica::Get(std::string key, ClientCallback done, TimePoint answer_by, TimePoint now) {
+  if (failed_) return done(ClientResult::ShuttingDown());
+  const raft::LeaseReadResult read = core_->LeaseRead(now);
+  if (read.ok() && core_->applied_index() >= read.read_index) {
+    ServeRead(key, done);
+  } else if (read.ok()) {
+    // Confirmed leader, but entries up to read_index are still being applied: answer once they
+    // are. The state then served may include later entries too; those were committed after
+    // this read arrived (no one else could commit while our lease held), so it stays
+    // linearizable.
+    waiting_reads_.emplace(read.read_index, WaitingRead{std::move(key), std::move(done), answer_by});
+  } else {
+    const bool not_leader = read.refusal == raft::ReadRefusal::kNotLeader;
+    done(ClientResult::Rejected(
+        not_leader ? ClientResult::Reason::kNotLeader : ClientResult::Reason::kRetryLater,
+        RefusalText(read.refusal), read.leader_hint));
+  }
+}
+
+NodeStatus Replica::Status(TimePoint now) const {
+  return NodeStatus{options_.raft.id,       core_->role(),           core_->term(),
+                    core_->leader_id(),     core_->commit_index(),   core_->applied_index(),
+                    core_->log().LastIndex(), core_->LeaseRemaining(now)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Turns
+
+void Replica::Process(TimePoint now) {
+  if (failed_) return;
+  core_->Tick(now);
+  ProcessReadies(now);
+  if (failed_) return;
+  PublishReadWindow();
+  AnswerOverdue(now);
+}
+
+TimePoint Replica::NextWake() const {
+  if (failed_) return TimePoint::max();
+  const bool clients_waiting = !pending_sets_.empty() || !waiting_reads_.empty();
+  return clients_waiting ? std::min(core_->NextDeadline(), next_overdue_sweep_)
+                         : core_->NextDeadline();
+}
+
+void Replica::ProcessReadies(TimePoint now) {
+  while (!failed_ && core_->HasReady()) {
+    raft::Ready ready = core_->TakeReady();
+    if (observer_ != nullptr) observer_->OnReady(ready);
+    if (events_ != nullptr) {
+      for (const raft::Event& event : ready.events) events_->RecordEvent(event);
+    }
+    for (const raft::Message& message : ready.messages) transport_->Send(message);
+    // Persist: vote and term first (§5.2), then the log; one fsync covers the whole batch.
+    if (ready.hard_state) {
+      raft::HardState state = *ready.hard_state;
+      state.commit_index = ready.commit_index;
+      if (absl::Status s = storage::SaveMetadata(options_.dir, state, env_); !s.ok()) {
+        return Fatal(s);
+      }
+      saved_ = state;
+      commit_saved_at_ = now;
+    }
+    if (ready.truncate_from) {
+      if (absl::Status s = log_->TruncateFrom(*ready.truncate_from); !s.ok()) return Fatal(s);
+    }
+    if (!ready.entries.empty()) {
+      if (absl::Status s = log_->Append(ready.entries); !s.ok()) return Fatal(s);
+    }
+    if (ready.truncate_from || !ready.entries.empty()) {
+      if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
+    }
+    if (observer_ != nullptr) observer_->OnPersisted(*core_);
+    for (raft::Message& message : ready.messages_after_persist) {
+      // A reply to a request that came as an RPC goes back as that RPC's response.
+      const bool is_reply = std::holds_alternative<raft::AppendEntriesReply>(message.body) ||
+                            std::holds_alternative<raft::RequestVoteReply>(message.body);
+      auto slots = reply_slots_.find(message.to);
+      if (is_reply && slots != reply_slots_.end() && !slots->second.empty()) {
+        ReplyFn reply = std::move(slots->second.front());
+        slots->second.pop_front();
+        reply(std::move(message));
+      } else {
+        transport_->Send(message);
+      }
+    }
+    ApplyCommitted(ready.committed_entries);
+    if (failed_) return;
+    core_->Advance(ready);
+    while (!waiting_reads_.empty() && waiting_reads_.begin()->first <= core_->applied_index()) {
+      WaitingRead& read = waiting_reads_.begin()->second;
+      ServeRead(read.key, read.done);
+      waiting_reads_.erase(waiting_reads_.begin());
+    }
+  }
+  if (core_->role() != raft::Role::kLeader && !pending_sets_.empty()) {
+    FailPending("leadership lost before the outcome was known");
+  }
+  MaybeSaveCommitIndex(now, /*force=*/false);
+}
+
+void Replica::MaybeSaveCommitIndex(TimePoint now, bool force) {
+  // Only what this node holds durably may be recorded as committed.
+  const LogIndex commit = std::min(core_->commit_index(), log_->LastIndex());
+  if (commit <= saved_.commit_index) return;
+  if (!force && now - commit_saved_at_ < std::chrono::seconds(1)) return;
+  raft::HardState state = saved_;
+  state.commit_index = commit;
+  if (absl::Status s = storage::SaveMetadata(options_.dir, state, env_); !s.ok()) return Fatal(s);
+  saved_ = state;
+  commit_saved_at_ = now;
+}
+
+void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
+  if (entries.empty()) return;
+  // Decode outside the writer lock, so that fast-path readers wait only for the applying.
+  std::vector<std::optional<kv::SetCommand>> commands(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].type != raft::EntryType::kCommand) continue;
+    absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entries[i].data);
+    if (!command.ok()) return Fatal(command.status());
+    commands[i] = std::move(*command);
+  }
+  std::vector<kv::ApplyOutcome> outcomes(entries.size(), kv::ApplyOutcome::kApplied);
+  {
+    // One writer lock for the batch: readers on the fast path wait at most one batch.
+    WriterLock lock(&kv_mu_);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (commands[i]) outcomes[i] = kv_.ApplySet(*commands[i], entries[i].index);
+    }
+  }
+  const bool leader = core_->role() == raft::Role::kLeader;
+  const bool record = events_ != nullptr && events_->RecordsRequests();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (observer_ != nullptr) observer_->OnApplied(entries[i]);
+    if (record) events_->RecordCommitted(leader, commands[i] ? SetText(*commands[i]) : "NO-OP");
+    AnswerApplied(entries[i], outcomes[i]);
+  }
+}
+
+void Replica::AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome) {
+  auto it = pending_sets_.find(entry.index);
+  if (it == pending_sets_.end()) return;
+  PendingSet pending = std::move(it->second);
+  pending_sets_.erase(it);
+  if (entry.term != pending.term) {
+    pending.done(ClientResult::Unknown(
+        "another leader's entry took this log position; outcome unknown, retry",
+        core_->leader_id()));
+  } else if (outcome == kv::ApplyOutcome::kSessionExpired) {
+    pending.done(ClientResult::Rejected(ClientResult::Reason::kSessionExpired,
+                                        "client session expired; start a new session",
+                                        options_.raft.id));
+  } else {
+    pending.done(ClientResult::Ok(std::nullopt, options_.raft.id));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+bool Replica::TryLeaseRead(const std::string& key, const ClientCallback& done) {
+  std::optional<kv::StoredValue> value;
+  {
+    ReaderLock lock(&kv_mu_);
+    if (!read_window_) return false;
+    // Read the clock under the lock: the window was published at an owner time no later than
+    // this reading, so `from` never refuses a read for a clock taken before the publication.
+    const TimePoint now = options_.clock();
+    if (now < read_window_->from || now >= read_window_->until) return false;
+    // Linearizable: every SET acknowledged before this GET arrived is in kv_ (this leader applies
+    // before it answers; earlier leaders' entries precede our applied NO-OP), and while the lease
+    // holds no other node can commit anything.
+    value = kv_.Find(key);
+  }
+  done(ClientResult::Ok(std::move(value), options_.raft.id));
+  return true;
+}
+
+void Replica::ServeRead(const std::string& key, const ClientCallback& done) {
+  std::optional<kv::StoredValue> value;
+  {
+    ReaderLock lock(&kv_mu_);
+    value = kv_.Find(key);
+  }
+  done(ClientResult::Ok(std::move(value), options_.raft.id));
+}
+
+std::optional<kv::StoredValue> Replica::Find(const std::string& key) const {
+  ReaderLock lock(&kv_mu_);
+  return kv_.Find(key);
+}
+
+void Replica::PublishReadWindow() {
+  std::optional<raft::LeaseWindow> window = core_->CurrentLeaseWindow();
+  // Within one term a window only moves its end (`from` only tracks the owner's clock once the
+  // old leases are out and the NO-OP applied), so the first `from` published stays right.
+  const bool same = window.has_value() == published_window_.has_value() &&
+                    published_term_ == core_->term() &&
+                    (!window || window->until == published_window_->until);
+  if (same) return;
+  published_window_ = window;
+  published_term_ = core_->term();
+  WriterLock lock(&kv_mu_);
+  read_window_ = window;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers nobody else gives
+
+void Replica::AnswerOverdue(TimePoint now) {
+  if (now < next_overdue_sweep_) return;
+  next_overdue_sweep_ = now + kOverdueSweep;
+  if (pending_sets_.empty() && waiting_reads_.empty()) return;
+  // A SET may still commit (and is then applied once): never claim it failed.
+  AnswerDue(pending_sets_, now,
+            ClientResult::Unknown(
+                "not committed before the client's deadline; retry with the same sequence",
+                core_->leader_id()));
+  AnswerDue(waiting_reads_, now,
+            ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                   "state machine not caught up before the client's deadline; "
+                                   "retry",
+                                   core_->leader_id()));
+}
+
+void Replica::FailPending(const std::string& why) {
+  AnswerDue(pending_sets_, TimePoint::max(),
+            ClientResult::Unknown(why + "; outcome unknown, retry", core_->leader_id()));
+}
+
+void Replica::Shutdown() {
+  {
+    WriterLock lock(&kv_mu_);
+    read_window_.reset();
+  }
+  published_window_.reset();
+  FailPending("node shutting down");
+  AnswerDue(waiting_reads_, TimePoint::max(), ClientResult::ShuttingDown());
+  for (auto& [peer, slots] : reply_slots_) {
+    for (ReplyFn& reply : slots) reply(std::nullopt);
+  }
+  reply_slots_.clear();
+  if (!failed_) MaybeSaveCommitIndex(TimePoint::max(), /*force=*/true);
+}
+
+void Replica::Fatal(const absl::Status& status) {
+  // A node that cannot make its state durable must not go on acknowledging anything.
+  Record("FATAL " + std::string(status.message()));
+  failed_ = true;
+  if (options_.on_fatal) {
+    options_.on_fatal(status);
+  } else {
+    std::abort();
+  }
+}
+
+}  // namespace raftkv::node

@@ -1,0 +1,251 @@
+// Replica: one raftkv node without threads, sockets or a clock of its own — the consensus core,
+// its durable files, the key-value state machine, the client requests waiting on them and the
+// lease-read fast path. It is written once and run by everyone: the server's driver thread
+// (server/raft_driver.h) wraps it in a mailbox and locks, the simulator (sim/) runs thousands of
+// seeded clusters of it on a disk that loses power. (TigerBeetle's replica, generic over its
+// storage and message bus, is the model.)
+//
+// It talks to the world only through small interfaces: storage::Env (its files), PeerTransport
+// (messages to peers), EventSink (what operators read in dump.txt), ReplicaObserver (the
+// simulator's checkers) and a clock function read by the fast path alone; every other call is
+// given its `now`.
+//
+// Work happens in turns: the owner feeds any number of inputs (Step, StepRequest, Set, Get, …),
+// then calls Process(now), which ticks the core and carries out each Ready in the order ready.h
+// prescribes — send, persist + fsync, send what depended on it, apply, advance — so one fsync
+// covers everything that accumulated in the turn (group commit).
+//
+// Thread-safety: one owner thread makes every call, except TryLeaseRead, which any thread may
+// call at any time (it takes kv_mu_ as a reader; the owner takes it as a writer only to apply
+// entries and to publish the lease window).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/mutex.h"
+#include "kv/kv_state_machine.h"
+#include "raft/raft_node.h"
+#include "storage/env.h"
+#include "storage/log_file.h"
+
+namespace raftkv::node {
+
+// The answer to a client request.
+struct ClientResult {
+  enum class Kind {
+    kOk,        // applied (SET) or read (GET)
+    kRejected,  // certainly not applied: `reason` and `error` say why, `leader_hint` may help
+    kUnknown,   // proposed, fate unknown (leadership lost or shutting down): retry same seq
+  };
+  enum class Reason {
+    kNone,
+    kNotLeader,
+    kRetryLater,
+    kInvalidArgument,
+    kSessionExpired,
+    kShuttingDown
+  };
+  static ClientResult Ok(std::optional<kv::StoredValue> value, NodeId self) {
+    return {Kind::kOk, Reason::kNone, std::move(value), "", self};
+  }
+  static ClientResult Rejected(Reason reason, std::string error, NodeId leader_hint) {
+    return {Kind::kRejected, reason, std::nullopt, std::move(error), leader_hint};
+  }
+  static ClientResult Unknown(std::string error, NodeId leader_hint) {
+    return {Kind::kUnknown, Reason::kNone, std::nullopt, std::move(error), leader_hint};
+  }
+  static ClientResult ShuttingDown() {
+    return Rejected(Reason::kShuttingDown, "node shutting down", kNoNode);
+  }
+
+  Kind kind = Kind::kRejected;
+  Reason reason = Reason::kNone;
+  std::optional<kv::StoredValue> value;  // GET of a present key
+  std::string error;
+  NodeId leader_hint = kNoNode;
+};
+using ClientCallback = std::function<void(const ClientResult&)>;
+// The answer to a peer's request (RequestVote, AppendEntries) that came as an RPC: the core's
+// reply once it may leave (after the fsync it depends on), or nullopt if the node stops first.
+using ReplyFn = std::function<void(std::optional<raft::Message>)>;
+
+struct NodeStatus {
+  NodeId id;
+  raft::Role role;
+  Term term;
+  NodeId leader;
+  LogIndex commit_index, last_applied, last_log_index;
+  Duration lease_remaining;
+};
+
+// Delivers the core's messages to peers. Called on the owner thread; must not block on the
+// network (queue and return).
+class PeerTransport {
+ public:
+  virtual ~PeerTransport() = default;
+  virtual void Send(const raft::Message& message) = 0;
+};
+
+// What operators read about the node (dump.txt in the server, the trace in the simulator).
+// The wording is the sink's; `operation` is an entry as in logs.txt without its term ("SET k v",
+// "NO-OP").
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void RecordEvent(const raft::Event& event) = 0;
+  virtual void RecordReceived(const std::string& operation) = 0;
+  virtual void RecordCommitted(bool leader, const std::string& operation) = 0;
+  virtual void RecordPeerError(NodeId peer) = 0;
+  virtual void Record(const std::string& statement) = 0;  // WARNING and FATAL lines
+  // Whether the per-request lines (received, committed) are kept: the replica skips building them
+  // otherwise.
+  virtual bool RecordsRequests() const = 0;
+};
+
+// Hooks for the simulator's cross-node checkers; the server passes none.
+class ReplicaObserver {
+ public:
+  virtual ~ReplicaObserver() = default;
+  // A Ready taken from the core, before any of it is carried out.
+  virtual void OnReady(const raft::Ready& ready) = 0;
+  // The Ready's state is durable; its replies have not left and nothing has been applied.
+  virtual void OnPersisted(const raft::RaftNode& core) = 0;
+  virtual void OnApplied(const raft::Entry& entry) = 0;
+};
+
+struct ReplicaOptions {
+  raft::RaftConfig raft;
+  std::string dir;  // logs.txt and metadata.txt live here
+  int64_t max_key_bytes = 1024;
+  int64_t max_value_bytes = 1 << 20;
+  int64_t max_sessions = 100'000;
+  // The node's monotonic clock, read by TryLeaseRead (from any thread).
+  std::function<TimePoint()> clock;
+  // Called when this node can no longer keep its own promises (a file it cannot write, a
+  // committed entry it cannot decode). The server aborts the process; a replica whose handler
+  // returns ignores every later input.
+  std::function<void(const absl::Status&)> on_fatal;
+};
+
+class Replica {
+ public:
+  // Recovers the node from `options.dir` through `env`. `events` and `observer` may be null.
+  static absl::StatusOr<std::unique_ptr<Replica>> Open(ReplicaOptions options, storage::Env* env,
+                                                       PeerTransport* transport,
+                                                       EventSink* events,
+                                                       ReplicaObserver* observer, TimePoint now,
+                                                       uint64_t rng_seed);
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // ---- Inputs (owner thread). Each is followed, sooner or later, by Process(now). ----
+  void Step(const raft::Message& message, TimePoint now);
+  // A peer's request that came as an RPC: `reply` gets the core's answer (or nullopt).
+  void StepRequest(const raft::Message& request, ReplyFn reply, TimePoint now);
+  // The transport could not reach `peer`; recorded at most once a second per peer.
+  void ReportPeerError(NodeId peer, TimePoint now);
+  // `done` is called exactly once: at once when refused, else when the outcome is known, at
+  // `answer_by` at the latest (then "outcome unknown" for a SET, "retry" for a GET), or at
+  // Shutdown.
+  void Set(kv::SetCommand command, ClientCallback done, TimePoint answer_by, TimePoint now);
+  // The slow path of a GET (after TryLeaseRead declined): refuses, redirects, serves, or waits for
+  // the state machine to reach the read index.
+  void Get(std::string key, ClientCallback done, TimePoint answer_by, TimePoint now);
+  NodeStatus Status(TimePoint now) const;
+
+  // Ends a turn: ticks the core, carries out its Readies, publishes the lease window for the fast
+  // path and answers requests past their answer_by.
+  void Process(TimePoint now);
+  // When Process must run next at the latest, if no input comes.
+  TimePoint NextWake() const;
+  // Answers everything still waiting (SETs "outcome unknown", GETs and peer requests "shutting
+  // down"), stops serving the fast path and records the commit index. No input may follow.
+  void Shutdown();
+
+  // ---- The read fast path (any thread) ----
+  // Answers `done` from the state machine and returns true if the published lease window covers
+  // the clock's now; returns false (without calling `done`) otherwise.
+  bool TryLeaseRead(const std::string& key, const ClientCallback& done) ABSL_LOCKS_EXCLUDED(kv_mu_);
+
+  // ---- Observers (owner thread) ----
+  const raft::RaftNode& core() const { return *core_; }
+  // The window the fast path serves on, as published at the end of the last turn.
+  std::optional<raft::LeaseWindow> published_window() const { return published_window_; }
+  bool failed() const { return failed_; }
+  // Test-only: the stored value of `key` (under the reader lock).
+  std::optional<kv::StoredValue> Find(const std::string& key) const ABSL_LOCKS_EXCLUDED(kv_mu_);
+
+ private:
+  struct PendingSet {
+    Term term;
+    ClientCallback done;
+    TimePoint answer_by;
+  };
+  struct WaitingRead {
+    std::string key;
+    ClientCallback done;
+    TimePoint answer_by;
+  };
+
+  Replica(ReplicaOptions options, storage::Env* env, PeerTransport* transport, EventSink* events,
+          ReplicaObserver* observer, std::unique_ptr<storage::LogFile> log,
+          std::unique_ptr<raft::RaftNode> core, raft::HardState saved);
+
+  // Returns an error message when `command` must be refused before it reaches the log.
+  std::optional<std::string> Invalid(const kv::SetCommand& command) const;
+  void ProcessReadies(TimePoint now);
+  // Applies committed entries to kv_ under the writer lock, then answers their clients.
+  void ApplyCommitted(const std::vector<raft::Entry>& entries);
+  void AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome);
+  void ServeRead(const std::string& key, const ClientCallback& done) ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Publishes core_->CurrentLeaseWindow() for the fast path when it changed.
+  void PublishReadWindow() ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Answers the client requests whose answer_by has passed (checked every kOverdueSweep).
+  void AnswerOverdue(TimePoint now);
+  void FailPending(const std::string& why);
+  // The commit index rides along whenever term or vote are saved; between those, it is saved at
+  // most once a second (and at shutdown): it is only a hint, so it is not worth an fsync per batch.
+  void MaybeSaveCommitIndex(TimePoint now, bool force);
+  void Fatal(const absl::Status& status);
+  void Record(const std::string& statement);
+
+  const ReplicaOptions options_;
+  storage::Env* const env_;
+  PeerTransport* const transport_;
+  EventSink* const events_;        // may be null
+  ReplicaObserver* const observer_;  // may be null
+
+  std::unique_ptr<storage::LogFile> log_;
+  std::unique_ptr<raft::RaftNode> core_;
+  std::map<LogIndex, PendingSet> pending_sets_;  // by log index; each of term pending.term
+  // Lease reads waiting for the state machine to reach their read index.
+  std::multimap<LogIndex, WaitingRead> waiting_reads_;
+  std::map<NodeId, std::deque<ReplyFn>> reply_slots_;  // per peer, in the order stepped
+  std::map<NodeId, TimePoint> last_peer_error_logged_;
+  // What metadata.txt holds. Invariant: saved_.commit_index <= the durable log's last index.
+  raft::HardState saved_;
+  TimePoint commit_saved_at_{};
+  TimePoint next_overdue_sweep_{};
+  bool failed_ = false;
+
+  // Written by the owner only, read by it and by the fast path's callers.
+  mutable SharedMutex kv_mu_;
+  kv::KvStateMachine kv_ ABSL_GUARDED_BY(kv_mu_);
+  // The interval of this node's clock in which the fast path may serve reads: the core's
+  // CurrentLeaseWindow() as of the end of the last turn. Serving on it after the core has moved on
+  // is still safe: a lease is a promise of a majority that no other leader commits before its
+  // end, whatever this node's role by then (docs/design.md §4).
+  std::optional<raft::LeaseWindow> read_window_ ABSL_GUARDED_BY(kv_mu_);
+  // The owner's copy of what it published, to publish only on change.
+  std::optional<raft::LeaseWindow> published_window_;
+  Term published_term_ = 0;
+};
+
+}  // namespace raftkv::node

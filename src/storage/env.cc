@@ -1,0 +1,99 @@
+#include "storage/env.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "storage/file_util.h"
+
+namespace raftkv::storage {
+namespace {
+
+class PosixFile : public WritableFile {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  absl::Status WriteAt(uint64_t offset, std::string_view data) override {
+    while (!data.empty()) {
+      const ssize_t written = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (written < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("cannot write", path_);
+      }
+      data.remove_prefix(static_cast<size_t>(written));
+      offset += static_cast<uint64_t>(written);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return ErrnoError("cannot truncate", path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Allocate(uint64_t offset, uint64_t length) override {
+    int result;
+    do {
+      result = ::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(length));
+    } while (result != 0 && errno == EINTR);
+    if (result == 0) return absl::OkStatus();
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      return absl::UnimplementedError("the file system of " + path_ + " cannot preallocate");
+    }
+    return ErrnoError("cannot preallocate", path_);
+  }
+
+  absl::Status Sync() override {
+    if (::fdatasync(fd_) != 0) return ErrnoError("cannot fsync", path_);
+    return absl::OkStatus();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class Posix : public Env {
+ public:
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    return ReadWholeFile(path);
+  }
+  absl::Status CreateDir(const std::string& path) override { return CreateDirectories(path); }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
+                                                             bool truncate) override {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0),
+                          0644);
+    if (fd < 0) return ErrnoError("cannot open", path);
+    return std::make_unique<PosixFile>(fd, path);
+  }
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoError("cannot rename over", to);
+    return absl::OkStatus();
+  }
+  absl::Status SyncDir(const std::string& dir) override { return SyncDirectory(dir); }
+};
+
+}  // namespace
+
+Env* PosixEnv() {
+  static Posix* const env = new Posix();
+  return env;
+}
+
+absl::Status ReplaceFileAtomically(Env* env, const std::string& dir, const std::string& name,
+                                   std::string_view contents) {
+  const std::string path = dir + "/" + name;
+  const std::string temp = path + ".tmp";
+  {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = env->OpenWritable(temp, /*truncate=*/true);
+    if (!file.ok()) return file.status();
+    if (absl::Status s = (*file)->WriteAt(0, contents); !s.ok()) return s;
+    if (absl::Status s = (*file)->Sync(); !s.ok()) return s;
+  }
+  if (absl::Status s = env->Rename(temp, path); !s.ok()) return s;
+  return env->SyncDir(dir);
+}
+
+}  // namespace raftkv::storage
