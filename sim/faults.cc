@@ -54,13 +54,13 @@ void Simulator::InjectFault() {
   };
   switch (kinds[rng_.Below(kinds.size())]) {
     case 0: {
-      auto victim = pick([&](NodeId id) { return nodes_[id].raft != nullptr; });
+      auto victim = pick([&](NodeId id) { return nodes_[id].replica != nullptr; });
       if (!victim) return;
       CrashNode(*victim, "(nemesis)");
       return;
     }
     case 1: {
-      auto victim = pick([&](NodeId id) { return nodes_[id].raft && !nodes_[id].paused; });
+      auto victim = pick([&](NodeId id) { return nodes_[id].replica && !nodes_[id].paused; });
       if (!victim) return;
       Node& node = nodes_[*victim];
       node.paused = true;
@@ -114,11 +114,10 @@ void Simulator::HealEverything() {
   network_.options().duplication = 0;
   for (NodeId id = 0; id < options_.nodes; ++id) {
     Node& node = nodes_[id];
-    if (!node.raft) {
+    if (!node.replica) {
       StartNode(id);
     } else if (node.paused) {
       node.paused = false;
-      node.raft->Tick(LocalNow(id));
       AfterNodeEvent(id);
     }
   }

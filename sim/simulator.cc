@@ -1,11 +1,13 @@
-// The simulator's event loop, its nodes (core + disk + state machine) and client request handling
-// on the node side. Clients live in workload.cc, the fault schedule in faults.cc.
+// The simulator's event loop, its nodes (a node::Replica on a SimDisk each) and their links to the
+// network, the clients and the checkers. Clients live in workload.cc, the fault schedule in
+// faults.cc.
 #include "sim/simulator.h"
 
 #include <algorithm>
 #include <cstdio>
 
 #include "kv/command.h"
+#include "node/replica.h"
 
 namespace raftkv::sim {
 namespace {
@@ -33,7 +35,19 @@ Simulator::Simulator(const SimOptions& options)
       network_(options.nodes, NetworkOptions{}),
       checker_(options.nodes),
       nodes_(options.nodes),
-      clients_(options.clients) {}
+      clients_(options.clients) {
+  for (NodeId id = 0; id < options.nodes; ++id) {
+    nodes_[id].link = std::make_unique<NodeLink>(this, id);
+    nodes_[id].disk->SetCrashHook(
+        [this](SimDisk::Op op, bool risky) { return CrashHook(op, risky); });
+  }
+}
+
+void Simulator::Fail(std::string violation) {
+  if (!result_.ok) return;
+  result_.ok = false;
+  result_.violation = std::move(violation);
+}
 
 void Simulator::Schedule(int64_t time, Payload payload) {
   queue_.push(Event{time, next_sequence_++, std::move(payload)});
@@ -49,9 +63,10 @@ std::optional<NodeId> Simulator::CurrentLeader() const {
   std::optional<NodeId> leader;
   Term best = 0;
   for (NodeId id = 0; id < options_.nodes; ++id) {
-    const auto& raft = nodes_[id].raft;
-    if (raft && raft->role() == raft::Role::kLeader && raft->term() >= best) {
-      best = raft->term();
+    if (!nodes_[id].replica) continue;
+    const raft::RaftNode& core = nodes_[id].replica->core();
+    if (core.role() == raft::Role::kLeader && core.term() >= best) {
+      best = core.term();
       leader = id;
     }
   }
@@ -85,21 +100,19 @@ SimResult Simulator::Run() {
     Dispatch(event);
     ++events;
   };
-  while (events < options_.steps && !queue_.empty() && !checker_.violation()) step();
+  while (events < options_.steps && !queue_.empty() && !checker_.violation() && result_.ok) step();
 
   // Liveness phase: heal everything; every operation in flight must then complete in time.
   fault_phase_ = false;
   HealEverything();
   const int64_t healed_at = now_;
   Trace("heal: all faults stopped");
-  while (!queue_.empty() && !checker_.violation()) {
+  while (!queue_.empty() && !checker_.violation() && result_.ok) {
     if (now_ > healed_at + 2'000 * kMs) workload_open_ = false;
     if (!workload_open_ && ClientsIdle()) break;
     if (now_ > healed_at + options_.liveness_bound_ns) {
-      result_.ok = false;
-      result_.violation = "liveness: operations still pending " +
-                          std::to_string(options_.liveness_bound_ns / kMs) +
-                          "ms after all faults healed";
+      Fail("liveness: operations still pending " +
+           std::to_string(options_.liveness_bound_ns / kMs) + "ms after all faults healed");
       break;
     }
     step();
@@ -115,10 +128,7 @@ SimResult Simulator::Run() {
                       std::nullopt);
     }
   }
-  if (checker_.violation()) {
-    result_.ok = false;
-    result_.violation = *checker_.violation();
-  }
+  if (checker_.violation()) Fail(*checker_.violation());
   if (result_.ok) {
     check::CheckResult lin = check::CheckLinearizable(history_);
     result_.linearizability_inconclusive = lin.inconclusive;
@@ -128,7 +138,7 @@ SimResult Simulator::Run() {
     }
   }
   for (const Node& node : nodes_) {
-    if (node.raft) result_.max_term = std::max(result_.max_term, node.raft->term());
+    if (node.replica) result_.max_term = std::max(result_.max_term, node.replica->core().term());
   }
   result_.committed = checker_.canonical_commit();
   result_.events = events;
@@ -150,21 +160,20 @@ void Simulator::Dispatch(const Event& event) {
         using P = std::decay_t<decltype(payload)>;
         if constexpr (std::is_same_v<P, Deliver>) {
           const NodeId to = payload.message.to;
-          if (!nodes_[to].raft || DeferIfPaused(to, event)) return;
-          nodes_[to].raft->Step(payload.message, LocalNow(to));
+          if (!nodes_[to].replica || DeferIfPaused(to, event)) return;
+          nodes_[to].replica->Step(payload.message, LocalNow(to));
           AfterNodeEvent(to);
         } else if constexpr (std::is_same_v<P, TickNode>) {
           Node& node = nodes_[payload.node];
-          if (!node.raft || payload.incarnation != node.incarnation ||
+          if (!node.replica || payload.incarnation != node.incarnation ||
               node.scheduled_tick != now_) {
             return;  // superseded by an earlier tick or a restart
           }
           node.scheduled_tick = INT64_MAX;
           if (node.paused) return;  // the resume ticks it and schedules afresh
-          node.raft->Tick(LocalNow(payload.node));
           AfterNodeEvent(payload.node);
         } else if constexpr (std::is_same_v<P, RequestArrives>) {
-          if (!nodes_[payload.node].raft || DeferIfPaused(payload.node, event)) return;
+          if (!nodes_[payload.node].replica || DeferIfPaused(payload.node, event)) return;
           HandleRequest(payload.node, payload.request);
         } else if constexpr (std::is_same_v<P, ReplyArrives>) {
           HandleReply(payload.reply);
@@ -173,55 +182,127 @@ void Simulator::Dispatch(const Event& event) {
         } else if constexpr (std::is_same_v<P, FaultStep>) {
           if (fault_phase_) InjectFault();
         } else if constexpr (std::is_same_v<P, Restart>) {
-          if (!nodes_[payload.node].raft) StartNode(payload.node);
+          if (!nodes_[payload.node].replica) StartNode(payload.node);
         } else if constexpr (std::is_same_v<P, Resume>) {
           Node& node = nodes_[payload.node];
           if (node.paused && node.paused_until <= now_) {
             node.paused = false;
             Trace("resume " + std::to_string(payload.node));
-            if (node.raft) {
-              node.raft->Tick(LocalNow(payload.node));
-              AfterNodeEvent(payload.node);
-            }
+            if (node.replica) AfterNodeEvent(payload.node);
           }
         }
       },
       event.payload);
 }
 
-void Simulator::StartNode(NodeId id) {
-  Node& node = nodes_[id];
-  raft::RaftConfig config = base_config_;
-  config.id = id;
-  raft::HardState hard_state = node.disk_hard_state;
-  hard_state.commit_index = node.disk_commit;
-  auto created = raft::RaftNode::Create(config, raft::RecoveredState{hard_state, node.disk_log},
-                                        LocalNow(id), rng_.Next());
-  if (!created.ok()) {
-    result_.ok = false;
-    result_.violation = "node " + std::to_string(id) +
-                        " failed to start: " + std::string(created.status().message());
+// ---- the node's side of its link ----
+
+bool Simulator::NodeLink::Dead() const { return sim_->nodes_[id_].disk->powered_off(); }
+
+void Simulator::NodeLink::Send(const raft::Message& message) {
+  if (!Dead()) sim_->SendMessages({message});
+}
+
+void Simulator::NodeLink::RecordEvent(const raft::Event& event) {
+  if (Dead() || event.kind == raft::Event::Kind::kHeartbeatRound) return;  // too chatty to trace
+  const node::Replica* replica = sim_->nodes_[id_].replica.get();
+  std::string line = "node " + std::to_string(id_) + " event " +
+                     std::to_string(static_cast<int>(event.kind)) +
+                     " peer=" + std::to_string(event.peer) + " term=" + std::to_string(event.term);
+  if (replica != nullptr) {
+    const raft::RaftNode& core = replica->core();
+    line += " last=" + std::to_string(core.log().LastIndex()) + "/" +
+            std::to_string(core.log().LastTerm()) +
+            " commit=" + std::to_string(core.commit_index());
+  }
+  sim_->Trace(line);
+  if (event.kind == raft::Event::Kind::kBecameLeader) ++sim_->result_.leaders_elected;
+}
+
+void Simulator::NodeLink::Record(const std::string& statement) {
+  sim_->Trace("node " + std::to_string(id_) + " says: " + statement);
+}
+
+void Simulator::NodeLink::OnReady(const raft::Ready& ready) {
+  if (Dead()) return;
+  sim_->checker_.OnLogChanged(id_, ready);
+  grants_vote_ =
+      std::any_of(ready.messages_after_persist.begin(), ready.messages_after_persist.end(),
+                  [](const raft::Message& m) {
+                    const auto* reply = std::get_if<raft::RequestVoteReply>(&m.body);
+                    return reply != nullptr && reply->granted;
+                  });
+}
+
+void Simulator::NodeLink::OnPersisted(const raft::RaftNode& core) {
+  if (Dead()) return;
+  // Targeted fault: crash right after granting a vote, before the grant leaves. A restarted
+  // voter must remember that vote (§5.2), or two leaders can win one term.
+  if (grants_vote_ && sim_->fault_phase_ && sim_->options_.faults.crashes &&
+      sim_->rng_.Chance(0.05)) {
+    sim_->nodes_[id_].disk->PowerOff();
     return;
   }
-  node.raft = std::move(*created);
-  node.kv = kv::KvStateMachine();
+  sim_->checker_.OnState(id_, core);  // extends the canonical history before we apply from it
+}
+
+void Simulator::NodeLink::OnApplied(const raft::Entry& entry) {
+  if (!Dead()) sim_->checker_.OnApplied(id_, entry);
+}
+
+// ---- nodes ----
+
+bool Simulator::CrashHook(SimDisk::Op, bool risky) {
+  if (!fault_phase_ || !options_.faults.crashes) return false;
+  // Mostly rare; often inside the window between a log truncation and its sync, where torn
+  // states live.
+  return rng_.Chance(risky ? 0.25 : 0.0002);
+}
+
+void Simulator::StartNode(NodeId id) {
+  Node& node = nodes_[id];
+  node::ReplicaOptions options;
+  options.raft = base_config_;
+  options.raft.id = id;
+  options.dir = "/sim/node" + std::to_string(id);
+  options.max_sessions = 1000;
+  options.clock = [this, id] { return LocalNow(id); };
+  options.on_fatal = [this, id](const absl::Status& status) {
+    Fail("node " + std::to_string(id) + " failed: " + std::string(status.message()));
+  };
+  NodeLink* link = node.link.get();
+  auto opened = node::Replica::Open(std::move(options), node.disk.get(), link, link, link,
+                                    LocalNow(id), rng_.Next());
+  if (!opened.ok()) {
+    Fail("node " + std::to_string(id) + " failed to start: " +
+         std::string(opened.status().message()));
+    return;
+  }
+  node.replica = std::move(*opened);
   node.paused = false;
   ++node.incarnation;
   node.scheduled_tick = INT64_MAX;
-  checker_.OnRestart(id, node.disk_log);
-  Trace("start " + std::to_string(id) + " term=" + std::to_string(hard_state.term) +
-        " log=" + std::to_string(node.disk_log.size()));
+  const raft::RaftNode& core = node.replica->core();
+  std::vector<raft::Entry> log;
+  for (LogIndex i = 1; i <= core.log().LastIndex(); ++i) log.push_back(core.log().At(i));
+  checker_.OnRestart(id, log);
+  Trace("start " + std::to_string(id) + " term=" + std::to_string(core.term()) +
+        " log=" + std::to_string(log.size()) + " commit=" + std::to_string(core.commit_index()));
   AfterNodeEvent(id);
 }
 
 void Simulator::CrashNode(NodeId id, const char* why) {
   Node& node = nodes_[id];
-  node.raft.reset();
-  node.pending.clear();  // their clients will time out: outcome unknown
+  // Power off first, so that nothing the dying node does from here reaches the disk.
+  node.disk->PowerOff();
+  node.replica.reset();  // its waiting clients time out: outcome unknown
+  const auto kind = rng_.Chance(0.5) ? SimDisk::CrashKind::kPowerLoss : SimDisk::CrashKind::kProcess;
+  node.disk->Crash(kind, rng_);
   node.paused = false;
   node.scheduled_tick = INT64_MAX;
   checker_.OnLeaseWindow(id, std::nullopt, now_);
-  Trace(std::string("crash ") + std::to_string(id) + " " + why);
+  Trace(std::string("crash ") + std::to_string(id) + " " + why +
+        (kind == SimDisk::CrashKind::kPowerLoss ? " (power loss)" : " (process killed)"));
   Schedule(now_ + rng_.Between(10, 3000) * kMs, Restart{id});
 }
 
@@ -233,69 +314,21 @@ void Simulator::SendMessages(const std::vector<raft::Message>& messages) {
   }
 }
 
-void Simulator::ProcessReady(NodeId id) {
-  Node& node = nodes_[id];
-  const double crash_chance = fault_phase_ && options_.faults.crashes ? 0.0005 : 0.0;
-  while (node.raft && node.raft->HasReady()) {
-    raft::Ready ready = node.raft->TakeReady();
-    for (const raft::Event& event : ready.events) {
-      if (event.kind == raft::Event::Kind::kHeartbeatRound) continue;  // too chatty to trace
-      Trace("node " + std::to_string(id) + " event " +
-            std::to_string(static_cast<int>(event.kind)) + " peer=" + std::to_string(event.peer) +
-            " term=" + std::to_string(event.term) +
-            " last=" + std::to_string(node.raft->log().LastIndex()) + "/" +
-            std::to_string(node.raft->log().LastTerm()) +
-            " commit=" + std::to_string(node.raft->commit_index()));
-      if (event.kind == raft::Event::Kind::kBecameLeader) ++result_.leaders_elected;
-    }
-    SendMessages(ready.messages);
-    checker_.OnLogChanged(id, ready);
-    if (rng_.Chance(crash_chance)) return CrashNode(id, "before persisting a ready");
-    // The simulated disk: everything in this Ready becomes durable at once.
-    if (ready.hard_state) node.disk_hard_state = *ready.hard_state;
-    node.disk_commit = ready.commit_index;
-    if (ready.truncate_from) node.disk_log.resize(*ready.truncate_from - 1);
-    node.disk_log.insert(node.disk_log.end(), ready.entries.begin(), ready.entries.end());
-    // Targeted fault: crash right after granting a vote, before the grant leaves. A restarted
-    // voter must remember that vote (§5.2), or two leaders can win one term.
-    const bool grants_vote =
-        std::any_of(ready.messages_after_persist.begin(), ready.messages_after_persist.end(),
-                    [](const raft::Message& m) {
-                      const auto* reply = std::get_if<raft::RequestVoteReply>(&m.body);
-                      return reply != nullptr && reply->granted;
-                    });
-    if (rng_.Chance(grants_vote && crash_chance > 0 ? 0.05 : crash_chance)) {
-      return CrashNode(id, "after persisting a ready");
-    }
-    SendMessages(ready.messages_after_persist);
-    checker_.OnState(id, *node.raft);  // extends the canonical history before we apply from it
-    for (const raft::Entry& entry : ready.committed_entries) Apply(id, entry);
-    node.raft->Advance(ready);
-  }
-}
-
 void Simulator::AfterNodeEvent(NodeId id) {
-  ProcessReady(id);
   Node& node = nodes_[id];
-  if (!node.raft) return;
-  const raft::RaftNode& raft = *node.raft;
-  checker_.OnState(id, raft);
+  if (!node.replica) return;
+  node.replica->Process(LocalNow(id));
+  if (node.disk->powered_off()) return CrashNode(id, "mid-turn");
+  if (node.replica->failed()) return;  // Fail() has recorded why
+  const node::Replica& replica = *node.replica;
+  checker_.OnState(id, replica.core());
   std::optional<std::pair<int64_t, int64_t>> window;
-  if (std::optional<raft::LeaseWindow> lease = raft.CurrentLeaseWindow()) {
+  if (std::optional<raft::LeaseWindow> lease = replica.published_window()) {
     window = {node.clock.RealWhenLocalReaches(lease->from),
               node.clock.RealWhenLocalReaches(lease->until)};
   }
   checker_.OnLeaseWindow(id, window, now_);
-  if (raft.role() != raft::Role::kLeader && !node.pending.empty()) {
-    // Leadership lost with proposals in flight: their fate is unknown to us.
-    auto pending = std::move(node.pending);
-    node.pending.clear();
-    for (const auto& [index, set] : pending) {
-      Reply(ClientReply{set.client, set.attempt, ReplyKind::kUnknown, std::nullopt,
-                        raft.leader_id()});
-    }
-  }
-  const int64_t deadline = node.clock.RealWhenLocalReaches(raft.NextDeadline());
+  const int64_t deadline = node.clock.RealWhenLocalReaches(replica.NextWake());
   const int64_t tick_at = std::max(now_ + 1, std::min(deadline, now_ + 100 * kMs));
   if (tick_at < node.scheduled_tick) {
     node.scheduled_tick = tick_at;
@@ -303,52 +336,41 @@ void Simulator::AfterNodeEvent(NodeId id) {
   }
 }
 
-void Simulator::Apply(NodeId id, const raft::Entry& entry) {
-  Node& node = nodes_[id];
-  checker_.OnApplied(id, entry);
-  if (entry.type != raft::EntryType::kCommand) return;
-  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
-  if (!command.ok()) {
-    result_.ok = false;
-    result_.violation = "node " + std::to_string(id) + " applied an undecodable entry";
-    return;
-  }
-  const kv::ApplyOutcome outcome = node.kv.ApplySet(*command, entry.index);
-  auto it = node.pending.find(entry.index);
-  if (it == node.pending.end()) return;
-  const PendingSet set = it->second;
-  node.pending.erase(it);
-  ReplyKind kind = ReplyKind::kUnknown;  // another leader's entry took this index
-  if (entry.term == set.term) {
-    kind = outcome == kv::ApplyOutcome::kSessionExpired ? ReplyKind::kRejected : ReplyKind::kOk;
-  }
-  Reply(ClientReply{set.client, set.attempt, kind, std::nullopt, id});
+node::ClientCallback Simulator::ReplyTo(NodeId id, const ClientRequest& request) {
+  return [this, id, client = request.client, attempt = request.attempt,
+          incarnation = nodes_[id].incarnation](const node::ClientResult& result) {
+    const Node& node = nodes_[id];
+    if (node.incarnation != incarnation || node.disk->powered_off()) return;  // died first
+    using Kind = node::ClientResult::Kind;
+    ReplyKind kind = ReplyKind::kRejected;
+    if (result.kind == Kind::kOk) {
+      kind = ReplyKind::kOk;
+    } else if (result.kind == Kind::kUnknown) {
+      kind = ReplyKind::kUnknown;
+    } else if (result.reason == node::ClientResult::Reason::kNotLeader) {
+      kind = ReplyKind::kNotLeader;
+    }
+    std::optional<std::string> value;
+    if (result.value) value = result.value->value;
+    Reply(ClientReply{client, attempt, kind, std::move(value), result.leader_hint});
+  };
 }
 
 void Simulator::HandleRequest(NodeId id, const ClientRequest& request) {
-  Node& node = nodes_[id];
-  raft::RaftNode& raft = *node.raft;
+  node::Replica& replica = *nodes_[id].replica;
   const TimePoint local_now = LocalNow(id);
+  // Answer before the client gives up on this attempt, as the server does for its RPC deadline.
+  const TimePoint answer_by = local_now + std::chrono::milliseconds(400);
+  node::ClientCallback done = ReplyTo(id, request);
   if (!request.is_set) {
-    raft::LeaseReadResult read = raft.LeaseRead(local_now);
-    if (read.ok() && raft.applied_index() >= read.read_index) {
-      Reply(ClientReply{request.client, request.attempt, ReplyKind::kOk, node.kv.Get(request.key),
-                        id});
-    } else {
-      const ReplyKind kind = read.refusal == raft::ReadRefusal::kNotLeader ? ReplyKind::kNotLeader
-                                                                           : ReplyKind::kRejected;
-      Reply(ClientReply{request.client, request.attempt, kind, std::nullopt, read.leader_hint});
+    // The server's order: the fast path on the published lease window, else the driver's path.
+    if (!replica.TryLeaseRead(request.key, done)) {
+      replica.Get(request.key, std::move(done), answer_by, local_now);
     }
-    return;
+  } else {
+    replica.Set(kv::SetCommand{request.key, request.value, request.session, request.sequence},
+                std::move(done), answer_by, local_now);
   }
-  kv::SetCommand command{request.key, request.value, request.session, request.sequence};
-  raft::ProposeResult proposal = raft.Propose(kv::EncodeSet(command), local_now);
-  if (!proposal.accepted) {
-    Reply(ClientReply{request.client, request.attempt, ReplyKind::kNotLeader, std::nullopt,
-                      proposal.leader_hint});
-    return;
-  }
-  node.pending[proposal.index] = PendingSet{request.client, request.attempt, proposal.term};
   AfterNodeEvent(id);
 }
 

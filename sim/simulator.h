@@ -1,7 +1,8 @@
-// A deterministic simulation of a raftkv cluster: the real consensus core (RaftNode) and the real
-// state machine (KvStateMachine), N nodes in one process, with simulated network, clocks and
-// disks, concurrent clients, and a fault schedule — all driven by one seed, so that a seed always
-// replays the same run. See sim_main.cc for the command line.
+// A deterministic simulation of a raftkv cluster: N real nodes (node::Replica, the same unit the
+// server runs: core, files, state machine, waiting clients, lease-read fast path) in one process,
+// with simulated network, clocks and disks that lose power (sim_disk.h), concurrent clients, and
+// a fault schedule — all driven by one seed, so that a seed always replays the same run. See
+// sim_main.cc for the command line.
 #pragma once
 
 #include <cstdint>
@@ -15,11 +16,12 @@
 
 #include "check/linearizability.h"
 #include "common/rng.h"
-#include "kv/kv_state_machine.h"
+#include "node/replica.h"
 #include "raft/raft_node.h"
 #include "sim/checkers.h"
 #include "sim/network.h"
 #include "sim/sim_clock.h"
+#include "sim/sim_disk.h"
 
 namespace raftkv::sim {
 
@@ -123,19 +125,33 @@ class Simulator {
   };
 
   // ---- nodes ----
-  struct PendingSet {
-    int client;
-    uint64_t attempt;
-    Term term;
+  // What a replica sees of the simulator: its network, its event log and the checkers' hooks.
+  // Everything it sends after its disk lost power is dropped: the process is already dead.
+  class NodeLink : public node::PeerTransport, public node::EventSink, public node::ReplicaObserver {
+   public:
+    NodeLink(Simulator* sim, NodeId id) : sim_(sim), id_(id) {}
+    void Send(const raft::Message& message) override;
+    void RecordEvent(const raft::Event& event) override;
+    void RecordReceived(const std::string&) override {}
+    void RecordCommitted(bool, const std::string&) override {}
+    void RecordPeerError(NodeId) override {}
+    void Record(const std::string& statement) override;
+    bool RecordsRequests() const override { return false; }
+    void OnReady(const raft::Ready& ready) override;
+    void OnPersisted(const raft::RaftNode& core) override;
+    void OnApplied(const raft::Entry& entry) override;
+
+   private:
+    bool Dead() const;
+    Simulator* sim_;
+    NodeId id_;
+    bool grants_vote_ = false;  // the Ready being carried out grants a vote
   };
   struct Node {
-    std::unique_ptr<raft::RaftNode> raft;  // null while crashed
+    std::unique_ptr<SimDisk> disk = std::make_unique<SimDisk>();  // survives crashes
+    std::unique_ptr<NodeLink> link;
+    std::unique_ptr<node::Replica> replica;  // null while crashed
     SimClock clock;
-    raft::HardState disk_hard_state;
-    LogIndex disk_commit = 0;
-    std::vector<raft::Entry> disk_log;
-    kv::KvStateMachine kv;
-    std::map<LogIndex, PendingSet> pending;
     bool paused = false;
     int64_t paused_until = 0;
     uint64_t incarnation = 0;
@@ -167,11 +183,14 @@ class Simulator {
   // simulator.cc
   void StartNode(NodeId node);
   void CrashNode(NodeId node, const char* why);
-  void ProcessReady(NodeId node);
+  // Ends the node's turn (Replica::Process), then crashes it if its power went mid-turn, feeds
+  // the checkers and schedules its next wake-up.
   void AfterNodeEvent(NodeId node);
+  bool CrashHook(SimDisk::Op op, bool risky);
   void SendMessages(const std::vector<raft::Message>& messages);
-  void Apply(NodeId node, const raft::Entry& entry);
   void HandleRequest(NodeId node, const ClientRequest& request);
+  node::ClientCallback ReplyTo(NodeId node, const ClientRequest& request);
+  void Fail(std::string violation);
   void Reply(ClientReply reply);
   TimePoint LocalNow(NodeId node) const { return nodes_[node].clock.Local(now_); }
   void Trace(const std::string& line);

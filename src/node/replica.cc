@@ -59,6 +59,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
       storage::LogFile::Open(options.dir, &recovered, env);
   if (!log.ok()) return log.status();
+  if (options.raft.injected_bug == raft::InjectedBug::kOneSyncForCutAndAppend) {
+    (*log)->SyncTruncationsForTesting(false);
+  }
   if (events != nullptr) {
     for (const std::string& warning : recovered.warnings) events->Record("WARNING " + warning);
   }
@@ -202,14 +205,18 @@ void Replica::ProcessReadies(TimePoint now) {
     }
     for (const raft::Message& message : ready.messages) transport_->Send(message);
     // Persist: vote and term first (§5.2), then the log; one fsync covers the whole batch.
+    // The commit index that rides along is the one already saved, never this Ready's: the log
+    // that would cover a newer one is not durable yet (and may still hold another term's entries
+    // at those indexes, about to be cut). MaybeSaveCommitIndex records it once the log is synced.
     if (ready.hard_state) {
       raft::HardState state = *ready.hard_state;
-      state.commit_index = ready.commit_index;
+      state.commit_index = options_.raft.injected_bug == raft::InjectedBug::kSaveCommitBeforeLogCut
+                               ? std::min(ready.commit_index, log_->LastIndex())
+                               : saved_.commit_index;
       if (absl::Status s = storage::SaveMetadata(options_.dir, state, env_); !s.ok()) {
         return Fatal(s);
       }
       saved_ = state;
-      commit_saved_at_ = now;
     }
     if (ready.truncate_from) {
       if (absl::Status s = log_->TruncateFrom(*ready.truncate_from); !s.ok()) return Fatal(s);

@@ -20,6 +20,8 @@ constexpr BugName kBugNames[] = {
     {InjectedBug::kForgetToPersistVote, "forget-to-persist-vote"},
     {InjectedBug::kReadWithoutLease, "read-without-lease"},
     {InjectedBug::kSkipNoopBeforeRead, "skip-noop-before-read"},
+    {InjectedBug::kSaveCommitBeforeLogCut, "save-commit-before-log-cut"},
+    {InjectedBug::kOneSyncForCutAndAppend, "one-sync-for-cut-and-append"},
 };
 
 Duration Scale(Duration duration, double factor) {

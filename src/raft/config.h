@@ -19,6 +19,9 @@ enum class InjectedBug : uint32_t {
   kReadWithoutLease,      // any node that thinks it is leader serves reads, and a leader cut off
                           // from its majority does not step down (Raft without the lease)
   kSkipNoopBeforeRead,    // serve lease reads before this term's NO-OP is applied
+  // Driver-level (node/replica.cc), for the simulator's power-loss disk:
+  kSaveCommitBeforeLogCut,  // metadata.txt gets the new commit index before the log is cut/synced
+  kOneSyncForCutAndAppend,  // a log truncation and the append over it share one fsync
 };
 
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);

@@ -186,7 +186,10 @@ absl::Status LogFile::TruncateFrom(LogIndex index) {
   if (absl::Status status = file_->Truncate(keep); !status.ok()) return status;
   line_ends_.resize(index - 1);
   file_size_ = keep;
-  return absl::OkStatus();
+  // The cut is made durable before anything is written over it: with one sync for both, a power
+  // loss can keep the new data's block but lose the truncation (ext4 data=ordered, XFS), leaving
+  // a line half new, half old where the old suffix went on.
+  return sync_truncations_ ? Sync() : absl::OkStatus();
 }
 
 absl::Status LogFile::Sync() { return file_->Sync(); }

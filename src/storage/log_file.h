@@ -10,9 +10,10 @@
 //
 // Durability: Append() writes, Sync() makes everything written so far durable (fdatasync); the
 // node acknowledges nothing before Sync() returns. A conflicting suffix is removed with
-// TruncateFrom(), an ftruncate at the line boundary, made durable by the next Sync(); until then a
-// crash may leave the old suffix, which is harmless because nothing depending on the truncation
-// has been acknowledged.
+// TruncateFrom(), an ftruncate at the line boundary that is synced at once, before any append
+// writes over the cut (with one sync for both, a power loss can keep the new bytes yet lose the
+// truncation: a line half new, half old). Truncation happens only on a follower that meets a new
+// leader's conflicting entries, so the extra sync is rare.
 //
 // Preallocation: while the node runs, logs.txt is grown ahead of the entries in steps of
 // kPreallocateBytes (fallocate), so an append does not change the file's size and its fdatasync
@@ -67,9 +68,12 @@ class LogFile {
   LogFile& operator=(const LogFile&) = delete;
 
   absl::Status Append(const std::vector<raft::Entry>& entries);
-  absl::Status TruncateFrom(LogIndex index);  // removes entries >= index
+  absl::Status TruncateFrom(LogIndex index);  // removes entries >= index, durably
   absl::Status Sync();
   LogIndex LastIndex() const { return line_ends_.size(); }
+  // Test-only (the simulator's deliberate bug one-sync-for-cut-and-append): TruncateFrom leaves
+  // the cut to the next Sync().
+  void SyncTruncationsForTesting(bool sync) { sync_truncations_ = sync; }
   const std::string& path() const { return path_; }
 
  private:
@@ -81,7 +85,8 @@ class LogFile {
 
   std::unique_ptr<WritableFile> file_;
   uint64_t file_size_ = 0;   // End() plus the preallocated zero tail
-  bool preallocate_ = true;  // false once the file system refused fallocate: plain appends
+  bool preallocate_ = true;
+  bool sync_truncations_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;
   std::vector<uint64_t> line_ends_;  // byte offset just past line i+1 (entry index i+1)
 };
