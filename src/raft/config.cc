@@ -74,6 +74,17 @@ absl::Status RaftConfig::Validate() const {
   if (heartbeat_interval.count() <= 0) {
     return absl::InvalidArgumentError("HEARTBEAT_INTERVAL must be positive");
   }
+  for (const auto& [name, value] :
+       {std::pair<const char*, Duration>{"HEARTBEAT_INTERVAL", heartbeat_interval},
+        {"ELECTION_TIMEOUT_MIN", election_timeout_min},
+        {"ELECTION_TIMEOUT_MAX", EffectiveElectionTimeoutMax()},
+        {"LEASE_DURATION", InflateRemoteDuration(lease_duration)}}) {
+    if (value > kMaxDuration) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " (", Ms(value), ", with any drift margin) must not exceed ", Ms(kMaxDuration),
+          ": peers refuse longer durations as impossible"));
+    }
+  }
   if (!(max_clock_drift >= 0.0 && max_clock_drift < 0.5)) {
     return absl::InvalidArgumentError(
         absl::StrCat("MAX_CLOCK_DRIFT is ", max_clock_drift,

@@ -27,6 +27,16 @@ enum class InjectedBug : uint32_t {
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);
 const char* InjectedBugName(InjectedBug bug);
 
+// What no correct node ever sends, so the RPC boundary (server/proto_convert.cc) refuses it and
+// the core ignores it:
+//   * a term above kMaxTerm: elections never get there (one a millisecond for 146,000 years), and
+//     staying this far below 2^64 means term + 1 can never wrap;
+//   * a duration (a lease asked for, a lease reported) above kMaxDuration: no timing setting may
+//     exceed it (Validate; etcd caps its election timeout at 50 s), so now + duration never
+//     overflows either.
+inline constexpr Term kMaxTerm = Term{1} << 62;
+inline constexpr Duration kMaxDuration = std::chrono::seconds(60);
+
 struct RaftConfig {
   NodeId id = 0;
   int cluster_size = 1;  // nodes are 0..cluster_size-1

@@ -28,6 +28,8 @@ struct Progress {
 
   // The leader-clock send time of the newest AppendEntries this follower acknowledged in the
   // current term (success or not: either way it recorded our lease).
+  // Invariant: leader_since <= *acked_sent_at <= now (an echo of a request sent before this node
+  // became leader is never taken: the follower may have rejected it for its old term).
   std::optional<TimePoint> acked_sent_at;
 
   void BecomeProbe() {

@@ -31,6 +31,11 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
                                                            uint64_t rng_seed) {
   if (absl::Status status = config.Validate(); !status.ok()) return status;
   const HardState& hs = recovered.hard_state;
+  if (hs.term > kMaxTerm) {
+    return absl::DataLossError("recovered term " + std::to_string(hs.term) +
+                               " is beyond any term a cluster reaches (" +
+                               std::to_string(kMaxTerm) + "): metadata.txt is damaged");
+  }
   for (size_t i = 0; i < recovered.log.size(); ++i) {
     const Entry& entry = recovered.log[i];
     if (entry.index != i + 1) {
@@ -94,6 +99,7 @@ void RaftNode::Step(const Message& message, TimePoint now) {
       message.from == config_.id) {
     return;  // misaddressed: not ours to act on
   }
+  if (message.term > kMaxTerm) return;  // no correct node sends it (config.h): never adopt it
   // §5.1: a higher term makes us a follower of that term. Only an AppendEntries tells us who
   // leads it; a vote request or a reply does not.
   if (message.term > current_term_) {
@@ -210,6 +216,8 @@ void RaftNode::ResetElectionTimer(TimePoint now) {
 
 void RaftNode::SetTerm(Term term) {
   RAFTKV_CHECK(term >= current_term_, "the current term never decreases");
+  // Terms come from peers only up to kMaxTerm (Step), and elections add one to at most that.
+  RAFTKV_CHECK(term <= kMaxTerm + 1, "the term stays far below 2^64");
   if (term > current_term_) {
     current_term_ = term;
     voted_for_ = kNoNode;  // a new term: no vote cast in it yet (§5.2)

@@ -142,7 +142,9 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
   if (role_ != Role::kLeader || message.term != current_term_) return;  // stale
   const auto& reply = std::get<AppendEntriesReply>(message.body);
   Progress& progress = progress_[message.from];
-  if (reply.echoed_sent_at <= now &&
+  // Only a request sent while we lead in this term can have given us a lease: an echo from
+  // before (a rejection of a request of ours from an older term, answered in this one) cannot.
+  if (reply.echoed_sent_at >= leader_since_ && reply.echoed_sent_at <= now &&
       (!progress.acked_sent_at || reply.echoed_sent_at > *progress.acked_sent_at)) {
     progress.acked_sent_at = reply.echoed_sent_at;  // renews our lease (lease.cc)
   }

@@ -1,5 +1,7 @@
 #include "server/proto_convert.h"
 
+#include "raft/config.h"
+
 #include <string>
 
 namespace raftkv::server {
@@ -89,14 +91,30 @@ RequestVoteResponse EncodeRequestVoteReply(const raft::Message& message) {
   return response;
 }
 
+// Terms and durations no correct peer sends (raft/config.h) are refused, naming the field.
+absl::Status CheckTerm(const char* field, uint64_t term) {
+  if (term <= raft::kMaxTerm) return absl::OkStatus();
+  return absl::InvalidArgumentError(std::string(field) + " " + std::to_string(term) +
+                                    " is beyond any term a cluster reaches (" +
+                                    std::to_string(raft::kMaxTerm) + ")");
+}
+absl::Status CheckDuration(const char* field, int64_t nanos) {
+  if (nanos >= 0 && nanos <= raft::kMaxDuration.count()) return absl::OkStatus();
+  return absl::InvalidArgumentError(std::string(field) + " " + std::to_string(nanos) +
+                                    " is outside 0.." + std::to_string(raft::kMaxDuration.count()) +
+                                    " (no node's timing settings allow more)");
+}
+
 absl::StatusOr<raft::Message> Decode(const AppendEntriesRequest& request, NodeId self,
                                      int cluster_size) {
   if (absl::Status s = CheckPeer("leader_id", request.leader_id(), self, cluster_size); !s.ok()) {
     return s;
   }
   if (absl::Status s = CheckReceiver(request.receiver_id(), self); !s.ok()) return s;
-  if (request.lease_duration_ns() < 0) {
-    return absl::InvalidArgumentError("lease_duration_ns must not be negative");
+  if (absl::Status s = CheckTerm("term", request.term()); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("prev_log_term", request.prev_log_term()); !s.ok()) return s;
+  if (absl::Status s = CheckDuration("lease_duration_ns", request.lease_duration_ns()); !s.ok()) {
+    return s;
   }
   raft::AppendEntries body;
   body.prev_log_index = request.prev_log_index();
@@ -133,6 +151,8 @@ absl::StatusOr<raft::Message> Decode(const AppendEntriesResponse& response, Node
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = CheckTerm("term", response.term()); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("conflict_term", response.conflict_term()); !s.ok()) return s;
   raft::AppendEntriesReply body;
   body.success = response.success();
   body.match_index = response.match_index();
@@ -150,6 +170,8 @@ absl::StatusOr<raft::Message> Decode(const RequestVoteRequest& request, NodeId s
     return s;
   }
   if (absl::Status s = CheckReceiver(request.receiver_id(), self); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("term", request.term()); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("last_log_term", request.last_log_term()); !s.ok()) return s;
   raft::RequestVote body{request.last_log_index(), request.last_log_term()};
   return raft::Message{request.candidate_id(), self, request.term(), body};
 }
@@ -159,8 +181,10 @@ absl::StatusOr<raft::Message> Decode(const RequestVoteResponse& response, NodeId
   if (absl::Status s = CheckPeer("voter_id", response.voter_id(), self, cluster_size); !s.ok()) {
     return s;
   }
-  if (response.old_lease_remaining_ns() < 0) {
-    return absl::InvalidArgumentError("old_lease_remaining_ns must not be negative");
+  if (absl::Status s = CheckTerm("term", response.term()); !s.ok()) return s;
+  if (absl::Status s = CheckDuration("old_lease_remaining_ns", response.old_lease_remaining_ns());
+      !s.ok()) {
+    return s;
   }
   raft::RequestVoteReply body{response.vote_granted(), Duration(response.old_lease_remaining_ns())};
   return raft::Message{response.voter_id(), self, response.term(), body};

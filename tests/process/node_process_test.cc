@@ -247,6 +247,50 @@ TEST(NodeProcess, AppendEntriesStreamAnswersInOrderAndRefusesNonsense) {
   EXPECT_TRUE(cluster.Request(Set("after", "nonsense", 3, 1)));
 }
 
+// A forged RequestVote with term 2^64-1, or an AppendEntries asking for a lease of 10^15 ns, is
+// refused with INVALID_ARGUMENT at the boundary: the term would wrap at the next election (every
+// node aborting, then crash-looping), the lease would overflow the candidate's wait.
+TEST(NodeProcess, AbsurdTermsAndLeasesAreRefusedAndTheClusterServes) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  const int follower = (leader + 1) % 3;
+  auto stub = Raft::NewStub(
+      grpc::CreateChannel(cluster.addresses()[follower], grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
+    RequestVoteRequest vote;
+    vote.set_term(~uint64_t{0});
+    vote.set_candidate_id((follower + 1) % 3);
+    vote.set_receiver_id(follower);
+    vote.set_last_log_index(1'000'000);
+    vote.set_last_log_term(1'000'000);
+    RequestVoteResponse response;
+    const grpc::Status status = stub->RequestVote(&context, vote, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("term"), std::string::npos) << status.error_message();
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
+    AppendEntriesRequest append;
+    append.set_term(1);
+    append.set_leader_id(leader);
+    append.set_receiver_id(follower);
+    append.set_lease_duration_ns(1'000'000'000'000'000);
+    AppendEntriesResponse response;
+    const grpc::Status status = stub->AppendEntries(&context, append, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("lease_duration_ns"), std::string::npos)
+        << status.error_message();
+  }
+  // The cluster is unharmed, and the follower is still at a sane term.
+  EXPECT_TRUE(cluster.Request(Set("after", "forgery", 3, 1)));
+  const int now_leader = cluster.WaitForLeader();
+  ASSERT_GE(now_leader, 0);
+}
+
 // SIGTERM ends the node's open streams itself, once the driver has answered every request, and
 // says why: a client learns to go elsewhere instead of seeing its stream cut at gRPC's shutdown
 // deadline. The node exits cleanly with a follower's AppendEntries stream open too.

@@ -20,6 +20,8 @@ TEST(Config, ErrorsNameTheKeyAndTheRule) {
       {[](RaftConfig& c) { c.election_timeout_max = milliseconds(100); }, "ELECTION_TIMEOUT_MAX"},
       {[](RaftConfig& c) { c.id = 3; }, "node id"},
       {[](RaftConfig& c) { c.max_inflight_appends = 0; }, "in-flight"},
+      {[](RaftConfig& c) { c.election_timeout_min = std::chrono::seconds(40); },
+       "ELECTION_TIMEOUT_MAX (80000ms, with any drift margin) must not exceed 60000ms"},
   };
   for (const Case& c : cases) {
     RaftConfig config;

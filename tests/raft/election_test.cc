@@ -166,5 +166,18 @@ TEST(Election, CreateRefusesInconsistentRecoveredState) {
   EXPECT_FALSE(RaftNode::Create(TestConfig(0, 3), bad_vote, At(0), 1).ok());
 }
 
+// A term no correct node can reach (the RPC boundary refuses it too) is never adopted: adopting
+// 2^64-1 would make the next election's term + 1 wrap to 0.
+TEST(Election, AbsurdTermsAreIgnored) {
+  auto node = RaftNode::Create(TestConfig(0, 3), {}, At(0), 1);
+  ASSERT_TRUE(node.ok());
+  (*node)->Step(Vote(1, 0, ~Term{0}, 0, 0), At(1));
+  EXPECT_EQ((*node)->term(), 0u);
+  EXPECT_FALSE((*node)->HasReady() && !(*node)->TakeReady().messages_after_persist.empty());
+  auto damaged = RaftNode::Create(TestConfig(0, 3), RecoveredState{HardState{~Term{0}, 1, 0}, {}},
+                                  At(0), 1);
+  EXPECT_FALSE(damaged.ok());
+}
+
 }  // namespace
 }  // namespace raftkv::raft::testing

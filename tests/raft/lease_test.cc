@@ -79,6 +79,31 @@ TEST(Lease, NewLeaderWaitsOutTheOldLease) {
   EXPECT_TRUE(node.LeaseRead(At(373)).ok());
 }
 
+// An acknowledgement counts toward the lease only if its request left while this node led: a
+// follower that rejects an AppendEntries of an older term (this node's own, sent while it led an
+// earlier term, arriving late) records no lease for it, yet echoes its send time in a reply that
+// carries the current term.
+TEST(Lease, EchoesFromBeforeLeadershipDoNotCount) {
+  auto created = RaftNode::Create(TestConfig(0, 3), {}, At(0), 1);
+  ASSERT_TRUE(created.ok());
+  RaftNode& node = **created;
+  node.Tick(At(300));
+  node.Advance(node.TakeReady());
+  node.Step(Message{1, 0, 1, RequestVoteReply{true, std::chrono::milliseconds(60)}}, At(310));
+  node.Advance(node.TakeReady());
+  ASSERT_EQ(node.role(), Role::kLeader);
+  AppendEntriesReply stale;
+  stale.success = false;
+  stale.rejected_prev_index = 0;
+  stale.echoed_sent_at = At(305);  // sent before this node became leader at 310
+  node.Step(Message{1, 0, 1, stale}, At(312));
+  node.Advance(node.TakeReady());
+  // Past the old lease (≈ 371), no one has acknowledged anything sent in this term.
+  node.Tick(At(372));
+  EXPECT_EQ(node.LeaseRemaining(At(372)), Duration(0)) << "a lease dated from before leadership";
+  EXPECT_FALSE(node.CurrentLeaseWindow().has_value());
+}
+
 // The leader's lease runs from the send time of the newest round a majority acknowledged, for
 // lease_duration × (1-d)/(1+d); without renewal it stops serving reads, then steps down.
 TEST(Lease, LeaseIsDatedFromSendTimeAndExpiresWithoutRenewal) {

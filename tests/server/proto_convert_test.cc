@@ -95,5 +95,49 @@ TEST(ProtoConvert, MalformedPeerRequestsAreRefused) {
   EXPECT_FALSE(Decode(vote, 0, 3).ok());
 }
 
+// Terms and durations no correct peer can send are refused at the boundary: a term near 2^64
+// would make the next election's term + 1 wrap, and a huge lease overflows now + lease.
+TEST(ProtoConvert, AbsurdTermsAndDurationsAreRefused) {
+  auto refused = [](const absl::StatusOr<raft::Message>& decoded, const char* expected) {
+    ASSERT_FALSE(decoded.ok()) << expected;
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(decoded.status().message().find(expected), std::string::npos)
+        << decoded.status().message();
+  };
+  constexpr uint64_t kHuge = ~uint64_t{0};
+  AppendEntriesRequest append = EncodeAppendEntries(Append());
+  append.set_term(kHuge);
+  refused(Decode(append, 2, 3), "term");
+  append = EncodeAppendEntries(Append());
+  append.set_lease_duration_ns(1'000'000'000'000'000);  // 10^15 ns, 11.6 days
+  refused(Decode(append, 2, 3), "lease_duration_ns");
+  append = EncodeAppendEntries(Append());
+  append.set_prev_log_term(kHuge);
+  refused(Decode(append, 2, 3), "term");
+
+  RequestVoteRequest vote = EncodeRequestVote(raft::Message{1, 0, 8, raft::RequestVote{10, 7}});
+  vote.set_term(kHuge);
+  refused(Decode(vote, 0, 3), "term");
+  vote = EncodeRequestVote(raft::Message{1, 0, 8, raft::RequestVote{10, 7}});
+  vote.set_last_log_term(kHuge);
+  refused(Decode(vote, 0, 3), "term");
+
+  RequestVoteResponse grant;
+  grant.set_voter_id(1);
+  grant.set_term(8);
+  grant.set_old_lease_remaining_ns(1'000'000'000'000'000);
+  refused(Decode(grant, 0, 3), "old_lease_remaining_ns");
+  grant.set_old_lease_remaining_ns(0);
+  grant.set_term(kHuge);
+  refused(Decode(grant, 0, 3), "term");
+
+  AppendEntriesResponse ack = EncodeAppendEntriesReply(raft::Message{2, 0, 3, raft::AppendEntriesReply{}});
+  ack.set_term(kHuge);
+  refused(Decode(ack, 0, 3), "term");
+  ack.set_term(3);
+  ack.set_conflict_term(kHuge);
+  refused(Decode(ack, 0, 3), "term");
+}
+
 }  // namespace
 }  // namespace raftkv::server
