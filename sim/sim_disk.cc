@@ -29,16 +29,19 @@ class SimDisk::File : public storage::WritableFile {
   int inode_;
 };
 
-bool SimDisk::Skip(Op op, bool risky) {
+bool SimDisk::Skip(Op op, Risk risk) {
   if (powered_off_) return true;
-  if (crash_hook_ && crash_hook_(op, risky)) powered_off_ = true;
+  if (crash_hook_ && crash_hook_(op, risk)) powered_off_ = true;
   return powered_off_;
 }
 
-bool SimDisk::HasUnsyncedTruncate(int inode) const {
+SimDisk::Risk SimDisk::RiskOf(int inode) const {
   const std::vector<Change>& changes = inodes_[inode].unsynced;
-  return std::any_of(changes.begin(), changes.end(),
-                     [](const Change& c) { return c.kind == Change::Kind::kTruncate; });
+  if (std::any_of(changes.begin(), changes.end(),
+                  [](const Change& c) { return c.kind == Change::Kind::kTruncate; })) {
+    return Risk::kTruncation;
+  }
+  return changes.empty() ? Risk::kNone : Risk::kUnsynced;
 }
 
 absl::StatusOr<std::string> SimDisk::ReadFile(const std::string& path) {
@@ -100,7 +103,7 @@ absl::Status SimDisk::SyncDir(const std::string& dir) {
 }
 
 absl::Status SimDisk::WriteAt(int id, uint64_t offset, std::string_view data) {
-  if (Skip(Op::kWrite, HasUnsyncedTruncate(id))) return absl::OkStatus();
+  if (Skip(Op::kWrite, RiskOf(id))) return absl::OkStatus();
   Inode& inode = inodes_[id];
   Change change;
   change.kind = Change::Kind::kWrite;
@@ -119,7 +122,9 @@ absl::Status SimDisk::WriteAt(int id, uint64_t offset, std::string_view data) {
 absl::Status SimDisk::Truncate(int id, uint64_t size) {
   Inode& inode = inodes_[id];
   if (size == inode.bytes.size()) return absl::OkStatus();  // nothing changes, nothing to lose
-  if (Skip(Op::kTruncate, /*risky=*/size < inode.bytes.size())) return absl::OkStatus();
+  if (Skip(Op::kTruncate, size < inode.bytes.size() ? Risk::kTruncation : RiskOf(id))) {
+    return absl::OkStatus();
+  }
   Change change;
   change.kind = Change::Kind::kTruncate;
   change.offset = size;
@@ -132,7 +137,7 @@ absl::Status SimDisk::Truncate(int id, uint64_t size) {
 }
 
 absl::Status SimDisk::Allocate(int id, uint64_t offset, uint64_t length) {
-  if (Skip(Op::kAllocate, HasUnsyncedTruncate(id))) return absl::OkStatus();
+  if (Skip(Op::kAllocate, RiskOf(id))) return absl::OkStatus();
   Inode& inode = inodes_[id];
   Change change;
   change.kind = Change::Kind::kAllocate;
@@ -146,7 +151,7 @@ absl::Status SimDisk::Allocate(int id, uint64_t offset, uint64_t length) {
 }
 
 absl::Status SimDisk::Sync(int id) {
-  if (Skip(Op::kSync, HasUnsyncedTruncate(id))) return absl::OkStatus();
+  if (Skip(Op::kSync, RiskOf(id))) return absl::OkStatus();
   inodes_[id].unsynced.clear();
   return absl::OkStatus();
 }

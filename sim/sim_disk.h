@@ -7,7 +7,7 @@
 //   * kProcess (kill -9): everything written survives (the page cache outlives the process), but
 //     what was not synced is still not durable: a later power loss may yet lose it;
 //   * kPowerLoss: for each file, the state at its last Sync, then each later change replayed in
-//     part: every 4 KiB block of a write lands or not independently, and of the size changes
+//     part: every 512-byte sector of a write lands or not independently, and of the size changes
 //     (truncate, allocate, a write past the end) a prefix in order lands (a journal commits in
 //     order). So a truncation can be lost while a later write over the cut lands — a line half
 //     new, half old. Renames and creations since the directory's last SyncDir: a prefix lands.
@@ -34,9 +34,11 @@ class SimDisk : public storage::Env {
  public:
   enum class Op { kCreate, kWrite, kTruncate, kAllocate, kSync, kRename, kSyncDir };
   enum class CrashKind { kProcess, kPowerLoss };
-  // `risky` is true for an operation inside the window between a truncation and the sync that
-  // makes it durable, where torn states live; the simulator aims more crashes there.
-  using CrashHook = std::function<bool(Op op, bool risky)>;
+  // How much a crash right before an operation can tear: kUnsynced when the file holds writes not
+  // yet synced, kTruncation inside the window between a truncation and the sync that makes it
+  // durable. The simulator aims more crashes at the riskier ones.
+  enum class Risk { kNone, kUnsynced, kTruncation };
+  using CrashHook = std::function<bool(Op op, Risk risk)>;
 
   void SetCrashHook(CrashHook hook) { crash_hook_ = std::move(hook); }
   bool powered_off() const { return powered_off_; }
@@ -54,7 +56,8 @@ class SimDisk : public storage::Env {
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
 
-  static constexpr uint64_t kBlockBytes = 4096;
+  // The unit a write lands in, or not: a disk sector.
+  static constexpr uint64_t kBlockBytes = 512;
 
  private:
   class File;
@@ -80,8 +83,8 @@ class SimDisk : public storage::Env {
   };
 
   // Asks the crash hook; true when the operation must do nothing (the power is off).
-  bool Skip(Op op, bool risky = false);
-  bool HasUnsyncedTruncate(int inode) const;
+  bool Skip(Op op, Risk risk = Risk::kNone);
+  Risk RiskOf(int inode) const;
   absl::Status WriteAt(int inode, uint64_t offset, std::string_view data);
   absl::Status Truncate(int inode, uint64_t size);
   absl::Status Allocate(int inode, uint64_t offset, uint64_t length);

@@ -39,7 +39,7 @@ Simulator::Simulator(const SimOptions& options)
   for (NodeId id = 0; id < options.nodes; ++id) {
     nodes_[id].link = std::make_unique<NodeLink>(this, id);
     nodes_[id].disk->SetCrashHook(
-        [this](SimDisk::Op op, bool risky) { return CrashHook(op, risky); });
+        [this](SimDisk::Op op, SimDisk::Risk risk) { return CrashHook(op, risk); });
   }
 }
 
@@ -252,11 +252,19 @@ void Simulator::NodeLink::OnApplied(const raft::Entry& entry) {
 
 // ---- nodes ----
 
-bool Simulator::CrashHook(SimDisk::Op, bool risky) {
+bool Simulator::CrashHook(SimDisk::Op, SimDisk::Risk risk) {
   if (!fault_phase_ || !options_.faults.crashes) return false;
-  // Mostly rare; often inside the window between a log truncation and its sync, where torn
-  // states live.
-  return rng_.Chance(risky ? 0.25 : 0.0002);
+  // Rare in general; more often where a crash can tear what was written, and most often inside
+  // the window between a log truncation and its sync, where the worst torn states live.
+  switch (risk) {
+    case SimDisk::Risk::kNone:
+      return rng_.Chance(0.0001);
+    case SimDisk::Risk::kUnsynced:
+      return rng_.Chance(0.003);
+    case SimDisk::Risk::kTruncation:
+      return rng_.Chance(0.25);
+  }
+  return false;
 }
 
 void Simulator::StartNode(NodeId id) {

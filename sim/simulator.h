@@ -186,7 +186,7 @@ class Simulator {
   // Ends the node's turn (Replica::Process), then crashes it if its power went mid-turn, feeds
   // the checkers and schedules its next wake-up.
   void AfterNodeEvent(NodeId node);
-  bool CrashHook(SimDisk::Op op, bool risky);
+  bool CrashHook(SimDisk::Op op, SimDisk::Risk risk);
   void SendMessages(const std::vector<raft::Message>& messages);
   void HandleRequest(NodeId node, const ClientRequest& request);
   node::ClientCallback ReplyTo(NodeId node, const ClientRequest& request);

@@ -36,14 +36,15 @@ bool Inspect(const std::string& dir, bool all) {
               metadata->voted_for < 0 ? "none" : std::to_string(metadata->voted_for).c_str(),
               static_cast<unsigned long long>(metadata->commit_index));
 
-  const std::string path = dir + "/logs.txt";
-  absl::StatusOr<std::string> text = raftkv::storage::ReadWholeFile(path);
-  if (!text.ok() && !absl::IsNotFound(text.status())) {
-    std::printf("  ERROR %s\n", std::string(text.status().message()).c_str());
-    return false;
+  // The node's own recovery rules (docs/file-formats.md, Recovery), without changing anything.
+  absl::StatusOr<raftkv::storage::LogFile::Recovered> log = raftkv::storage::LogFile::Read(dir);
+  if (log.ok()) {
+    if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
+            dir, *metadata, log->entries.size(), log->missing);
+        !status.ok()) {
+      log = status;
+    }
   }
-  absl::StatusOr<raftkv::storage::LogFile::Recovered> log =
-      raftkv::storage::LogFile::Parse(text.ok() ? *text : std::string(), path);
   if (!log.ok()) {
     std::printf("  ERROR %s\n", std::string(log.status().message()).c_str());
     return false;

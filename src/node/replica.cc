@@ -55,20 +55,27 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                                                        EventSink* events,
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed) {
-  storage::LogFile::Recovered recovered;
+  // Both files are read and checked against each other before anything is changed on disk.
+  absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(options.dir, env);
+  if (!hard_state.ok()) return hard_state.status();
+  absl::StatusOr<storage::LogFile::Recovered> recovered = storage::LogFile::Read(options.dir, env);
+  if (!recovered.ok()) return recovered.status();
+  if (absl::Status status = storage::CheckLogAgainstMetadata(
+          options.dir, *hard_state, recovered->entries.size(), recovered->missing);
+      !status.ok()) {
+    return status;
+  }
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
-      storage::LogFile::Open(options.dir, &recovered, env);
+      storage::LogFile::Open(options.dir, *recovered, env);
   if (!log.ok()) return log.status();
   if (options.raft.injected_bug == raft::InjectedBug::kOneSyncForCutAndAppend) {
     (*log)->SyncTruncationsForTesting(false);
   }
   if (events != nullptr) {
-    for (const std::string& warning : recovered.warnings) events->Record("WARNING " + warning);
+    for (const std::string& warning : recovered->warnings) events->Record("WARNING " + warning);
   }
-  absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(options.dir, env);
-  if (!hard_state.ok()) return hard_state.status();
   absl::StatusOr<std::unique_ptr<raft::RaftNode>> core = raft::RaftNode::Create(
-      options.raft, raft::RecoveredState{*hard_state, std::move(recovered.entries)}, now,
+      options.raft, raft::RecoveredState{*hard_state, std::move(recovered->entries)}, now,
       rng_seed);
   if (!core.ok()) {
     return absl::Status(core.status().code(),

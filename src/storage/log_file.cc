@@ -1,21 +1,16 @@
 #include "storage/log_file.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include "kv/command.h"
 #include "storage/escape.h"
 #include "storage/file_util.h"
 
 namespace raftkv::storage {
-namespace {
-
-absl::Status LineError(const std::string& path, size_t line, std::string_view what) {
-  return absl::DataLossError(path + ":" + std::to_string(line) + ": " + std::string(what));
-}
-
-}  // namespace
-
 absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry) {
   const std::string term = std::to_string(entry.term);
   if (entry.type == raft::EntryType::kNoop) return "NO-OP " + term;
@@ -68,67 +63,208 @@ absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index
   return entry;
 }
 
+namespace {
+
+// CRC-32 (zlib's) of "<index> " followed by the line's text before " crc=".
+uint32_t RecordChecksum(LogIndex index, std::string_view text) {
+  const std::string prefix = std::to_string(index) + " ";
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(prefix.data()), static_cast<uInt>(prefix.size()));
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));
+  return static_cast<uint32_t>(crc);
+}
+
+std::string Hex8(uint32_t value) {
+  char buffer[9];
+  std::snprintf(buffer, sizeof buffer, "%08x", value);
+  return buffer;
+}
+
+// Splits "<text> crc=<8 hex>" into text and checksum; nullopt when the field is absent.
+std::optional<std::pair<std::string_view, std::string_view>> SplitChecksum(std::string_view line) {
+  constexpr std::string_view kField = " crc=";
+  const size_t at = line.rfind(kField);
+  if (at == std::string_view::npos) return std::nullopt;
+  return std::make_pair(line.substr(0, at), line.substr(at + kField.size()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write) {
+  absl::StatusOr<std::string> text = FormatEntryLine(entry);
+  if (!text.ok()) return text.status();
+  if (starts_write) *text += " index=" + std::to_string(entry.index);
+  return *text + " crc=" + Hex8(RecordChecksum(entry.index, *text));
+}
+
+absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex> position,
+                                   bool legacy_allowed) {
+  Record record;
+  std::string_view text = line;
+  std::optional<uint32_t> checksum;
+  if (auto split = SplitChecksum(line)) {
+    text = split->first;
+    uint32_t value = 0;
+    if (split->second.size() != 8 ||
+        split->second.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+      return absl::InvalidArgumentError("crc= must be 8 lowercase hex digits");
+    }
+    for (char c : split->second) value = value * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+    checksum = value;
+    record.checksummed = true;
+  } else if (!legacy_allowed || !position) {
+    return absl::InvalidArgumentError("the line has no checksum (crc=)");
+  }
+  // An optional index= field just before the checksum marks the first line of a write.
+  std::optional<LogIndex> stated;
+  if (const size_t at = text.rfind(" index="); at != std::string_view::npos) {
+    LogIndex value = 0;
+    if (!ParseNumber(text.substr(at + 7), &value)) {
+      return absl::InvalidArgumentError("index= must be a number");
+    }
+    stated = value;
+    text = text.substr(0, at);
+    record.starts_write = true;
+  }
+  if (!position && !stated) return absl::InvalidArgumentError("the line has no index=");
+  if (position && stated && *stated != *position) {
+    return absl::InvalidArgumentError("the line says index=" + std::to_string(*stated) +
+                                      " but stands at index " + std::to_string(*position));
+  }
+  const LogIndex index = stated ? *stated : *position;
+  if (checksum) {
+    const std::string_view covered = line.substr(0, SplitChecksum(line)->first.size());
+    if (RecordChecksum(index, covered) != *checksum) {
+      return absl::InvalidArgumentError("checksum mismatch (crc=" + Hex8(*checksum) +
+                                        ", the line's bytes give " +
+                                        Hex8(RecordChecksum(index, covered)) + ")");
+    }
+  }
+  absl::StatusOr<raft::Entry> entry = ParseEntryLine(text, index);
+  if (!entry.ok()) return entry.status();
+  record.entry = std::move(*entry);
+  return record;
+}
+
 absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
                                                   const std::string& path) {
   Recovered recovered;
-  // Past the first zero byte lies the preallocated tail, and possibly writes that never reached
-  // the disk whole (see the header); the entries end there.
-  const size_t zero = std::min(text.find('\0'), text.size());
-  if (text.find_first_not_of('\0', zero) != std::string::npos) {
-    recovered.warnings.push_back(path + ": dropped " + std::to_string(text.size() - zero) +
-                                 " bytes after offset " + std::to_string(zero) +
-                                 " (a write a crash cut before it reached the disk)");
-  }
-  const std::string_view body(text.data(), zero);
   size_t start = 0;
   size_t line_number = 1;
-  while (start < body.size()) {
-    const size_t newline = body.find('\n', start);
-    if (newline == std::string_view::npos) {
-      recovered.warnings.push_back(
-          path + ":" + std::to_string(line_number) +
-          ": dropped a torn last line (no newline; a crash cut the write)");
+  bool checksummed = false;  // once a line has a checksum, every later one must
+  std::string damage;        // why the line at `start` is not an intact entry
+  while (start < text.size()) {
+    if (text[start] == '\0') {
+      damage = "zero bytes (never written)";
       break;
     }
-    const std::string_view line = body.substr(start, newline - start);
-    absl::StatusOr<raft::Entry> entry = ParseEntryLine(line, line_number);
-    if (!entry.ok()) return LineError(path, line_number, std::string(entry.status().message()));
-    if (!recovered.entries.empty() && entry->term < recovered.entries.back().term) {
-      return LineError(path, line_number,
-                       "term goes down from " + std::to_string(recovered.entries.back().term));
+    const size_t newline = text.find('\n', start);
+    if (newline == std::string::npos) {
+      damage = "no newline";
+      break;
     }
-    recovered.entries.push_back(std::move(*entry));
+    const std::string_view line(text.data() + start, newline - start);
+    absl::StatusOr<Record> record = line.find('\0') != std::string_view::npos
+                                        ? absl::InvalidArgumentError("zero bytes in the line")
+                                        : ParseRecord(line, line_number, !checksummed);
+    if (record.ok() && !recovered.entries.empty() &&
+        record->entry.term < recovered.entries.back().term) {
+      record = absl::InvalidArgumentError("term goes down from " +
+                                          std::to_string(recovered.entries.back().term));
+    }
+    if (!record.ok()) {
+      damage = std::string(record.status().message());
+      break;
+    }
+    checksummed = checksummed || record->checksummed;
+    recovered.entries.push_back(std::move(record->entry));
     recovered.line_ends.push_back(newline + 1);
     start = newline + 1;
     ++line_number;
   }
+  if (start >= text.size()) return recovered;
+  // Damage at `start`. In a file written before checksums, only a crash's shapes (zero bytes, a
+  // last line without its newline) may end the entries: anything else cannot be told from an
+  // intact line damaged later, so it is refused as it always was.
+  const size_t damaged_end = std::min(text.find('\n', start), text.size());
+  const bool crash_shaped = damaged_end == text.size() ||
+                            std::string_view(text.data() + start, damaged_end - start)
+                                    .find('\0') != std::string_view::npos;
+  if (!checksummed && !crash_shaped) {
+    return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + damage);
+  }
+  // Only the last write, never synced and so never acknowledged, can be torn by a crash; an
+  // intact line that starts a write further on proves the damage is older.
+  size_t later_line = line_number;
+  for (size_t at = start; at < text.size();) {
+    const size_t newline = std::min(text.find('\n', at), text.size());
+    std::string_view piece(text.data() + at, newline - at);
+    const size_t first = piece.find_first_not_of('\0');
+    piece = first == std::string_view::npos ? std::string_view() : piece.substr(first);
+    if (at > start && !piece.empty()) {
+      if (absl::StatusOr<Record> record = ParseRecord(piece, std::nullopt, false);
+          record.ok() && record->starts_write) {
+        return absl::DataLossError(
+            path + ":" + std::to_string(line_number) + ": damaged (" + damage +
+            "), yet line " + std::to_string(later_line) + " after it holds an intact entry " +
+            std::to_string(record->entry.index) +
+            ": this is damage to data already written (a bad disk, bit rot or an edit), not a "
+            "write torn by a crash, and entries this node acknowledged may be lost. The node "
+            "refuses to start and changes nothing. Restore this node's directory from a backup; "
+            "if there is none, and every other node is intact, move the directory aside and "
+            "start the node empty (see docs/file-formats.md, Recovery)");
+      }
+    }
+    at = newline + 1;
+    ++later_line;
+  }
+  // A tail of zero bytes alone is the preallocated space: dropped without a word.
+  const size_t last_written = text.find_last_not_of('\0');
+  if (last_written != std::string::npos && last_written >= start) {
+    recovered.warnings.push_back(path + ":" + std::to_string(line_number) + ": dropped " +
+                                 std::to_string(last_written + 1 - start) +
+                                 " bytes from offset " + std::to_string(start) + " (" + damage +
+                                 "): the tail of a write a crash cut before it was synced");
+  }
   return recovered;
 }
 
-absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
-                                                       Recovered* recovered, Env* env) {
-  if (absl::Status status = env->CreateDir(dir); !status.ok()) return status;
+absl::StatusOr<LogFile::Recovered> LogFile::Read(const std::string& dir, Env* env) {
   const std::string path = dir + "/logs.txt";
   absl::StatusOr<std::string> contents = env->ReadFile(path);
   if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
   const std::string text = contents.ok() ? std::move(*contents) : std::string();
-  absl::StatusOr<Recovered> parsed = Parse(text, path);
-  if (!parsed.ok()) return parsed.status();
-  *recovered = std::move(*parsed);
-  std::vector<uint64_t> line_ends = recovered->line_ends;
+  absl::StatusOr<Recovered> recovered = Parse(text, path);
+  if (!recovered.ok()) return recovered.status();
+  recovered->missing = !contents.ok();
+  recovered->file_bytes = text.size();
+  return recovered;
+}
 
+absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
+                                                       const Recovered& recovered, Env* env) {
+  if (absl::Status status = env->CreateDir(dir); !status.ok()) return status;
+  const std::string path = dir + "/logs.txt";
   absl::StatusOr<std::unique_ptr<WritableFile>> opened = env->OpenWritable(path, false);
   if (!opened.ok()) return opened.status();
-  auto file = std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, std::move(line_ends)));
+  auto file = std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, recovered.line_ends));
   // Cut the torn tail off for good, so that appends start at a line boundary.
   const uint64_t good = file->End();
-  if (good != text.size()) {
+  if (good != recovered.file_bytes) {
     if (absl::Status status = file->file_->Truncate(good); !status.ok()) return status;
   }
   if (absl::Status status = file->Sync(); !status.ok()) return status;
   if (absl::Status status = env->SyncDir(dir); !status.ok()) return status;
   file->file_size_ = good;
   return file;
+}
+
+absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
+                                                       Recovered* recovered, Env* env) {
+  absl::StatusOr<Recovered> read = Read(dir, env);
+  if (!read.ok()) return read.status();
+  *recovered = std::move(*read);
+  return Open(dir, *recovered, env);
 }
 
 LogFile::LogFile(std::unique_ptr<WritableFile> file, std::string path,
@@ -163,7 +299,7 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
       return absl::InternalError("append at index " + std::to_string(entry.index) + " after " +
                                  std::to_string(LastIndex() + ends.size()));
     }
-    absl::StatusOr<std::string> line = FormatEntryLine(entry);
+    absl::StatusOr<std::string> line = FormatRecord(entry, /*starts_write=*/ends.empty());
     if (!line.ok()) return line.status();
     buffer += *line;
     buffer += '\n';

@@ -1,12 +1,14 @@
 // logs.txt: the node's Raft log as text, one entry a line, the line number being the log index.
+// The grammar, the checksum and the recovery rules are specified once, in docs/file-formats.md
+// ("logs.txt"); in short:
 //
-//   NO-OP <term>
-//   SET <key> <value> <term>
-//   SET <key> <value> session=<client_id>:<sequence> <term>
+//   NO-OP <term> [index=<n>] crc=<8 hex>
+//   SET <key> <value> [session=<client_id>:<sequence>] <term> [index=<n>] crc=<8 hex>
 //
-// Keys and values are escaped (escape.h), so plain words appear verbatim: `NO-OP 0`,
-// `SET name1 Jaggu 0`. The session field appears only for requests made in a client session; it
-// is part of the replicated state (the exactly-once table is rebuilt from it on restart).
+// `crc` is a CRC-32 of "<index> " and the line before " crc=", so damage anywhere in a line, or
+// a line at the wrong place, is told from an intact one. The first line of every write carries
+// its `index`: after a crash only the last write (not yet synced) can be torn, so an intact line
+// that starts a write, found after a damaged one, proves the damage is not a torn tail.
 //
 // Durability: Append() writes, Sync() makes everything written so far durable (fdatasync); the
 // node acknowledges nothing before Sync() returns. A conflicting suffix is removed with
@@ -17,20 +19,13 @@
 //
 // Preallocation: while the node runs, logs.txt is grown ahead of the entries in steps of
 // kPreallocateBytes (fallocate), so an append does not change the file's size and its fdatasync
-// has no new size to journal; the blocks are allocated ahead too (ext4 still records, once per
-// 4 KiB block, that a block has been written). On this machine's ext4 that took a sync from about
-// 175 µs to about 110 µs; etcd preallocates its WAL for the same reason. The unwritten tail reads
-// as zero bytes, which no entry line contains (escape.h). A clean close cuts the tail off, so a
-// stopped node's logs.txt is plain text; after a crash the next Open cuts it off.
-//
-// Recovery: a last line without its newline is a write torn by a crash; it is dropped with a
-// warning (it was never synced, so never acknowledged). So is everything from the first zero byte
-// on: a sync makes every byte before the end durable, so a zero byte can only stand where a write
-// had not reached the disk, and every byte after it was written later still. Any other malformed
-// line stops the node with `logs.txt:LINE: what is wrong`: good data is never silently cut away.
+// has no new size to journal. The unwritten tail reads as zero bytes, which no line contains. A
+// clean close cuts the tail off, so a stopped node's logs.txt is plain text; after a crash the
+// next Open cuts it off.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,8 +35,22 @@
 
 namespace raftkv::storage {
 
-absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry);  // without the newline
+// The entry's own text, "SET name1 Jaggu 0" (no index, checksum or newline): what operators read.
+absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry);
 absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index);
+
+// A whole line of logs.txt (without the newline): the entry's text, `index=` when it starts a
+// write, and the checksum.
+absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write);
+struct Record {
+  raft::Entry entry;
+  bool starts_write = false;  // carries index=
+  bool checksummed = false;   // false only for lines written before checksums existed
+};
+// Parses and verifies a line standing at `position` (nullopt: unknown, then the line must carry
+// index= and a checksum). Lines without a checksum are accepted only if `legacy_allowed`.
+absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex> position,
+                                   bool legacy_allowed);
 
 class LogFile {
  public:
@@ -51,14 +60,25 @@ class LogFile {
     std::vector<raft::Entry> entries;
     std::vector<std::string> warnings;  // for dump.txt
     std::vector<uint64_t> line_ends;    // byte offset just past each entry's line
+    bool missing = false;               // there was no logs.txt
+    uint64_t file_bytes = 0;            // the file's size, zero tail and torn bytes included
   };
 
-  // Parses the text of a logs.txt (`path` names it in errors); changes nothing on disk.
+  // Parses the text of a logs.txt (`path` names it in errors) by the recovery rules of
+  // docs/file-formats.md: a damaged tail is dropped with a warning, damage followed by an intact
+  // write is DataLoss. Changes nothing on disk.
   static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path);
 
-  // Opens (creating if needed) `dir`/logs.txt, recovers its entries and makes what it recovered
-  // durable (after a kill -9 the file may hold writes that are only in the page cache: the node
-  // is about to act on them, so they must not vanish in a later power loss).
+  // Reads and parses `dir`/logs.txt; changes nothing on disk.
+  static absl::StatusOr<Recovered> Read(const std::string& dir, Env* env = PosixEnv());
+  // Opens (creating if needed) `dir`/logs.txt as `recovered` from Read() found it, cuts off the
+  // torn tail, and makes what was recovered durable (after a kill -9 the file may hold writes
+  // that are only in the page cache: the node is about to act on them, so they must not vanish in
+  // a later power loss).
+  static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
+                                                       const Recovered& recovered,
+                                                       Env* env = PosixEnv());
+  // Read, then Open.
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
                                                        Recovered* recovered,
                                                        Env* env = PosixEnv());

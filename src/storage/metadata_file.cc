@@ -1,5 +1,8 @@
 #include "storage/metadata_file.h"
 
+#include <zlib.h>
+
+#include <cstdio>
 #include <vector>
 
 #include "storage/escape.h"
@@ -16,12 +19,42 @@ absl::Status LineError(const std::string& path, size_t line, const std::string& 
 
 }  // namespace
 
+uint32_t Crc(std::string_view bytes) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
+                                     reinterpret_cast<const Bytef*>(bytes.data()),
+                                     static_cast<uInt>(bytes.size())));
+}
+
 std::string FormatMetadata(const raft::HardState& state) {
-  return "# raftkv node metadata (replaced atomically; do not edit while the node runs)\n"
-         "term " +
-         std::to_string(state.term) + "\n" + "voted_for " +
-         (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) +
-         "\n" + "commit_index " + std::to_string(state.commit_index) + "\n";
+  const std::string body =
+      "# raftkv node metadata (replaced atomically; do not edit while the node runs)\n"
+      "term " +
+      std::to_string(state.term) + "\n" + "voted_for " +
+      (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) +
+      "\n" + "commit_index " + std::to_string(state.commit_index) + "\n";
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", Crc(body));
+  return body + "crc " + crc + "\n";
+}
+
+absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardState& state,
+                                     uint64_t log_entries, bool log_missing) {
+  const std::string what_to_do =
+      ". The node refuses to start and changes nothing. Restore this node's directory from a "
+      "backup; if there is none, and every other node is intact, move the directory aside and "
+      "start the node empty (see docs/file-formats.md, Recovery)";
+  if (log_missing && state.term > 0) {
+    return absl::DataLossError(dir + "/logs.txt is missing, yet metadata.txt records term " +
+                               std::to_string(state.term) +
+                               ": the log this node acknowledged is gone" + what_to_do);
+  }
+  if (log_entries < state.commit_index) {
+    return absl::DataLossError(dir + "/logs.txt holds " + std::to_string(log_entries) +
+                               " entries, yet metadata.txt records " +
+                               std::to_string(state.commit_index) +
+                               " as committed: committed entries were lost" + what_to_do);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state, Env* env) {
@@ -36,9 +69,27 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env) {
   raft::HardState state;
   bool seen[3] = {false, false, false};
   const std::vector<std::string_view> lines = Split(*text, '\n');
-  for (size_t i = 0; i < lines.size(); ++i) {
+  size_t offset = 0;  // of lines[i] in the text
+  for (size_t i = 0; i < lines.size(); offset += lines[i].size() + 1, ++i) {
     const std::string_view line = lines[i];
     if (line.empty() || line[0] == '#') continue;
+    if (line.substr(0, 4) == "crc ") {
+      char expected[16];
+      std::snprintf(expected, sizeof expected, "%08x",
+                    Crc(std::string_view(*text).substr(0, offset)));
+      if (line.substr(4) != expected) {
+        return LineError(path, i + 1,
+                         "checksum mismatch (crc " + std::string(line.substr(4)) +
+                             ", the file's bytes give " + expected +
+                             "): the file is damaged; restore it from a backup (see "
+                             "docs/file-formats.md, Recovery)");
+      }
+      const std::string_view rest = std::string_view(*text).substr(offset + line.size());
+      if (rest.find_first_not_of('\n') != std::string_view::npos) {
+        return LineError(path, i + 1, "the crc line must be the last");
+      }
+      break;
+    }
     const size_t space = line.find(' ');
     const std::string_view key = line.substr(0, space);
     const std::string_view value =

@@ -5,8 +5,11 @@
 //   term 5
 //   voted_for 1
 //   commit_index 12
+//   crc 1a2b3c4d
 //
-// voted_for is a node id or `none`. A missing file is a fresh node (term 0, no vote).
+// voted_for is a node id or `none`; crc is a CRC-32 of every byte before its line (files written
+// before checksums have none). A missing file is a fresh node (term 0, no vote). The grammar is in
+// docs/file-formats.md.
 #pragma once
 
 #include <string>
@@ -21,5 +24,12 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env = 
 absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state,
                           Env* env = PosixEnv());
 std::string FormatMetadata(const raft::HardState& state);
+
+// The recovery rules that need both files (docs/file-formats.md, Recovery): DataLoss, saying what
+// to do, when logs.txt is missing but metadata.txt records a term (the node has run), or when the
+// log holds fewer entries than the commit index metadata.txt records (acknowledged entries were
+// lost). `log_entries` counts what logs.txt recovered; `log_missing` says there was none.
+absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardState& state,
+                                     uint64_t log_entries, bool log_missing);
 
 }  // namespace raftkv::storage

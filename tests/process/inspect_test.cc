@@ -32,7 +32,7 @@ class InspectTest : public ::testing::Test {
     dir_ = mkdtemp(pattern);
     node_ = dir_ + "/logs_node_0";
     std::filesystem::create_directories(node_);
-    Write("metadata.txt", "term 2\nvoted_for 0\ncommit_index 2\n");
+    Write("metadata.txt", "term 2\nvoted_for 0\ncommit_index 1\n");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   void Write(const std::string& name, const std::string& text) {
@@ -45,7 +45,7 @@ TEST_F(InspectTest, ValidDirectoryIsSummarised) {
   Write("logs.txt", "NO-OP 1\nSET name1 Jaggu session=5:1 1\nNO-OP 2\n");
   Output out = RunInspect(dir_);
   EXPECT_EQ(out.exit_code, 0) << out.text;
-  EXPECT_NE(out.text.find("term 2, voted_for 0, commit_index 2"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("term 2, voted_for 0, commit_index 1"), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("3 entries (2 NO-OP, 1 SET), terms 1..2, 1 sessions"), std::string::npos)
       << out.text;
   EXPECT_NE(out.text.find("SET name1 Jaggu session=5:1 1"), std::string::npos);
@@ -71,6 +71,23 @@ TEST_F(InspectTest, DamageIsReportedWithFileAndLine) {
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_NE(out.text.find("newer than metadata.txt"), std::string::npos) << out.text;
   EXPECT_EQ(RunInspect("/nonexistent-raftkv").exit_code, 2);
+}
+
+// The node's recovery rules: fewer entries than the recorded commit index, or no logs.txt at all
+// for a node that has run, is data loss, reported with what to do.
+TEST_F(InspectTest, ALogShorterThanTheCommitIndexIsDataLoss) {
+  Write("metadata.txt", "term 2\nvoted_for 0\ncommit_index 3\n");
+  Write("logs.txt", "NO-OP 1\nNO-OP 2\n");
+  Output out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.text.find("holds 2 entries, yet metadata.txt records 3 as committed"),
+            std::string::npos)
+      << out.text;
+  std::filesystem::remove(node_ + "/logs.txt");
+  out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.text.find("logs.txt is missing"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("Restore this node's directory from a backup"), std::string::npos);
 }
 
 }  // namespace

@@ -128,6 +128,63 @@ TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {
   }
 }
 
+// Damaged files on 2 of 3 nodes (a NUL byte in the middle of one logs.txt, another deleted):
+// those nodes refuse to start, saying where and what to do, and the cluster never answers a GET
+// with a missing or wrong acknowledged value. (Defect: the NUL byte dropped every later line as a
+// "torn tail" and the deleted log started empty; acknowledged writes were lost for good.)
+TEST(NodeProcess, DamagedLogsOnTwoNodesAreRefusedAndNothingIsLost) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  std::map<std::string, std::string> acknowledged;
+  for (uint64_t i = 1; i <= 50; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (cluster.Request(Set(key, "v" + std::to_string(i), 77, i))) acknowledged[key] = "v" + std::to_string(i);
+  }
+  ASSERT_EQ(acknowledged.size(), 50u);
+  for (int id = 0; id < 3; ++id) cluster.Kill(id, SIGTERM);
+  const int nul_node = (leader + 1) % 3;
+  const int deleted_node = (leader + 2) % 3;
+  const auto dir = [&](int id) { return cluster.dir() + "/logs_node_" + std::to_string(id); };
+  {
+    std::fstream file(dir(nul_node) + "/logs.txt", std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(0, std::ios::end);
+    const std::streamoff size = file.tellg();
+    ASSERT_GT(size, 1000);
+    file.seekp(size / 2);
+    file.put('\0');
+  }
+  ASSERT_TRUE(std::filesystem::remove(dir(deleted_node) + "/logs.txt"));
+  for (int id = 0; id < 3; ++id) cluster.Start(id);
+  std::optional<int> nul_exit, deleted_exit;
+  for (int i = 0; i < 250 && !(nul_exit && deleted_exit); ++i) {
+    std::this_thread::sleep_for(milliseconds(20));
+    if (!nul_exit) nul_exit = cluster.Exited(nul_node);
+    if (!deleted_exit) deleted_exit = cluster.Exited(deleted_node);
+  }
+  ASSERT_TRUE(nul_exit && deleted_exit) << "nodes with damaged logs must refuse to start";
+  EXPECT_TRUE(WIFEXITED(*nul_exit) && WEXITSTATUS(*nul_exit) != 0);
+  EXPECT_TRUE(WIFEXITED(*deleted_exit) && WEXITSTATUS(*deleted_exit) != 0);
+  EXPECT_NE(cluster.Output(nul_node).find("logs.txt:"), std::string::npos)
+      << cluster.Output(nul_node);
+  EXPECT_NE(cluster.Output(nul_node).find("Restore this node's directory"), std::string::npos);
+  EXPECT_NE(cluster.Output(deleted_node).find("logs.txt is missing"), std::string::npos)
+      << cluster.Output(deleted_node);
+  // The intact node alone cannot serve; whatever it answers must be right.
+  int answered = 0;
+  for (const auto& [key, value] : acknowledged) {
+    if (auto got = cluster.Request(Get(key), milliseconds(100))) {
+      ++answered;
+      EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
+      EXPECT_EQ(got->data(), value);
+    }
+  }
+  EXPECT_EQ(answered, 0) << "one node of three cannot hold a lease";
+  EXPECT_TRUE(cluster.running(leader)) << cluster.Output(leader);
+  // The damaged files are as they were: the refusal changed nothing.
+  EXPECT_FALSE(std::filesystem::exists(dir(deleted_node) + "/logs.txt"));
+}
+
 // ServeClientStream as docs/api.md describes it: a batch of requests, answered by id (in any
 // order), each with the reply the unary call would give; the node finishes the stream cleanly
 // once the client has closed its side and everything is answered.

@@ -57,11 +57,24 @@ class ProcessCluster {
       for (std::string& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);
       freopen((dir_ + "/node" + std::to_string(id) + ".out").c_str(), "a", stdout);
+      dup2(fileno(stdout), fileno(stderr));  // start-up errors land in the same file
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned nodes if the test dies
       execv(argv[0], argv.data());
       _exit(127);
     }
     pids_[id] = pid;
+  }
+  // The node's exit status if it has exited (it is then no longer running), else nullopt.
+  std::optional<int> Exited(int id) {
+    if (pids_[id] <= 0) return std::nullopt;
+    int status = 0;
+    if (waitpid(pids_[id], &status, WNOHANG) != pids_[id]) return std::nullopt;
+    pids_[id] = -1;
+    return status;
+  }
+  std::string Output(int id) const {
+    std::ifstream file(dir_ + "/node" + std::to_string(id) + ".out");
+    return std::string(std::istreambuf_iterator<char>(file), {});
   }
   // Returns the wait status.
   int Kill(int id, int signal) {
