@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
       storage::LogFile::Open(options.dir, *recovered, env);
   if (!log.ok()) return log.status();
-  if (options.raft.injected_bug == raft::InjectedBug::kOneSyncForCutAndAppend) {
+  if (options.raft.Injected(raft::InjectedBug::kOneSyncForCutAndAppend)) {
     (*log)->SyncTruncationsForTesting(false);
   }
   if (events != nullptr) {
@@ -217,7 +217,7 @@ void Replica::ProcessReadies(TimePoint now) {
     // at those indexes, about to be cut). MaybeSaveCommitIndex records it once the log is synced.
     if (ready.hard_state) {
       raft::HardState state = *ready.hard_state;
-      state.commit_index = options_.raft.injected_bug == raft::InjectedBug::kSaveCommitBeforeLogCut
+      state.commit_index = options_.raft.Injected(raft::InjectedBug::kSaveCommitBeforeLogCut)
                                ? std::min(ready.commit_index, log_->LastIndex())
                                : saved_.commit_index;
       if (absl::Status s = storage::SaveMetadata(options_.dir, state, env_); !s.ok()) {

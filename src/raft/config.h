@@ -57,6 +57,8 @@ struct RaftConfig {
   int max_inflight_appends = 8;  // pipelined AppendEntries per follower
 
   InjectedBug injected_bug = InjectedBug::kNone;
+  // Whether `bug` is switched on: every deliberate bug is asked for through here.
+  bool Injected(InjectedBug bug) const { return injected_bug == bug; }
 
   Duration EffectiveElectionTimeoutMax() const {
     return election_timeout_max.count() > 0 ? election_timeout_max : 2 * election_timeout_min;

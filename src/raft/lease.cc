@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "raft/quorum.h"
 #include "raft/raft_node.h"
 
 namespace raftkv::raft {
@@ -28,10 +29,7 @@ std::optional<TimePoint> RaftNode::QuorumAckedSendTime(TimePoint now) const {
     if (peer == config_.id) continue;
     if (progress_[peer].acked_sent_at) acked.push_back(*progress_[peer].acked_sent_at);
   }
-  if (static_cast<int>(acked.size()) < Majority()) return std::nullopt;
-  std::nth_element(acked.begin(), acked.begin() + (Majority() - 1), acked.end(),
-                   std::greater<TimePoint>());
-  return acked[Majority() - 1];
+  return QuorumValue(std::move(acked), config_.cluster_size);
 }
 
 std::optional<TimePoint> RaftNode::LeaseExpiry(TimePoint now) const {
@@ -55,10 +53,10 @@ Duration RaftNode::LeaseRemaining(TimePoint now) const {
 
 std::optional<LeaseWindow> RaftNode::CurrentLeaseWindow() const {
   if (role_ != Role::kLeader) return std::nullopt;
-  if (config_.injected_bug == InjectedBug::kReadWithoutLease) {
+  if (config_.Injected(InjectedBug::kReadWithoutLease)) {
     return LeaseWindow{last_now_, TimePoint::max()};
   }
-  if (applied_index_ < noop_index_ && config_.injected_bug != InjectedBug::kSkipNoopBeforeRead) {
+  if (applied_index_ < noop_index_ && !config_.Injected(InjectedBug::kSkipNoopBeforeRead)) {
     return std::nullopt;
   }
   std::optional<TimePoint> expiry = LeaseExpiry(last_now_);
@@ -73,7 +71,7 @@ void RaftNode::CheckLeaseRenewal(TimePoint now) {
   if (Majority() == 1) return;
   // The read-without-lease bug models Raft without leases, where nothing makes a cut-off leader
   // give up until it hears of a higher term: it goes on serving reads, stale ones included.
-  if (config_.injected_bug == InjectedBug::kReadWithoutLease) return;
+  if (config_.Injected(InjectedBug::kReadWithoutLease)) return;
   // Measured from when we became leader until a majority first answers, then from the newest
   // round a majority acknowledged: a leader cut off from its majority steps down once its lease
   // can no longer be renewed, instead of lingering as a leader that can do nothing.

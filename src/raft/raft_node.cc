@@ -147,13 +147,13 @@ LeaseReadResult RaftNode::LeaseRead(TimePoint now) const {
     return result;
   }
   result.read_index = commit_index_;
-  if (config_.injected_bug == InjectedBug::kReadWithoutLease) return result;
+  if (config_.Injected(InjectedBug::kReadWithoutLease)) return result;
   if (!OldLeasesExpired(now)) {
     result.refusal = ReadRefusal::kWaitingForOldLease;
   } else if (!LeaseValid(now)) {
     result.refusal = ReadRefusal::kNoLease;
   } else if (applied_index_ < noop_index_ &&
-             config_.injected_bug != InjectedBug::kSkipNoopBeforeRead) {
+             !config_.Injected(InjectedBug::kSkipNoopBeforeRead)) {
     // Until our NO-OP is applied we may not know every committed entry (§8, thesis §6.4).
     result.refusal = ReadRefusal::kNoopNotApplied;
   }
@@ -191,7 +191,7 @@ void RaftNode::BecomeLeader(TimePoint now) {
   role_ = Role::kLeader;
   leader_id_ = config_.id;
   leader_since_ = now;
-  if (config_.injected_bug == InjectedBug::kSkipOldLeaseWait) old_lease_wait_end_ = now;
+  if (config_.Injected(InjectedBug::kSkipOldLeaseWait)) old_lease_wait_end_ = now;
   for (Progress& progress : progress_) {
     progress = Progress{};
     progress.next_index = log_.LastIndex() + 1;
@@ -281,7 +281,7 @@ Ready RaftNode::TakeReady() {
 HardState RaftNode::HardStateToPersist() const {
   HardState state{current_term_, voted_for_, commit_index_};
   // The injected bug keeps only self-votes: a vote for another node is lost in a crash.
-  if (config_.injected_bug == InjectedBug::kForgetToPersistVote && voted_for_ != config_.id) {
+  if (config_.Injected(InjectedBug::kForgetToPersistVote) && voted_for_ != config_.id) {
     state.voted_for = kNoNode;
   }
   return state;
@@ -307,7 +307,26 @@ TimePoint RaftNode::NextDeadline() const {
   return deadline;
 }
 
-void RaftNode::CheckInvariants() const {
+void RaftNode::CheckInvariants() {
+  // Across time (LogCabin's checkDelta), against what the last check saw.
+  InvariantSnapshot& last = last_checked_;
+  RAFTKV_CHECK(current_term_ >= last.term, "the current term never decreases");
+  RAFTKV_CHECK(commit_index_ >= last.commit_index, "the commit index never decreases");
+  if (current_term_ == last.term) {
+    RAFTKV_CHECK(last.voted_for == kNoNode || voted_for_ == last.voted_for,
+                 "a vote, once cast in a term, never changes in it (§5.2)");
+    RAFTKV_CHECK(leader_id_ == kNoNode || last.leader == kNoNode || leader_id_ == last.leader,
+                 "a term has at most one leader, so a node learns at most one (§5.2)");
+  }
+  last.term = current_term_;
+  last.commit_index = commit_index_;
+  last.voted_for = voted_for_;
+  if (current_term_ != last.leader_term) {
+    last.leader_term = current_term_;
+    last.leader = kNoNode;
+  }
+  if (leader_id_ != kNoNode) last.leader = leader_id_;
+
   RAFTKV_CHECK(commit_index_ <= log_.LastIndex(), "commitIndex never exceeds the log");
   RAFTKV_CHECK(applied_index_ <= commit_index_, "lastApplied never exceeds commitIndex");
   RAFTKV_CHECK(log_.StableIndex() <= log_.LastIndex(), "the durable prefix lies inside the log");

@@ -33,6 +33,7 @@
 #include "common/rng.h"
 #include "raft/config.h"
 #include "raft/progress.h"
+#include "raft/quorum.h"
 #include "raft/raft_log.h"
 #include "raft/ready.h"
 
@@ -122,10 +123,11 @@ class RaftNode {
   void BecomeLeader(TimePoint now);
   void ResetElectionTimer(TimePoint now);
   void SetTerm(Term term);
-  int Majority() const { return config_.cluster_size / 2 + 1; }
+  int Majority() const { return MajorityOf(config_.cluster_size); }
   void Send(NodeId to, MessageBody body);
   void Emit(Event::Kind kind, NodeId peer, Term term, Duration duration = Duration(0));
-  void CheckInvariants() const;
+  // The invariants of one node (docs/design.md §5), now and against the last check.
+  void CheckInvariants();
   HardState HardStateToPersist() const;
 
   // Elections (election.cc).
@@ -181,6 +183,16 @@ class RaftNode {
   TimePoint known_lease_end_{};
   // Leader/candidate: leases of earlier leaders end by this instant; nothing commits before it.
   TimePoint old_lease_wait_end_{};
+
+  // What CheckInvariants saw last, to check what may never change or go back within a term.
+  struct InvariantSnapshot {
+    Term term = 0;
+    LogIndex commit_index = 0;
+    NodeId voted_for = kNoNode;
+    Term leader_term = 0;
+    NodeId leader = kNoNode;  // the leader this node learned of in leader_term, if any
+  };
+  InvariantSnapshot last_checked_;
 
   // Ready bookkeeping.
   HardState last_persisted_hard_state_;

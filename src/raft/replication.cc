@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "raft/quorum.h"
 #include "raft/raft_node.h"
 
 namespace raftkv::raft {
@@ -120,7 +121,7 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
         if (log_.TermAt(entry.index) == entry.term) continue;  // already have it (a duplicate)
         // §5.3: a conflicting entry and all that follow it go. A committed entry never
         // conflicts (Leader Completeness, §5.4.3).
-        if (config_.injected_bug == InjectedBug::kNone) {
+        if (config_.Injected(InjectedBug::kNone)) {
           RAFTKV_CHECK(entry.index > commit_index_, "a committed entry would be truncated");
         }
         log_.TruncateFrom(entry.index);
@@ -197,14 +198,12 @@ void RaftNode::MaybeAdvanceCommit(TimePoint now) {
   for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
     if (peer != config_.id) matches.push_back(progress_[peer].match_index);
   }
-  std::nth_element(matches.begin(), matches.begin() + (Majority() - 1), matches.end(),
-                   std::greater<LogIndex>());
-  const LogIndex replicated = matches[Majority() - 1];
+  const LogIndex replicated = *QuorumValue(std::move(matches), config_.cluster_size);
   if (replicated <= commit_index_) return;
   // §5.4.2: only an entry of the current term commits by counting replicas; earlier entries
   // commit indirectly with it (Figure 8 shows why).
   if (log_.TermAt(replicated) != current_term_ &&
-      config_.injected_bug != InjectedBug::kCommitOldTermByCount) {
+      !config_.Injected(InjectedBug::kCommitOldTermByCount)) {
     return;
   }
   commit_index_ = replicated;

@@ -119,8 +119,7 @@ TEST(Election, LeaderStepsDownOnHigherTerm) {
   const NodeId leader = cluster.ElectLeader();
   const Term term = cluster.node(leader).term();
   const NodeId other = (leader + 1) % 3;
-  cluster.node(leader).Step(Vote(other, leader, term + 1, 0, 0), cluster.now());
-  cluster.Process(leader);
+  cluster.Step(Vote(other, leader, term + 1, 0, 0));
   EXPECT_EQ(cluster.node(leader).role(), Role::kFollower);
   EXPECT_EQ(cluster.node(leader).term(), term + 1);
 }
@@ -146,7 +145,7 @@ TEST(Election, ClusterElectsOneLeaderWhoCommitsANoop) {
 TEST(Election, SingleNodeElectsItselfAndCommits) {
   TestCluster cluster(1);
   EXPECT_EQ(cluster.ElectLeader(), 0);
-  ProposeResult result = cluster.node(0).Propose("x", cluster.now());
+  ProposeResult result = cluster.Propose(0, "x");
   ASSERT_TRUE(result.accepted);
   cluster.Process(0);
   EXPECT_EQ(cluster.node(0).commit_index(), result.index);

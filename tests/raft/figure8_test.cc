@@ -30,7 +30,7 @@ std::optional<std::string> RunFigure8(InjectedBug bug) {
   // (a) S0 leads and appends X, which reaches only S1.
   if (!until_leader(0, only_candidate(0, nullptr))) return "setup: S0 not elected";
   cluster.Run(100, only_candidate(0, nullptr));  // NO-OP committed everywhere
-  cluster.node(0).Propose("X", cluster.now());
+  cluster.Propose(0, "X");
   cluster.Process(0);
   auto s0_to_s1_only = [](const Message& m) {
     return m.from == 0 && std::holds_alternative<AppendEntries>(m.body) && m.to != 1;
@@ -43,7 +43,7 @@ std::optional<std::string> RunFigure8(InjectedBug bug) {
            (m.from == 4 && std::holds_alternative<AppendEntries>(m.body));
   };
   if (!until_leader(4, only_candidate(4, isolate_s1_and_mute_s4))) return "setup: S4 not elected";
-  cluster.node(4).Propose("Y", cluster.now());
+  cluster.Propose(4, "Y");
   cluster.Process(4);
   cluster.Crash(4);
   // (c) S0 restarts and wins again; X reaches S2 and S3, but S0's new NO-OP reaches no one.

@@ -109,7 +109,7 @@ TEST(Lease, EchoesFromBeforeLeadershipDoNotCount) {
 TEST(Lease, LeaseIsDatedFromSendTimeAndExpiresWithoutRenewal) {
   TestCluster cluster(3);
   const NodeId leader = cluster.ElectLeader();
-  RaftNode& node = cluster.node(leader);
+  const RaftNode& node = cluster.node(leader);
   const TimePoint cut = cluster.now();
   auto isolate = [&](const Message& m) { return m.from == leader || m.to == leader; };
   // The last acknowledged round left at or before `cut`; 80 ms × 0.99/1.01 ≈ 78.4 ms later the
@@ -150,11 +150,17 @@ TEST(Lease, FollowersRedirectReads) {
 TEST(Lease, DeposedLeaderReportsItsOwnLease) {
   TestCluster cluster(3);
   const NodeId leader = cluster.ElectLeader();
-  RaftNode& node = cluster.node(leader);
-  const Duration remaining = node.LeaseRemaining(cluster.now());
+  const Duration remaining = cluster.node(leader).LeaseRemaining(cluster.now());
   ASSERT_GT(remaining.count(), 0);
-  const Duration reported = VoteReplyLease(node, (leader + 1) % 3, node.term() + 1, cluster.now());
-  EXPECT_GE(reported, remaining);
+  const NodeId candidate = (leader + 1) % 3;
+  cluster.in_flight().clear();
+  cluster.Step(Message{candidate, leader, cluster.node(leader).term() + 1, RequestVote{100, 100}});
+  std::optional<Duration> reported;
+  for (const Message& m : cluster.in_flight()) {
+    if (const auto* reply = std::get_if<RequestVoteReply>(&m.body)) reported = reply->old_lease_remaining;
+  }
+  ASSERT_TRUE(reported.has_value()) << "no vote reply";
+  EXPECT_GE(*reported, remaining);
 }
 
 }  // namespace

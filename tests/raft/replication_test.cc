@@ -12,7 +12,7 @@ TEST(Replication, CommittedEntriesAreAppliedEverywhereInOrder) {
   TestCluster cluster(3);
   const NodeId leader = cluster.ElectLeader();
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(cluster.node(leader).Propose("cmd" + std::to_string(i), cluster.now()).accepted);
+    ASSERT_TRUE(cluster.Propose(leader, "cmd" + std::to_string(i)).accepted);
   }
   cluster.Process(leader);
   cluster.Run(50);
@@ -21,7 +21,7 @@ TEST(Replication, CommittedEntriesAreAppliedEverywhereInOrder) {
     LogIndex expected_index = 1;
     for (const Entry& entry : cluster.applied(id)) {
       EXPECT_EQ(entry.index, expected_index++) << "applied out of order or twice";
-      if (entry.type == EntryType::kCommand) commands.push_back(entry.data);
+      if (entry.type == EntryType::kCommand) commands.push_back(Payload(entry));
     }
     ASSERT_EQ(commands.size(), 20u) << "node " << id;
     EXPECT_EQ(commands.front(), "cmd0");
@@ -34,7 +34,7 @@ TEST(Replication, FollowerRefusesProposalWithLeaderHint) {
   TestCluster cluster(3);
   const NodeId leader = cluster.ElectLeader();
   const NodeId follower = (leader + 1) % 3;
-  ProposeResult result = cluster.node(follower).Propose("x", cluster.now());
+  ProposeResult result = cluster.Propose(follower, "x");
   EXPECT_FALSE(result.accepted);
   EXPECT_EQ(result.leader_hint, leader);
 }
@@ -44,8 +44,10 @@ TEST(Replication, ConcurrentProposalsShareOneAppendEntries) {
   TestCluster cluster(3);
   const NodeId leader = cluster.ElectLeader();
   cluster.Run(30);
-  for (int i = 0; i < 100; ++i) cluster.node(leader).Propose("v", cluster.now());
-  Ready ready = cluster.node(leader).TakeReady();
+  for (int i = 0; i < 100; ++i) cluster.Propose(leader, "v");
+  cluster.RecordReadies();
+  cluster.Process(leader);
+  const Ready ready = cluster.TakeReadies(leader).at(0);
   int appends = 0;
   for (const Message& m : ready.messages) {
     if (!IsAppend(m)) continue;
@@ -54,7 +56,6 @@ TEST(Replication, ConcurrentProposalsShareOneAppendEntries) {
   }
   EXPECT_EQ(appends, 2);
   EXPECT_EQ(ready.entries.size(), 100u) << "the leader persists the batch with one write";
-  cluster.node(leader).Advance(ready);
 }
 
 // Pipelining: the leader keeps up to max_inflight_appends requests in flight per follower without
@@ -66,22 +67,27 @@ TEST(Replication, PipelineIsBoundedByInflightWindow) {
   });
   const NodeId leader = cluster.ElectLeader();
   cluster.Run(30);
-  for (int i = 0; i < 20; ++i) cluster.node(leader).Propose("v", cluster.now());
-  Ready ready = cluster.node(leader).TakeReady();
+  for (int i = 0; i < 20; ++i) cluster.Propose(leader, "v");
+  cluster.RecordReadies();
+  cluster.Process(leader);
   int appends_to_one_peer = 0;
   const NodeId peer = (leader + 1) % 3;
-  for (const Message& m : ready.messages) appends_to_one_peer += IsAppend(m) && m.to == peer;
-  EXPECT_EQ(appends_to_one_peer, 3);
-  cluster.node(leader).Advance(ready);
+  for (const Ready& ready : cluster.TakeReadies(leader)) {
+    for (const Message& m : ready.messages) appends_to_one_peer += IsAppend(m) && m.to == peer;
+  }
+  EXPECT_EQ(appends_to_one_peer, 3) << "no replies were delivered: the window stays full";
 }
 
 // The leader counts itself toward a majority only for entries on its own disk (§5.3 with the
 // thesis §10.2.1 parallel write): before Advance() nothing commits even if followers acked.
 TEST(Replication, LeaderCountsItselfOnlyAfterPersisting) {
-  TestCluster cluster(1);
-  cluster.ElectLeader();
-  RaftNode& node = cluster.node(0);
-  const ProposeResult proposal = node.Propose("x", cluster.now());
+  auto created = RaftNode::Create(TestConfig(0, 1), {}, At(0), 1);
+  ASSERT_TRUE(created.ok());
+  RaftNode& node = **created;
+  node.Tick(At(300));  // alone, it elects itself and appends its NO-OP
+  while (node.HasReady()) node.Advance(node.TakeReady());
+  ASSERT_EQ(node.role(), Role::kLeader);
+  const ProposeResult proposal = node.Propose("x", At(301));
   Ready ready = node.TakeReady();
   EXPECT_LT(node.commit_index(), proposal.index);
   node.Advance(ready);
@@ -96,13 +102,13 @@ TEST(Replication, ConflictingSuffixIsReplacedWithFewRoundTrips) {
   cluster.Run(30);
   // Isolate the leader and let it append 50 entries nobody else sees.
   const NodeId old_leader = leader;
-  for (int i = 0; i < 50; ++i) cluster.node(old_leader).Propose("lost", cluster.now());
+  for (int i = 0; i < 50; ++i) cluster.Propose(old_leader, "lost");
   cluster.Process(old_leader);
   auto isolate = [&](const Message& m) { return m.from == old_leader || m.to == old_leader; };
   cluster.Run(400, isolate);
   leader = *cluster.Leader();
   ASSERT_NE(leader, old_leader);
-  for (int i = 0; i < 5; ++i) cluster.node(leader).Propose("kept", cluster.now());
+  for (int i = 0; i < 5; ++i) cluster.Propose(leader, "kept");
   cluster.Process(leader);
   cluster.Run(20, isolate);
   // Heal: count the AppendEntries rejections the old leader sends while converging.
@@ -121,7 +127,7 @@ TEST(Replication, ConflictingSuffixIsReplacedWithFewRoundTrips) {
   const RaftLog& good = cluster.node(leader).log();
   ASSERT_EQ(fixed.LastIndex(), good.LastIndex());
   for (LogIndex i = 1; i <= good.LastIndex(); ++i) EXPECT_EQ(fixed.At(i), good.At(i));
-  for (const Entry& entry : cluster.applied(old_leader)) EXPECT_NE(entry.data, "lost");
+  for (const Entry& entry : cluster.applied(old_leader)) EXPECT_NE(Payload(entry), "lost");
 }
 
 // §5.4.2: "Raft never commits log entries from previous terms by counting replicas." A new

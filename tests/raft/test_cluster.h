@@ -1,5 +1,6 @@
-// A hand-driven cluster of real RaftNodes for unit tests: the test decides which messages are
-// delivered, when time passes, and who crashes. No threads, no sleeping: time is a number.
+// A hand-driven cluster for unit tests: real nodes — node::Replica, the unit the server and the
+// simulator run, each on a simulated disk — where the test decides which messages are delivered,
+// when time passes, and who crashes. No threads, no sleeping: time is a number.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,8 +9,11 @@
 #include <memory>
 #include <vector>
 
+#include "kv/command.h"
+#include "node/replica.h"
 #include "raft/raft_node.h"
 #include "sim/checkers.h"
+#include "sim/sim_disk.h"
 
 namespace raftkv::raft::testing {
 
@@ -27,55 +31,94 @@ inline RaftConfig TestConfig(NodeId id, int size) {
 
 inline TimePoint At(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
+// The key of the SET an applied entry carries ("" for a NO-OP): what a test proposed.
+inline std::string Payload(const Entry& entry) {
+  if (entry.type != EntryType::kCommand) return "";
+  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
+  return command.ok() ? command->key : "<undecodable>";
+}
+
 class TestCluster {
  public:
   explicit TestCluster(int size, std::function<void(RaftConfig&)> tweak = nullptr)
-      : size_(size), tweak_(std::move(tweak)), nodes_(size), disks_(size), applied_(size) {
+      : size_(size), tweak_(std::move(tweak)), nodes_(size) {
+    for (NodeId id = 0; id < size; ++id) {
+      nodes_[id].link = std::make_unique<Link>(this, id);
+      nodes_[id].disk = std::make_unique<sim::SimDisk>();
+    }
     for (NodeId id = 0; id < size; ++id) Start(id);
   }
 
-  RaftNode& node(NodeId id) { return *nodes_[id]; }
-  bool up(NodeId id) const { return nodes_[id] != nullptr; }
+  const RaftNode& node(NodeId id) const { return nodes_[id].replica->core(); }
+  node::Replica& replica(NodeId id) { return *nodes_[id].replica; }
+  bool up(NodeId id) const { return nodes_[id].replica != nullptr; }
   TimePoint now() const { return now_; }
-  const std::vector<Entry>& applied(NodeId id) const { return applied_[id]; }
+  const std::vector<Entry>& applied(NodeId id) const { return nodes_[id].applied; }
+  // From now on, keep every Ready the nodes' replicas carry out, for TakeReadies.
+  void RecordReadies() { record_readies_ = true; }
+  // Every Ready `id` carried out since the last call, oldest first.
+  std::vector<Ready> TakeReadies(NodeId id) { return std::move(nodes_[id].readies); }
   std::vector<Message>& in_flight() { return in_flight_; }
-  // Optional: the simulator's cross-node checker, fed after every Ready (see Figure 8 test).
+  // Optional: the simulator's cross-node checker, fed by every replica (see Figure 8 test).
   void AttachChecker(sim::SafetyChecker* checker) { checker_ = checker; }
 
   void Start(NodeId id) {
-    RaftConfig config = TestConfig(id, size_);
-    if (tweak_) tweak_(config);
-    auto created = RaftNode::Create(config, RecoveredState{disks_[id].hard_state, disks_[id].log},
-                                    now_, 1000 + id);
-    ASSERT_TRUE(created.ok()) << created.status();
-    nodes_[id] = std::move(*created);
-    applied_[id].clear();
-    if (checker_) checker_->OnRestart(id, disks_[id].log);
+    Node& n = nodes_[id];
+    node::ReplicaOptions options;
+    options.raft = TestConfig(id, size_);
+    if (tweak_) tweak_(options.raft);
+    options.dir = "/test/node" + std::to_string(id);
+    options.clock = [this] { return now_; };
+    options.on_fatal = [id](const absl::Status& status) {
+      ADD_FAILURE() << "node " << id << " failed: " << status;
+    };
+    auto opened = node::Replica::Open(std::move(options), n.disk.get(), n.link.get(),
+                                      n.link.get(), n.link.get(), now_, 1000 + id);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    n.replica = std::move(*opened);
+    n.applied.clear();
+    if (checker_) {
+      std::vector<Entry> log;
+      for (LogIndex i = 1; i <= node(id).log().LastIndex(); ++i) log.push_back(node(id).log().At(i));
+      checker_->OnRestart(id, log);
+    }
     Process(id);
   }
-  void Crash(NodeId id) { nodes_[id].reset(); }
+  // The process dies: what it wrote stays on its disk (a kill, not a power loss).
+  void Crash(NodeId id) {
+    nodes_[id].disk->PowerOff();
+    nodes_[id].replica.reset();
+    Rng rng(id);
+    nodes_[id].disk->Crash(sim::SimDisk::CrashKind::kProcess, rng);
+  }
 
-  // Runs every pending Ready of `id` the way the server does (ready.h's order).
+  // Proposes a SET of key `payload` on `id` (not yet processed: see Process).
+  ProposeResult Propose(NodeId id, const std::string& payload) {
+    ProposeResult result;
+    result.index = node(id).log().LastIndex() + 1;
+    result.term = node(id).term();
+    // A refusal is answered at once; an acceptance later (and ignored here).
+    auto refused = std::make_shared<std::optional<NodeId>>();
+    replica(id).Set(
+        kv::SetCommand{payload, "v", 0, 0},
+        [refused](const node::ClientResult& answer) {
+          if (answer.kind == node::ClientResult::Kind::kRejected) *refused = answer.leader_hint;
+        },
+        TimePoint::max(), now_);
+    result.accepted = !refused->has_value();
+    if (!result.accepted) result.leader_hint = **refused;
+    return result;
+  }
+  // Delivers `message` to its addressee now and processes what it causes.
+  void Step(const Message& message) {
+    if (!up(message.to)) return;
+    replica(message.to).Step(message, now_);
+    Process(message.to);
+  }
+
+  // Ends the node's turn: ticks it and carries out its Readies the way the server does.
   void Process(NodeId id) {
-    RaftNode* raft = nodes_[id].get();
-    while (raft && raft->HasReady()) {
-      Ready ready = raft->TakeReady();
-      Send(ready.messages);
-      if (checker_) checker_->OnLogChanged(id, ready);
-      Disk& disk = disks_[id];
-      if (ready.hard_state) disk.hard_state = *ready.hard_state;
-      disk.hard_state.commit_index = ready.commit_index;
-      if (ready.truncate_from) disk.log.resize(*ready.truncate_from - 1);
-      disk.log.insert(disk.log.end(), ready.entries.begin(), ready.entries.end());
-      Send(ready.messages_after_persist);
-      if (checker_) checker_->OnState(id, *raft);
-      for (const Entry& entry : ready.committed_entries) {
-        applied_[id].push_back(entry);
-        if (checker_) checker_->OnApplied(id, entry);
-      }
-      for (const Event& event : ready.events) events_.push_back({id, event});
-      raft->Advance(ready);
-    }
+    if (up(id)) replica(id).Process(now_);
   }
 
   // Delivers every message in flight (and what they cause) until the network is quiet, dropping
@@ -86,8 +129,7 @@ class TestCluster {
       batch.swap(in_flight_);
       for (const Message& message : batch) {
         if (!up(message.to) || (drop && drop(message))) continue;
-        nodes_[message.to]->Step(message, now_);
-        Process(message.to);
+        Step(message);
       }
     }
   }
@@ -96,16 +138,12 @@ class TestCluster {
   void Run(int64_t ms, std::function<bool(const Message&)> drop = nullptr) {
     for (int64_t i = 0; i < ms; ++i) {
       now_ += std::chrono::milliseconds(1);
-      for (NodeId id = 0; id < size_; ++id) {
-        if (!up(id)) continue;
-        nodes_[id]->Tick(now_);
-        Process(id);
-      }
+      for (NodeId id = 0; id < size_; ++id) Process(id);
       Deliver(drop);
     }
   }
 
-  std::optional<NodeId> Leader() {
+  std::optional<NodeId> Leader() const {
     std::optional<NodeId> leader;
     for (NodeId id = 0; id < size_; ++id) {
       if (up(id) && node(id).role() == Role::kLeader &&
@@ -133,22 +171,48 @@ class TestCluster {
   }
 
  private:
-  struct Disk {
-    HardState hard_state;
-    std::vector<Entry> log;
+  // The node's network, event log and checker hooks.
+  class Link : public node::PeerTransport, public node::EventSink, public node::ReplicaObserver {
+   public:
+    Link(TestCluster* cluster, NodeId id) : cluster_(cluster), id_(id) {}
+    void Send(const Message& message) override { cluster_->in_flight_.push_back(message); }
+    void RecordEvent(const Event& event) override { cluster_->events_.push_back({id_, event}); }
+    void RecordReceived(const std::string&) override {}
+    void RecordCommitted(bool, const std::string&) override {}
+    void RecordPeerError(NodeId) override {}
+    void Record(const std::string&) override {}
+    bool RecordsRequests() const override { return false; }
+    void OnReady(const Ready& ready) override {
+      if (cluster_->record_readies_) cluster_->nodes_[id_].readies.push_back(ready);
+      if (cluster_->checker_) cluster_->checker_->OnLogChanged(id_, ready);
+    }
+    void OnPersisted(const RaftNode& core) override {
+      if (cluster_->checker_) cluster_->checker_->OnState(id_, core);
+    }
+    void OnApplied(const Entry& entry) override {
+      cluster_->nodes_[id_].applied.push_back(entry);
+      if (cluster_->checker_) cluster_->checker_->OnApplied(id_, entry);
+    }
+
+   private:
+    TestCluster* cluster_;
+    NodeId id_;
   };
-  void Send(const std::vector<Message>& messages) {
-    in_flight_.insert(in_flight_.end(), messages.begin(), messages.end());
-  }
+  struct Node {
+    std::unique_ptr<Link> link;
+    std::unique_ptr<sim::SimDisk> disk;  // survives crashes
+    std::unique_ptr<node::Replica> replica;
+    std::vector<Entry> applied;
+    std::vector<Ready> readies;
+  };
 
   int size_;
   std::function<void(RaftConfig&)> tweak_;
-  std::vector<std::unique_ptr<RaftNode>> nodes_;
-  std::vector<Disk> disks_;
-  std::vector<std::vector<Entry>> applied_;
+  std::vector<Node> nodes_;
   std::vector<Message> in_flight_;
   std::vector<std::pair<NodeId, Event>> events_;
   sim::SafetyChecker* checker_ = nullptr;
+  bool record_readies_ = false;
   TimePoint now_ = At(1000);
 };
 
