@@ -8,6 +8,7 @@
 
 #include "kv/command.h"
 #include "node/replica.h"
+#include "raft/describe.h"
 
 namespace raftkv::sim {
 namespace {
@@ -206,9 +207,7 @@ void Simulator::NodeLink::Send(const raft::Message& message) {
 void Simulator::NodeLink::RecordEvent(const raft::Event& event) {
   if (Dead() || event.kind == raft::Event::Kind::kHeartbeatRound) return;  // too chatty to trace
   const node::Replica* replica = sim_->nodes_[id_].replica.get();
-  std::string line = "node " + std::to_string(id_) + " event " +
-                     std::to_string(static_cast<int>(event.kind)) +
-                     " peer=" + std::to_string(event.peer) + " term=" + std::to_string(event.term);
+  std::string line = "node " + std::to_string(id_) + " " + raft::Describe(event);
   if (replica != nullptr) {
     const raft::RaftNode& core = replica->core();
     line += " last=" + std::to_string(core.log().LastIndex()) + "/" +

@@ -159,6 +159,10 @@ class Replica {
   // the state machine to reach the read index.
   void Get(std::string key, ClientCallback done, TimePoint answer_by, TimePoint now);
   NodeStatus Status(TimePoint now) const;
+  // Starts an election now (RaftNode::Campaign).
+  void Campaign(TimePoint now) {
+    if (!failed_) core_->Campaign(now);
+  }
 
   // Ends a turn: ticks the core, carries out its Readies, publishes the lease window for the fast
   // path and answers requests past their answer_by.

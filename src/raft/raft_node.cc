@@ -123,6 +123,12 @@ void RaftNode::Step(const Message& message, TimePoint now) {
   CheckInvariants();
 }
 
+void RaftNode::Campaign(TimePoint now) {
+  AcceptInput(now);
+  if (role_ != Role::kLeader) StartElection(now);
+  CheckInvariants();
+}
+
 ProposeResult RaftNode::Propose(std::string command, TimePoint now) {
   AcceptInput(now);
   ProposeResult result;

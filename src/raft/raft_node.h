@@ -87,6 +87,9 @@ class RaftNode {
   void Tick(TimePoint now);
   void Step(const Message& message, TimePoint now);
   ProposeResult Propose(std::string command, TimePoint now);
+  // Starts an election now, as if the election timer had fired (etcd's MsgHup): for script tests,
+  // and the way leadership transfer will start one. A leader ignores it.
+  void Campaign(TimePoint now);
   LeaseReadResult LeaseRead(TimePoint now) const;
 
   // Output (see ready.h for the contract).

@@ -49,6 +49,7 @@ class TestCluster {
     for (NodeId id = 0; id < size; ++id) Start(id);
   }
 
+  int size() const { return size_; }
   const RaftNode& node(NodeId id) const { return nodes_[id].replica->core(); }
   node::Replica& replica(NodeId id) { return *nodes_[id].replica; }
   bool up(NodeId id) const { return nodes_[id].replica != nullptr; }
@@ -115,6 +116,10 @@ class TestCluster {
     replica(message.to).Step(message, now_);
     Process(message.to);
   }
+
+  // Moves the cluster's clock forward to `t` (never back), without processing anyone.
+  void AdvanceTo(TimePoint t) { now_ = std::max(now_, t); }
+  const std::vector<std::pair<NodeId, Event>>& events() const { return events_; }
 
   // Ends the node's turn: ticks it and carries out its Readies the way the server does.
   void Process(NodeId id) {
