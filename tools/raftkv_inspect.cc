@@ -26,7 +26,9 @@ using raftkv::raft::EntryType;
 // Validates and prints one node directory; returns whether it is valid.
 bool Inspect(const std::string& dir, bool all) {
   std::printf("%s\n", dir.c_str());
-  absl::StatusOr<raftkv::raft::HardState> metadata = raftkv::storage::LoadMetadata(dir);
+  bool metadata_checksummed = false;
+  absl::StatusOr<raftkv::raft::HardState> metadata =
+      raftkv::storage::LoadMetadata(dir, raftkv::storage::PosixEnv(), &metadata_checksummed);
   if (!metadata.ok()) {
     std::printf("  ERROR %s\n", std::string(metadata.status().message()).c_str());
     return false;
@@ -40,7 +42,7 @@ bool Inspect(const std::string& dir, bool all) {
   absl::StatusOr<raftkv::storage::LogFile::Recovered> log = raftkv::storage::LogFile::Read(dir);
   if (log.ok()) {
     if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
-            dir, *metadata, log->entries.size(), log->missing);
+            dir, *metadata, log->entries.size(), log->missing, metadata_checksummed);
         !status.ok()) {
       log = status;
     }

@@ -55,15 +55,26 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                                                        EventSink* events,
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed) {
-  // Both files are read and checked against each other before anything is changed on disk.
-  absl::StatusOr<raft::HardState> hard_state = storage::LoadMetadata(options.dir, env);
+  // Both files are read and checked against each other, and the core built from them, before
+  // anything is changed on disk.
+  bool metadata_checksummed = false;
+  absl::StatusOr<raft::HardState> hard_state =
+      storage::LoadMetadata(options.dir, env, &metadata_checksummed);
   if (!hard_state.ok()) return hard_state.status();
   absl::StatusOr<storage::LogFile::Recovered> recovered = storage::LogFile::Read(options.dir, env);
   if (!recovered.ok()) return recovered.status();
-  if (absl::Status status = storage::CheckLogAgainstMetadata(
-          options.dir, *hard_state, recovered->entries.size(), recovered->missing);
+  if (absl::Status status =
+          storage::CheckLogAgainstMetadata(options.dir, *hard_state, recovered->entries.size(),
+                                           recovered->missing, metadata_checksummed);
       !status.ok()) {
     return status;
+  }
+  absl::StatusOr<std::unique_ptr<raft::RaftNode>> core = raft::RaftNode::Create(
+      options.raft, raft::RecoveredState{*hard_state, std::move(recovered->entries)}, now,
+      rng_seed);
+  if (!core.ok()) {
+    return absl::Status(core.status().code(),
+                        options.dir + ": " + std::string(core.status().message()));
   }
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
       storage::LogFile::Open(options.dir, *recovered, env);
@@ -73,13 +84,6 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   }
   if (events != nullptr) {
     for (const std::string& warning : recovered->warnings) events->Record("WARNING " + warning);
-  }
-  absl::StatusOr<std::unique_ptr<raft::RaftNode>> core = raft::RaftNode::Create(
-      options.raft, raft::RecoveredState{*hard_state, std::move(recovered->entries)}, now,
-      rng_seed);
-  if (!core.ok()) {
-    return absl::Status(core.status().code(),
-                        options.dir + ": " + std::string(core.status().message()));
   }
   return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events,
                                               observer, std::move(*log), std::move(*core),
@@ -113,8 +117,9 @@ void Replica::Step(const raft::Message& message, TimePoint now) {
 }
 
 void Replica::StepRequest(const raft::Message& request, ReplyFn reply, TimePoint now) {
-  if (failed_) return reply(std::nullopt);
-  // The core answers every request it steps exactly once, in the order stepped per sender.
+  // The core answers every request it acts on exactly once, in the order stepped per sender; one
+  // it would ignore gets no reply, so it must not take a slot the next reply would fill.
+  if (failed_ || !core_->WillAct(request)) return reply(std::nullopt);
   reply_slots_[request.from].push_back(std::move(reply));
   core_->Step(request, now);
 }
@@ -409,9 +414,15 @@ void Replica::Shutdown() {
 }
 
 void Replica::Fatal(const absl::Status& status) {
-  // A node that cannot make its state durable must not go on acknowledging anything.
+  // A node that cannot make its state durable must not go on acknowledging anything, nor serve
+  // reads from a state it can no longer vouch for.
   Record("FATAL " + std::string(status.message()));
   failed_ = true;
+  {
+    WriterLock lock(&kv_mu_);
+    read_window_.reset();
+  }
+  published_window_.reset();
   if (options_.on_fatal) {
     options_.on_fatal(status);
   } else {

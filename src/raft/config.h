@@ -30,11 +30,15 @@ const char* InjectedBugName(InjectedBug bug);
 // What no correct node ever sends, so the RPC boundary (server/proto_convert.cc) refuses it and
 // the core ignores it:
 //   * a term above kMaxTerm: elections never get there (one a millisecond for 146,000 years), and
-//     staying this far below 2^64 means term + 1 can never wrap;
+//     staying this far below 2^64 means term + 1 can never wrap. No node ever holds a higher term:
+//     one that reached it would stop starting elections rather than go past it;
 //   * a duration (a lease asked for, a lease reported) above kMaxDuration: no timing setting may
 //     exceed it (Validate; etcd caps its election timeout at 50 s), so now + duration never
 //     overflows either.
 inline constexpr Term kMaxTerm = Term{1} << 62;
+// Nor does a correct peer's term run more than this far ahead of ours: 2^32 elections at one a
+// millisecond take 50 days. A forged message cannot push a term to kMaxTerm in one step.
+inline constexpr Term kMaxTermJump = Term{1} << 32;
 inline constexpr Duration kMaxDuration = std::chrono::seconds(60);
 
 struct RaftConfig {

@@ -7,6 +7,12 @@
 namespace raftkv::raft {
 
 void RaftNode::StartElection(TimePoint now) {
+  if (current_term_ >= kMaxTerm) {
+    // Only a forged term gets here (config.h). Going past kMaxTerm would make every peer ignore
+    // us; wait instead, as a follower, for a correct leader of this term.
+    ResetElectionTimer(now);
+    return;
+  }
   Emit(Event::Kind::kElectionTimeout, config_.id, current_term_ + 1);
   // §5.2: increment the term, vote for ourselves, reset the timer, ask everyone else.
   SetTerm(current_term_ + 1);

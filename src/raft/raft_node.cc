@@ -95,11 +95,7 @@ void RaftNode::Tick(TimePoint now) {
 
 void RaftNode::Step(const Message& message, TimePoint now) {
   AcceptInput(now);
-  if (message.to != config_.id || message.from < 0 || message.from >= config_.cluster_size ||
-      message.from == config_.id) {
-    return;  // misaddressed: not ours to act on
-  }
-  if (message.term > kMaxTerm) return;  // no correct node sends it (config.h): never adopt it
+  if (!WillAct(message)) return;  // misaddressed, or a term no correct node sends
   // §5.1: a higher term makes us a follower of that term. Only an AppendEntries tells us who
   // leads it; a vote request or a reply does not.
   if (message.term > current_term_) {
@@ -121,6 +117,12 @@ void RaftNode::Step(const Message& message, TimePoint now) {
       },
       message.body);
   CheckInvariants();
+}
+
+bool RaftNode::WillAct(const Message& message) const {
+  return message.to == config_.id && message.from >= 0 && message.from < config_.cluster_size &&
+         message.from != config_.id && message.term <= kMaxTerm &&
+         message.term - std::min(message.term, current_term_) <= kMaxTermJump;
 }
 
 void RaftNode::Campaign(TimePoint now) {
@@ -222,8 +224,8 @@ void RaftNode::ResetElectionTimer(TimePoint now) {
 
 void RaftNode::SetTerm(Term term) {
   RAFTKV_CHECK(term >= current_term_, "the current term never decreases");
-  // Terms come from peers only up to kMaxTerm (Step), and elections add one to at most that.
-  RAFTKV_CHECK(term <= kMaxTerm + 1, "the term stays far below 2^64");
+  // Terms come from peers only up to kMaxTerm (Step), and elections stop there (StartElection).
+  RAFTKV_CHECK(term <= kMaxTerm, "the term never passes kMaxTerm, far below 2^64");
   if (term > current_term_) {
     current_term_ = term;
     voted_for_ = kNoNode;  // a new term: no vote cast in it yet (§5.2)
@@ -321,7 +323,9 @@ void RaftNode::CheckInvariants() {
   if (current_term_ == last.term) {
     RAFTKV_CHECK(last.voted_for == kNoNode || voted_for_ == last.voted_for,
                  "a vote, once cast in a term, never changes in it (§5.2)");
-    RAFTKV_CHECK(leader_id_ == kNoNode || last.leader == kNoNode || leader_id_ == last.leader,
+    // (Deliberate bugs that break election safety are left to the simulator's checker to report.)
+    RAFTKV_CHECK(!config_.Injected(InjectedBug::kNone) || leader_id_ == kNoNode ||
+                     last.leader == kNoNode || leader_id_ == last.leader,
                  "a term has at most one leader, so a node learns at most one (§5.2)");
   }
   last.term = current_term_;

@@ -86,6 +86,9 @@ class RaftNode {
   // Input.
   void Tick(TimePoint now);
   void Step(const Message& message, TimePoint now);
+  // Whether Step acts on `message` (and so answers it, if it is a request): addressed to this node
+  // from another node of the cluster, with a term a correct peer can send (config.h).
+  bool WillAct(const Message& message) const;
   ProposeResult Propose(std::string command, TimePoint now);
   // Starts an election now, as if the election timer had fired (etcd's MsgHup): for script tests,
   // and the way leadership transfer will start one. A leader ignores it.

@@ -191,8 +191,9 @@ void RaftDriver::Status(std::function<void(const NodeStatus&)> done) {
 
 TimePoint RaftDriver::Local(AnswerBy answer_by) const {
   if (answer_by == kNoAnswerBy) return TimePoint::max();
+  // Real time left, as the node's clock will count it (the test clock may run at another rate).
   const auto left = answer_by - std::chrono::steady_clock::now();
-  return Now() + std::chrono::duration_cast<Duration>(left);
+  return Now() + std::chrono::duration_cast<Duration>(left * config_.testing.clock_rate);
 }
 
 void RaftDriver::Loop() {

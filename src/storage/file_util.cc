@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 namespace raftkv::storage {
 
@@ -51,10 +52,24 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 }
 
 absl::Status CreateDirectories(const std::string& path) {
+  // Create each missing level and sync its parent, so that a power loss cannot take the node's
+  // directory (and with it both files: a node that forgot its vote) away again.
+  std::filesystem::path missing = std::filesystem::absolute(path).lexically_normal();
+  std::vector<std::filesystem::path> to_create;
   std::error_code error;
-  std::filesystem::create_directories(path, error);
-  if (error) {
-    return absl::InternalError("cannot create directory " + path + ": " + error.message());
+  while (!missing.empty() && !std::filesystem::exists(missing, error)) {
+    to_create.push_back(missing);
+    if (missing == missing.parent_path()) break;
+    missing = missing.parent_path();
+  }
+  for (auto it = to_create.rbegin(); it != to_create.rend(); ++it) {
+    if (!std::filesystem::create_directory(*it, error) && error) {
+      return absl::InternalError("cannot create directory " + it->string() + ": " +
+                                 error.message());
+    }
+    if (absl::Status status = SyncDirectory(it->parent_path().string()); !status.ok()) {
+      return status;
+    }
   }
   return absl::OkStatus();
 }

@@ -80,12 +80,16 @@ std::string Hex8(uint32_t value) {
   return buffer;
 }
 
-// Splits "<text> crc=<8 hex>" into text and checksum; nullopt when the field is absent.
-std::optional<std::pair<std::string_view, std::string_view>> SplitChecksum(std::string_view line) {
-  constexpr std::string_view kField = " crc=";
-  const size_t at = line.rfind(kField);
-  if (at == std::string_view::npos) return std::nullopt;
-  return std::make_pair(line.substr(0, at), line.substr(at + kField.size()));
+// Splits off the line's last space-separated field if it starts with `name` ("crc=", "index="):
+// returns the rest of the line and the field's value, or nullopt. Only whole trailing fields are
+// looked at: escaped keys and values hold no spaces, but they may well hold "crc=" or "index=".
+std::optional<std::pair<std::string_view, std::string_view>> SplitLastField(std::string_view line,
+                                                                           std::string_view name) {
+  const size_t space = line.rfind(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::string_view field = line.substr(space + 1);
+  if (field.substr(0, name.size()) != name) return std::nullopt;
+  return std::make_pair(line.substr(0, space), field.substr(name.size()));
 }
 
 }  // namespace
@@ -100,9 +104,9 @@ absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_w
 absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex> position,
                                    bool legacy_allowed) {
   Record record;
-  std::string_view text = line;
+  std::string_view text = line;  // the line without its checksum field
   std::optional<uint32_t> checksum;
-  if (auto split = SplitChecksum(line)) {
+  if (auto split = SplitLastField(line, "crc=")) {
     text = split->first;
     uint32_t value = 0;
     if (split->second.size() != 8 ||
@@ -115,15 +119,17 @@ absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex
   } else if (!legacy_allowed || !position) {
     return absl::InvalidArgumentError("the line has no checksum (crc=)");
   }
-  // An optional index= field just before the checksum marks the first line of a write.
+  const std::string_view covered = text;
+  // An index= field just before the checksum marks the first line of a write. (The field before
+  // it is the entry's term, a number, so the two cannot be confused.)
   std::optional<LogIndex> stated;
-  if (const size_t at = text.rfind(" index="); at != std::string_view::npos) {
+  if (auto split = SplitLastField(text, "index=")) {
     LogIndex value = 0;
-    if (!ParseNumber(text.substr(at + 7), &value)) {
+    if (!ParseNumber(split->second, &value)) {
       return absl::InvalidArgumentError("index= must be a number");
     }
     stated = value;
-    text = text.substr(0, at);
+    text = split->first;
     record.starts_write = true;
   }
   if (!position && !stated) return absl::InvalidArgumentError("the line has no index=");
@@ -132,19 +138,24 @@ absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex
                                       " but stands at index " + std::to_string(*position));
   }
   const LogIndex index = stated ? *stated : *position;
-  if (checksum) {
-    const std::string_view covered = line.substr(0, SplitChecksum(line)->first.size());
-    if (RecordChecksum(index, covered) != *checksum) {
-      return absl::InvalidArgumentError("checksum mismatch (crc=" + Hex8(*checksum) +
-                                        ", the line's bytes give " +
-                                        Hex8(RecordChecksum(index, covered)) + ")");
-    }
+  if (checksum && RecordChecksum(index, covered) != *checksum) {
+    return absl::InvalidArgumentError("checksum mismatch (crc=" + Hex8(*checksum) +
+                                      ", the line's bytes give " +
+                                      Hex8(RecordChecksum(index, covered)) + ")");
   }
   absl::StatusOr<raft::Entry> entry = ParseEntryLine(text, index);
   if (!entry.ok()) return entry.status();
   record.entry = std::move(*entry);
   return record;
 }
+
+namespace {
+constexpr const char* kDamaged =
+    "(a bad disk, bit rot or an edit), and entries this node acknowledged may be lost. The node "
+    "refuses to start and changes nothing. Restore this node's directory from a backup; if there "
+    "is none, and every other node is intact, move the directory aside and start the node empty "
+    "(see docs/file-formats.md, Recovery)";
+}  // namespace
 
 absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
                                                   const std::string& path) {
@@ -183,15 +194,18 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
     ++line_number;
   }
   if (start >= text.size()) return recovered;
-  // Damage at `start`. In a file written before checksums, only a crash's shapes (zero bytes, a
-  // last line without its newline) may end the entries: anything else cannot be told from an
-  // intact line damaged later, so it is refused as it always was.
+  // Damage at `start`. A crash leaves zero bytes (space never written) or a short last line, never
+  // altered text: writes go only to fresh space (the preallocated zeros, or past the end; a cut is
+  // synced before anything is written over it). So a whole line, newline-terminated and free of
+  // zero bytes, that fails to parse or to match its checksum is damage to written data.
   const size_t damaged_end = std::min(text.find('\n', start), text.size());
   const bool crash_shaped = damaged_end == text.size() ||
                             std::string_view(text.data() + start, damaged_end - start)
                                     .find('\0') != std::string_view::npos;
-  if (!checksummed && !crash_shaped) {
-    return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + damage);
+  if (!crash_shaped) {
+    return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + damage +
+                               ": a whole line that is wrong was damaged after it was written " +
+                               kDamaged);
   }
   // Only the last write, never synced and so never acknowledged, can be torn by a crash; an
   // intact line that starts a write further on proves the damage is older.
@@ -208,11 +222,7 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
             path + ":" + std::to_string(line_number) + ": damaged (" + damage +
             "), yet line " + std::to_string(later_line) + " after it holds an intact entry " +
             std::to_string(record->entry.index) +
-            ": this is damage to data already written (a bad disk, bit rot or an edit), not a "
-            "write torn by a crash, and entries this node acknowledged may be lost. The node "
-            "refuses to start and changes nothing. Restore this node's directory from a backup; "
-            "if there is none, and every other node is intact, move the directory aside and "
-            "start the node empty (see docs/file-formats.md, Recovery)");
+            ": this is damage to data already written, not a write torn by a crash " + kDamaged);
       }
     }
     at = newline + 1;

@@ -38,7 +38,8 @@ std::string FormatMetadata(const raft::HardState& state) {
 }
 
 absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardState& state,
-                                     uint64_t log_entries, bool log_missing) {
+                                     uint64_t log_entries, bool log_missing,
+                                     bool metadata_checksummed) {
   const std::string what_to_do =
       ". The node refuses to start and changes nothing. Restore this node's directory from a "
       "backup; if there is none, and every other node is intact, move the directory aside and "
@@ -48,7 +49,7 @@ absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardSta
                                std::to_string(state.term) +
                                ": the log this node acknowledged is gone" + what_to_do);
   }
-  if (log_entries < state.commit_index) {
+  if (metadata_checksummed && log_entries < state.commit_index) {
     return absl::DataLossError(dir + "/logs.txt holds " + std::to_string(log_entries) +
                                " entries, yet metadata.txt records " +
                                std::to_string(state.commit_index) +
@@ -61,7 +62,9 @@ absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state, 
   return ReplaceFileAtomically(env, dir, kName, FormatMetadata(state));
 }
 
-absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env) {
+absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env,
+                                             bool* checksummed) {
+  if (checksummed != nullptr) *checksummed = false;
   const std::string path = dir + "/" + kName;
   absl::StatusOr<std::string> text = env->ReadFile(path);
   if (absl::IsNotFound(text.status())) return raft::HardState{};
@@ -88,6 +91,7 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env) {
       if (rest.find_first_not_of('\n') != std::string_view::npos) {
         return LineError(path, i + 1, "the crc line must be the last");
       }
+      if (checksummed != nullptr) *checksummed = true;
       break;
     }
     const size_t space = line.find(' ');

@@ -20,7 +20,10 @@
 
 namespace raftkv::storage {
 
-absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env = PosixEnv());
+// `checksummed`, if given, tells whether the file had its crc line (files from before checksums
+// have none).
+absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env = PosixEnv(),
+                                             bool* checksummed = nullptr);
 absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state,
                           Env* env = PosixEnv());
 std::string FormatMetadata(const raft::HardState& state);
@@ -28,8 +31,11 @@ std::string FormatMetadata(const raft::HardState& state);
 // The recovery rules that need both files (docs/file-formats.md, Recovery): DataLoss, saying what
 // to do, when logs.txt is missing but metadata.txt records a term (the node has run), or when the
 // log holds fewer entries than the commit index metadata.txt records (acknowledged entries were
-// lost). `log_entries` counts what logs.txt recovered; `log_missing` says there was none.
+// lost). `log_entries` counts what logs.txt recovered; `log_missing` says there was none. The
+// second rule holds only for metadata written with a checksum: older versions saved the commit
+// index before the log that covers it (a restart clamps such a one to the log).
 absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardState& state,
-                                     uint64_t log_entries, bool log_missing);
+                                     uint64_t log_entries, bool log_missing,
+                                     bool metadata_checksummed);
 
 }  // namespace raftkv::storage

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "storage/metadata_file.h"
+
 namespace {
 
 struct Output {
@@ -73,10 +75,11 @@ TEST_F(InspectTest, DamageIsReportedWithFileAndLine) {
   EXPECT_EQ(RunInspect("/nonexistent-raftkv").exit_code, 2);
 }
 
-// The node's recovery rules: fewer entries than the recorded commit index, or no logs.txt at all
-// for a node that has run, is data loss, reported with what to do.
+// The node's recovery rules: fewer entries than the recorded commit index (in metadata written
+// with a checksum, by a version that saves the commit index only after the log), or no logs.txt
+// at all for a node that has run, is data loss, reported with what to do.
 TEST_F(InspectTest, ALogShorterThanTheCommitIndexIsDataLoss) {
-  Write("metadata.txt", "term 2\nvoted_for 0\ncommit_index 3\n");
+  Write("metadata.txt", raftkv::storage::FormatMetadata(raftkv::raft::HardState{2, 0, 3}));
   Write("logs.txt", "NO-OP 1\nNO-OP 2\n");
   Output out = RunInspect(node_);
   EXPECT_EQ(out.exit_code, 1);

@@ -176,6 +176,25 @@ TEST(Election, AbsurdTermsAreIgnored) {
   auto damaged = RaftNode::Create(TestConfig(0, 3), RecoveredState{HardState{~Term{0}, 1, 0}, {}},
                                   At(0), 1);
   EXPECT_FALSE(damaged.ok());
+  // Nor is a term that jumps more than 2^32 ahead of ours, even one below kMaxTerm.
+  EXPECT_FALSE((*node)->WillAct(Vote(1, 0, kMaxTerm, 0, 0)));
+  EXPECT_FALSE((*node)->WillAct(Vote(1, 0, kMaxTermJump + 1, 0, 0)));
+  EXPECT_TRUE((*node)->WillAct(Vote(1, 0, kMaxTermJump, 0, 0)));
+  EXPECT_FALSE((*node)->WillAct(Vote(0, 0, 1, 0, 0))) << "from itself";
+}
+
+// A node that holds kMaxTerm (only a forged term can get it there) stops starting elections
+// instead of going past it: it waits as a follower, and never aborts.
+TEST(Election, NoElectionPastTheMaximumTerm) {
+  auto node = RaftNode::Create(TestConfig(0, 3), RecoveredState{HardState{kMaxTerm, kNoNode, 0}, {}},
+                               At(0), 1);
+  ASSERT_TRUE(node.ok());
+  for (int64_t ms = 0; ms <= 2000; ms += 50) {
+    (*node)->Tick(At(ms));
+    if ((*node)->HasReady()) (*node)->Advance((*node)->TakeReady());
+  }
+  EXPECT_EQ((*node)->term(), kMaxTerm);
+  EXPECT_EQ((*node)->role(), Role::kFollower);
 }
 
 }  // namespace

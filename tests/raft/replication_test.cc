@@ -161,5 +161,30 @@ TEST(Replication, OldTermEntryIsNotCommittedByCountingReplicas) {
   EXPECT_EQ(node.commit_index(), 2u);
 }
 
+// A peer request the core will not act on (here: misaddressed) is answered "no reply" at once and
+// takes no reply slot, so the next real reply still goes back on the RPC it answers.
+TEST(Replication, IgnoredRequestsTakeNoReplySlot) {
+  TestCluster cluster(3);
+  const NodeId leader = cluster.ElectLeader();
+  const NodeId follower = (leader + 1) % 3;
+  std::vector<std::optional<Message>> replies;
+  auto collect = [&](std::optional<Message> reply) { replies.push_back(std::move(reply)); };
+  AppendEntries heartbeat;
+  heartbeat.prev_log_index = cluster.node(follower).log().LastIndex();
+  heartbeat.prev_log_term = cluster.node(follower).log().LastTerm();
+  heartbeat.lease_duration = std::chrono::milliseconds(80);
+  const Term term = cluster.node(leader).term();
+  cluster.replica(follower).StepRequest(Message{follower, follower, term, heartbeat}, collect,
+                                        cluster.now());
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0].has_value());
+  cluster.replica(follower).StepRequest(Message{leader, follower, term, heartbeat}, collect,
+                                        cluster.now());
+  cluster.Process(follower);
+  ASSERT_EQ(replies.size(), 2u);
+  ASSERT_TRUE(replies[1].has_value());
+  EXPECT_TRUE(std::get<AppendEntriesReply>(replies[1]->body).success);
+}
+
 }  // namespace
 }  // namespace raftkv::raft::testing

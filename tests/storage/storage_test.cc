@@ -210,31 +210,68 @@ TEST(LogFile, DamageFollowedByAnIntactWriteIsDataLoss) {
                {Set(3, 1, "k2", "v2")},
                {Set(4, 1, "k3", "v3"), Set(5, 1, "k4", "v4")}});
   const size_t line2 = text.find("SET k1");
-  for (const std::string& damaged :
-       {text.substr(0, line2 + 4) + '\0' + text.substr(line2 + 5),       // a NUL byte
-        text.substr(0, line2 + 7) + "w" + text.substr(line2 + 8)}) {      // a flipped value
-    WriteBytes(path, damaged);
-    LogFile::Recovered recovered;
-    auto log = LogFile::Open(dir.path(), &recovered);
-    ASSERT_FALSE(log.ok());
-    EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_NE(log.status().message().find("logs.txt:2: damaged"), std::string::npos)
-        << log.status();
-    EXPECT_NE(log.status().message().find("line 3 after it holds an intact entry 3"),
-              std::string::npos)
-        << log.status();
-    EXPECT_EQ(FileBytes(path), damaged) << "nothing may be cut";
-  }
-  // The same damage inside the last write only is what a crash leaves: dropped, with a warning.
-  const size_t line5 = text.find("SET k4");
-  WriteBytes(path, text.substr(0, line5 + 7) + "w" + text.substr(line5 + 8));
+  const std::string nul = text.substr(0, line2 + 4) + '\0' + text.substr(line2 + 5);
+  WriteBytes(path, nul);
   LogFile::Recovered recovered;
   auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(log.status().message().find("logs.txt:2: damaged"), std::string::npos) << log.status();
+  EXPECT_NE(log.status().message().find("line 3 after it holds an intact entry 3"),
+            std::string::npos)
+      << log.status();
+  EXPECT_EQ(FileBytes(path), nul) << "nothing may be cut";
+  // Zero bytes inside the last write only are what a crash leaves: dropped, with a warning.
+  const size_t line5 = text.find("SET k4");
+  WriteBytes(path, text.substr(0, line5 + 4) + '\0' + text.substr(line5 + 5));
+  log = LogFile::Open(dir.path(), &recovered);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries.size(), 4u);
   ASSERT_EQ(recovered.warnings.size(), 1u);
-  EXPECT_NE(recovered.warnings[0].find("checksum mismatch"), std::string::npos)
+  EXPECT_NE(recovered.warnings[0].find("logs.txt:5: dropped"), std::string::npos)
       << recovered.warnings[0];
+}
+
+// A whole line that fails its checksum — newline-terminated, no zero bytes — is never what a
+// crash leaves (writes go only to fresh, zeroed space), so it is data loss even in the last write.
+TEST(LogFile, AWholeLineFailingItsChecksumIsDataLoss) {
+  TempDir dir;
+  const std::string path = dir.path() + "/logs.txt";
+  const std::string text = Written({{Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "k1", "v1")}});
+  const size_t line2 = text.find("SET k1");
+  const std::string flipped = text.substr(0, line2 + 7) + "w" + text.substr(line2 + 8);
+  WriteBytes(path, flipped);
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(log.status().message().find("logs.txt:2: checksum mismatch"), std::string::npos)
+      << log.status();
+  EXPECT_EQ(FileBytes(path), flipped);
+}
+
+// Keys and values may hold "index=" and "crc=": only whole trailing fields are read as such.
+TEST(LogFile, FieldNamesInsideKeysAndValuesAreData) {
+  TempDir dir;
+  const std::vector<Entry> entries = {Entry{1, 1, EntryType::kNoop, {}},
+                                      Set(2, 1, "index=5", "crc=deadbeef"),
+                                      Set(3, 1, "a", "index=3")};
+  {
+    LogFile::Recovered recovered;
+    auto log = LogFile::Open(dir.path(), &recovered);
+    ASSERT_TRUE((*log)->Append(entries).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(recovered.entries, entries);
+  EXPECT_TRUE(recovered.warnings.empty());
+  // The same in a file from before checksums.
+  WriteBytes(dir.path() + "/logs.txt", "NO-OP 1\nSET k crc=deadbeef 1\nSET index=2 v 1\n");
+  log = LogFile::Open(dir.path(), &recovered);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(recovered.entries.size(), 3u);
 }
 
 // A line moved to another index fails its checksum, which covers the index.
