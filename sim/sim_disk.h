@@ -65,9 +65,9 @@ class SimDisk : public storage::Env {
   // be rebuilt and the change replayed in part.
   struct Change {
     enum class Kind { kWrite, kTruncate, kAllocate } kind = Kind::kWrite;
-    uint64_t offset = 0;   // write, allocate; truncate: the new size
-    std::string data;      // write
-    uint64_t length = 0;   // allocate
+    uint64_t offset = 0;  // write, allocate; truncate: the new size
+    std::string data;     // write
+    uint64_t length = 0;  // allocate
     uint64_t old_size = 0;
     std::string replaced;  // the bytes it overwrote or cut off
     bool changes_size = false;

@@ -225,12 +225,11 @@ void Simulator::NodeLink::Record(const std::string& statement) {
 void Simulator::NodeLink::OnReady(const raft::Ready& ready) {
   if (Dead()) return;
   sim_->checker_.OnLogChanged(id_, ready);
-  grants_vote_ =
-      std::any_of(ready.messages_after_persist.begin(), ready.messages_after_persist.end(),
-                  [](const raft::Message& m) {
-                    const auto* reply = std::get_if<raft::RequestVoteReply>(&m.body);
-                    return reply != nullptr && reply->granted;
-                  });
+  grants_vote_ = std::any_of(ready.messages_after_persist.begin(),
+                             ready.messages_after_persist.end(), [](const raft::Message& m) {
+                               const auto* reply = std::get_if<raft::RequestVoteReply>(&m.body);
+                               return reply != nullptr && reply->granted;
+                             });
 }
 
 void Simulator::NodeLink::OnPersisted(const raft::RaftNode& core) {
@@ -281,8 +280,8 @@ void Simulator::StartNode(NodeId id) {
   auto opened = node::Replica::Open(std::move(options), node.disk.get(), link, link, link,
                                     LocalNow(id), rng_.Next());
   if (!opened.ok()) {
-    Fail("node " + std::to_string(id) + " failed to start: " +
-         std::string(opened.status().message()));
+    Fail("node " + std::to_string(id) +
+         " failed to start: " + std::string(opened.status().message()));
     return;
   }
   node.replica = std::move(*opened);
@@ -303,7 +302,8 @@ void Simulator::CrashNode(NodeId id, const char* why) {
   // Power off first, so that nothing the dying node does from here reaches the disk.
   node.disk->PowerOff();
   node.replica.reset();  // its waiting clients time out: outcome unknown
-  const auto kind = rng_.Chance(0.5) ? SimDisk::CrashKind::kPowerLoss : SimDisk::CrashKind::kProcess;
+  const auto kind =
+      rng_.Chance(0.5) ? SimDisk::CrashKind::kPowerLoss : SimDisk::CrashKind::kProcess;
   node.disk->Crash(kind, rng_);
   node.paused = false;
   node.scheduled_tick = INT64_MAX;

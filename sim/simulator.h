@@ -127,7 +127,9 @@ class Simulator {
   // ---- nodes ----
   // What a replica sees of the simulator: its network, its event log and the checkers' hooks.
   // Everything it sends after its disk lost power is dropped: the process is already dead.
-  class NodeLink : public node::PeerTransport, public node::EventSink, public node::ReplicaObserver {
+  class NodeLink : public node::PeerTransport,
+                   public node::EventSink,
+                   public node::ReplicaObserver {
    public:
     NodeLink(Simulator* sim, NodeId id) : sim_(sim), id_(id) {}
     void Send(const raft::Message& message) override;

@@ -51,8 +51,7 @@ void AnswerDue(Requests& requests, TimePoint now, const ClientResult& answer) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, storage::Env* env,
-                                                       PeerTransport* transport,
-                                                       EventSink* events,
+                                                       PeerTransport* transport, EventSink* events,
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed) {
   // Both files are read and checked against each other, and the core built from them, before
@@ -85,9 +84,8 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   if (events != nullptr) {
     for (const std::string& warning : recovered->warnings) events->Record("WARNING " + warning);
   }
-  return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events,
-                                              observer, std::move(*log), std::move(*core),
-                                              *hard_state));
+  return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events, observer,
+                                              std::move(*log), std::move(*core), *hard_state));
 }
 
 Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* transport,
@@ -148,8 +146,7 @@ std::optional<std::string> Replica::Invalid(const kv::SetCommand& command) const
   return std::nullopt;
 }
 
-void Replica::Set(kv::SetCommand command, ClientCallback done, TimePoint answer_by,
-                  TimePoint now) {
+void Replica::Set(kv::SetCommand command, ClientCallback done, TimePoint answer_by, TimePoint now) {
   if (failed_) return done(ClientResult::ShuttingDown());
   if (std::optional<std::string> invalid = Invalid(command)) {
     return done(ClientResult::Rejected(ClientResult::Reason::kInvalidArgument, *invalid,
@@ -174,7 +171,8 @@ void Replica::Get(std::string key, ClientCallback done, TimePoint answer_by, Tim
     // are. The state then served may include later entries too; those were committed after
     // this read arrived (no one else could commit while our lease held), so it stays
     // linearizable.
-    waiting_reads_.emplace(read.read_index, WaitingRead{std::move(key), std::move(done), answer_by});
+    waiting_reads_.emplace(read.read_index,
+                           WaitingRead{std::move(key), std::move(done), answer_by});
   } else {
     const bool not_leader = read.refusal == raft::ReadRefusal::kNotLeader;
     done(ClientResult::Rejected(
@@ -184,9 +182,14 @@ void Replica::Get(std::string key, ClientCallback done, TimePoint answer_by, Tim
 }
 
 NodeStatus Replica::Status(TimePoint now) const {
-  return NodeStatus{options_.raft.id,       core_->role(),           core_->term(),
-                    core_->leader_id(),     core_->commit_index(),   core_->applied_index(),
-                    core_->log().LastIndex(), core_->LeaseRemaining(now)};
+  return NodeStatus{options_.raft.id,
+                    core_->role(),
+                    core_->term(),
+                    core_->leader_id(),
+                    core_->commit_index(),
+                    core_->applied_index(),
+                    core_->log().LastIndex(),
+                    core_->LeaseRemaining(now)};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -138,8 +138,7 @@ class Replica {
  public:
   // Recovers the node from `options.dir` through `env`. `events` and `observer` may be null.
   static absl::StatusOr<std::unique_ptr<Replica>> Open(ReplicaOptions options, storage::Env* env,
-                                                       PeerTransport* transport,
-                                                       EventSink* events,
+                                                       PeerTransport* transport, EventSink* events,
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed);
   Replica(const Replica&) = delete;
@@ -223,7 +222,7 @@ class Replica {
   const ReplicaOptions options_;
   storage::Env* const env_;
   PeerTransport* const transport_;
-  EventSink* const events_;        // may be null
+  EventSink* const events_;          // may be null
   ReplicaObserver* const observer_;  // may be null
 
   std::unique_ptr<storage::LogFile> log_;

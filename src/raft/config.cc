@@ -80,9 +80,9 @@ absl::Status RaftConfig::Validate() const {
         {"ELECTION_TIMEOUT_MAX", EffectiveElectionTimeoutMax()},
         {"LEASE_DURATION", InflateRemoteDuration(lease_duration)}}) {
     if (value > kMaxDuration) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, " (", Ms(value), ", with any drift margin) must not exceed ", Ms(kMaxDuration),
-          ": peers refuse longer durations as impossible"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " (", Ms(value), ", with any drift margin) must not exceed ",
+                       Ms(kMaxDuration), ": peers refuse longer durations as impossible"));
     }
   }
   if (!(max_clock_drift >= 0.0 && max_clock_drift < 0.5)) {

@@ -32,8 +32,8 @@ std::string Describe(const Message& message, const PayloadFormatter& payload) {
   std::string out = std::to_string(message.from) + "->" + std::to_string(message.to) + " " +
                     MessageTypeName(message) + " term=" + std::to_string(message.term);
   if (const auto* vote = std::get_if<RequestVote>(&message.body)) {
-    out += " last=" + std::to_string(vote->last_log_index) + "/" +
-           std::to_string(vote->last_log_term);
+    out +=
+        " last=" + std::to_string(vote->last_log_index) + "/" + std::to_string(vote->last_log_term);
   } else if (const auto* reply = std::get_if<RequestVoteReply>(&message.body)) {
     out += reply->granted ? " granted" : " denied";
     if (reply->old_lease_remaining.count() > 0) {

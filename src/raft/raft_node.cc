@@ -160,8 +160,7 @@ LeaseReadResult RaftNode::LeaseRead(TimePoint now) const {
     result.refusal = ReadRefusal::kWaitingForOldLease;
   } else if (!LeaseValid(now)) {
     result.refusal = ReadRefusal::kNoLease;
-  } else if (applied_index_ < noop_index_ &&
-             !config_.Injected(InjectedBug::kSkipNoopBeforeRead)) {
+  } else if (applied_index_ < noop_index_ && !config_.Injected(InjectedBug::kSkipNoopBeforeRead)) {
     // Until our NO-OP is applied we may not know every committed entry (§8, thesis §6.4).
     result.refusal = ReadRefusal::kNoopNotApplied;
   }

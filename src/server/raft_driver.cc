@@ -78,8 +78,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
                       ", injected bug " + raft::InjectedBugName(config.raft.injected_bug));
   }
   const NodeClock clock(config.testing.clock_rate);
-  auto driver =
-      std::unique_ptr<RaftDriver>(new RaftDriver(config, clock, std::move(*events)));
+  auto driver = std::unique_ptr<RaftDriver>(new RaftDriver(config, clock, std::move(*events)));
   storage::Env* env = storage::PosixEnv();
   if (config.testing.fsync_delay.count() > 0) {
     driver->slow_disk_ =
@@ -108,8 +107,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   return driver;
 }
 
-RaftDriver::RaftDriver(const NodeConfig& config, NodeClock clock,
-                       std::unique_ptr<EventLog> events)
+RaftDriver::RaftDriver(const NodeConfig& config, NodeClock clock, std::unique_ptr<EventLog> events)
     : config_(config), clock_(clock), events_(std::move(events)) {}
 
 RaftDriver::~RaftDriver() { Stop(); }

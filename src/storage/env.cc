@@ -29,7 +29,8 @@ class PosixFile : public WritableFile {
   }
 
   absl::Status Truncate(uint64_t size) override {
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return ErrnoError("cannot truncate", path_);
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+      return ErrnoError("cannot truncate", path_);
     return absl::OkStatus();
   }
 
@@ -63,8 +64,8 @@ class Posix : public Env {
   absl::Status CreateDir(const std::string& path) override { return CreateDirectories(path); }
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
                                                              bool truncate) override {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0),
-                          0644);
+    const int fd =
+        ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
     if (fd < 0) return ErrnoError("cannot open", path);
     return std::make_unique<PosixFile>(fd, path);
   }

@@ -84,7 +84,7 @@ std::string Hex8(uint32_t value) {
 // returns the rest of the line and the field's value, or nullopt. Only whole trailing fields are
 // looked at: escaped keys and values hold no spaces, but they may well hold "crc=" or "index=".
 std::optional<std::pair<std::string_view, std::string_view>> SplitLastField(std::string_view line,
-                                                                           std::string_view name) {
+                                                                            std::string_view name) {
   const size_t space = line.rfind(' ');
   if (space == std::string_view::npos) return std::nullopt;
   const std::string_view field = line.substr(space + 1);
@@ -200,8 +200,8 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
   // zero bytes, that fails to parse or to match its checksum is damage to written data.
   const size_t damaged_end = std::min(text.find('\n', start), text.size());
   const bool crash_shaped = damaged_end == text.size() ||
-                            std::string_view(text.data() + start, damaged_end - start)
-                                    .find('\0') != std::string_view::npos;
+                            std::string_view(text.data() + start, damaged_end - start).find('\0') !=
+                                std::string_view::npos;
   if (!crash_shaped) {
     return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + damage +
                                ": a whole line that is wrong was damaged after it was written " +
@@ -219,8 +219,8 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
       if (absl::StatusOr<Record> record = ParseRecord(piece, std::nullopt, false);
           record.ok() && record->starts_write) {
         return absl::DataLossError(
-            path + ":" + std::to_string(line_number) + ": damaged (" + damage +
-            "), yet line " + std::to_string(later_line) + " after it holds an intact entry " +
+            path + ":" + std::to_string(line_number) + ": damaged (" + damage + "), yet line " +
+            std::to_string(later_line) + " after it holds an intact entry " +
             std::to_string(record->entry.index) +
             ": this is damage to data already written, not a write torn by a crash " + kDamaged);
       }
@@ -232,8 +232,8 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
   const size_t last_written = text.find_last_not_of('\0');
   if (last_written != std::string::npos && last_written >= start) {
     recovered.warnings.push_back(path + ":" + std::to_string(line_number) + ": dropped " +
-                                 std::to_string(last_written + 1 - start) +
-                                 " bytes from offset " + std::to_string(start) + " (" + damage +
+                                 std::to_string(last_written + 1 - start) + " bytes from offset " +
+                                 std::to_string(start) + " (" + damage +
                                  "): the tail of a write a crash cut before it was synced");
   }
   return recovered;
@@ -269,8 +269,8 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
   return file;
 }
 
-absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
-                                                       Recovered* recovered, Env* env) {
+absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir, Recovered* recovered,
+                                                       Env* env) {
   absl::StatusOr<Recovered> read = Read(dir, env);
   if (!read.ok()) return read.status();
   *recovered = std::move(*read);

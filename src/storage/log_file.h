@@ -79,8 +79,7 @@ class LogFile {
                                                        const Recovered& recovered,
                                                        Env* env = PosixEnv());
   // Read, then Open.
-  static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
-                                                       Recovered* recovered,
+  static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir, Recovered* recovered,
                                                        Env* env = PosixEnv());
   // Cuts off the preallocated tail, so that the file at rest is plain text.
   ~LogFile();
@@ -104,7 +103,7 @@ class LogFile {
   void Preallocate(uint64_t size);
 
   std::unique_ptr<WritableFile> file_;
-  uint64_t file_size_ = 0;   // End() plus the preallocated zero tail
+  uint64_t file_size_ = 0;  // End() plus the preallocated zero tail
   bool preallocate_ = true;
   bool sync_truncations_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;

@@ -30,8 +30,8 @@ std::string FormatMetadata(const raft::HardState& state) {
       "# raftkv node metadata (replaced atomically; do not edit while the node runs)\n"
       "term " +
       std::to_string(state.term) + "\n" + "voted_for " +
-      (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) +
-      "\n" + "commit_index " + std::to_string(state.commit_index) + "\n";
+      (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) + "\n" +
+      "commit_index " + std::to_string(state.commit_index) + "\n";
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", Crc(body));
   return body + "crc " + crc + "\n";
@@ -62,8 +62,7 @@ absl::Status SaveMetadata(const std::string& dir, const raft::HardState& state, 
   return ReplaceFileAtomically(env, dir, kName, FormatMetadata(state));
 }
 
-absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env,
-                                             bool* checksummed) {
+absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env, bool* checksummed) {
   if (checksummed != nullptr) *checksummed = false;
   const std::string path = dir + "/" + kName;
   absl::StatusOr<std::string> text = env->ReadFile(path);

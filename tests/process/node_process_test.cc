@@ -139,7 +139,8 @@ TEST(NodeProcess, DamagedLogsOnTwoNodesAreRefusedAndNothingIsLost) {
   std::map<std::string, std::string> acknowledged;
   for (uint64_t i = 1; i <= 50; ++i) {
     const std::string key = "k" + std::to_string(i);
-    if (cluster.Request(Set(key, "v" + std::to_string(i), 77, i))) acknowledged[key] = "v" + std::to_string(i);
+    if (cluster.Request(Set(key, "v" + std::to_string(i), 77, i)))
+      acknowledged[key] = "v" + std::to_string(i);
   }
   ASSERT_EQ(acknowledged.size(), 50u);
   for (int id = 0; id < 3; ++id) cluster.Kill(id, SIGTERM);

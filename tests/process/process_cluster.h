@@ -58,7 +58,7 @@ class ProcessCluster {
       argv.push_back(nullptr);
       freopen((dir_ + "/node" + std::to_string(id) + ".out").c_str(), "a", stdout);
       dup2(fileno(stdout), fileno(stderr));  // start-up errors land in the same file
-      prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned nodes if the test dies
+      prctl(PR_SET_PDEATHSIG, SIGKILL);      // no orphaned nodes if the test dies
       execv(argv[0], argv.data());
       _exit(127);
     }

@@ -157,7 +157,8 @@ TEST(Lease, DeposedLeaderReportsItsOwnLease) {
   cluster.Step(Message{candidate, leader, cluster.node(leader).term() + 1, RequestVote{100, 100}});
   std::optional<Duration> reported;
   for (const Message& m : cluster.in_flight()) {
-    if (const auto* reply = std::get_if<RequestVoteReply>(&m.body)) reported = reply->old_lease_remaining;
+    if (const auto* reply = std::get_if<RequestVoteReply>(&m.body))
+      reported = reply->old_lease_remaining;
   }
   ASSERT_TRUE(reported.has_value()) << "no vote reply";
   EXPECT_GE(*reported, remaining);

@@ -22,13 +22,13 @@ TEST(Quorum, ValueAMajorityHasReached) {
       {1, {7}, 7},
       {1, {}, std::nullopt},
       {3, {5, 5, 5}, 5},
-      {3, {9, 4, 1}, 4},        // two of three have reached 4
-      {3, {9, 1}, 1},           // one voter silent: the two that spoke must both count
-      {3, {9}, std::nullopt},   // fewer than a majority reported
-      {4, {8, 6, 4, 2}, 4},     // four voters need three
+      {3, {9, 4, 1}, 4},       // two of three have reached 4
+      {3, {9, 1}, 1},          // one voter silent: the two that spoke must both count
+      {3, {9}, std::nullopt},  // fewer than a majority reported
+      {4, {8, 6, 4, 2}, 4},    // four voters need three
       {5, {10, 10, 3, 2, 1}, 3},
       {5, {10, 10, 10, 2, 1}, 10},
-      {5, {7, 7, 7}, 7},        // exactly a majority reported
+      {5, {7, 7, 7}, 7},  // exactly a majority reported
       {7, {1, 2, 3, 4, 5, 6, 7}, 4},
   };
   for (const Case& c : cases) {

@@ -129,7 +129,8 @@ class ScriptRunner {
                                                   "no lease", "NO-OP not applied"};
       out_ << kRefusals[static_cast<int>(read.refusal)];
       if (read.ok()) out_ << " read_index=" << read.read_index;
-      if (read.refusal == ReadRefusal::kNotLeader) out_ << " (hint " << Hint(read.leader_hint) << ")";
+      if (read.refusal == ReadRefusal::kNotLeader)
+        out_ << " (hint " << Hint(read.leader_hint) << ")";
       out_ << "\n";
     } else if (verb == "crash") {
       cluster_->Crash(Id(args.at(1)));
@@ -159,9 +160,9 @@ class ScriptRunner {
         const RaftNode& n = cluster_->node(id);
         static constexpr const char* kRoles[] = {"follower", "candidate", "leader"};
         out_ << id << ": " << kRoles[static_cast<int>(n.role())] << " term=" << n.term()
-             << " leader=" << Hint(n.leader_id())
-             << " commit=" << n.commit_index() << " applied=" << n.applied_index()
-             << " last=" << n.log().LastIndex() << "/" << n.log().LastTerm() << "\n";
+             << " leader=" << Hint(n.leader_id()) << " commit=" << n.commit_index()
+             << " applied=" << n.applied_index() << " last=" << n.log().LastIndex() << "/"
+             << n.log().LastTerm() << "\n";
       }
     } else if (verb == "log") {
       const RaftLog& log = cluster_->node(Id(args.at(1))).log();
@@ -227,7 +228,7 @@ class ScriptRunner {
   std::set<std::pair<NodeId, NodeId>> blocked_;
   std::ostringstream out_;
   size_t events_seen_ = 0;
-  size_t sent_ = 0;  // messages in flight already shown
+  size_t sent_ = 0;              // messages in flight already shown
   bool quiet_messages_ = false;  // `run`: events only
 };
 
@@ -284,7 +285,8 @@ std::vector<std::string> Scripts() {
 class Script : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Script, MatchesGoldenOutput) {
-  RunScript(std::filesystem::path(RAFTKV_SOURCE_DIR "/tests/raft/testdata") / (GetParam() + ".txt"));
+  RunScript(std::filesystem::path(RAFTKV_SOURCE_DIR "/tests/raft/testdata") /
+            (GetParam() + ".txt"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Testdata, Script, ::testing::ValuesIn(Scripts()),

@@ -73,14 +73,15 @@ class TestCluster {
     options.on_fatal = [id](const absl::Status& status) {
       ADD_FAILURE() << "node " << id << " failed: " << status;
     };
-    auto opened = node::Replica::Open(std::move(options), n.disk.get(), n.link.get(),
-                                      n.link.get(), n.link.get(), now_, 1000 + id);
+    auto opened = node::Replica::Open(std::move(options), n.disk.get(), n.link.get(), n.link.get(),
+                                      n.link.get(), now_, 1000 + id);
     ASSERT_TRUE(opened.ok()) << opened.status();
     n.replica = std::move(*opened);
     n.applied.clear();
     if (checker_) {
       std::vector<Entry> log;
-      for (LogIndex i = 1; i <= node(id).log().LastIndex(); ++i) log.push_back(node(id).log().At(i));
+      for (LogIndex i = 1; i <= node(id).log().LastIndex(); ++i)
+        log.push_back(node(id).log().At(i));
       checker_->OnRestart(id, log);
     }
     Process(id);

@@ -131,7 +131,8 @@ TEST(ProtoConvert, AbsurdTermsAndDurationsAreRefused) {
   grant.set_term(kHuge);
   refused(Decode(grant, 0, 3), "term");
 
-  AppendEntriesResponse ack = EncodeAppendEntriesReply(raft::Message{2, 0, 3, raft::AppendEntriesReply{}});
+  AppendEntriesResponse ack =
+      EncodeAppendEntriesReply(raft::Message{2, 0, 3, raft::AppendEntriesReply{}});
   ack.set_term(kHuge);
   refused(Decode(ack, 0, 3), "term");
   ack.set_term(3);

@@ -95,17 +95,16 @@ TEST_P(InjectedBugs, SimulatorCatchesIt) {
 
 INSTANTIATE_TEST_SUITE_P(
     Bugs, InjectedBugs,
-    ::testing::Values(BugCase{raft::InjectedBug::kReadWithoutLease, 3, 50, "lease safety"},
-                      BugCase{raft::InjectedBug::kSkipOldLeaseWait, 3, 300, "lease safety"},
-                      BugCase{raft::InjectedBug::kForgetToPersistVote, 5, 300, "voted twice"},
-                      BugCase{raft::InjectedBug::kSkipNoopBeforeRead, 3, 300, "linearizability"},
-                      // The power-loss disk: a crash between metadata.txt and the log cut
-                      // (replays a stale entry), and a torn truncate + append (a line half new,
-                      // half old, which recovery refuses).
-                      BugCase{raft::InjectedBug::kSaveCommitBeforeLogCut, 3, 60,
-                              "state-machine safety"},
-                      BugCase{raft::InjectedBug::kOneSyncForCutAndAppend, 3, 200,
-                              "failed to start"}),
+    ::testing::Values(
+        BugCase{raft::InjectedBug::kReadWithoutLease, 3, 50, "lease safety"},
+        BugCase{raft::InjectedBug::kSkipOldLeaseWait, 3, 300, "lease safety"},
+        BugCase{raft::InjectedBug::kForgetToPersistVote, 5, 300, "voted twice"},
+        BugCase{raft::InjectedBug::kSkipNoopBeforeRead, 3, 300, "linearizability"},
+        // The power-loss disk: a crash between metadata.txt and the log cut
+        // (replays a stale entry), and a torn truncate + append (a line half new,
+        // half old, which recovery refuses).
+        BugCase{raft::InjectedBug::kSaveCommitBeforeLogCut, 3, 60, "state-machine safety"},
+        BugCase{raft::InjectedBug::kOneSyncForCutAndAppend, 3, 200, "failed to start"}),
     [](const ::testing::TestParamInfo<BugCase>& info) {
       std::string name = raft::InjectedBugName(info.param.bug);
       std::replace(name.begin(), name.end(), '-', '_');

@@ -205,10 +205,9 @@ TEST(LogFile, ZeroTailLeftByACrashIsDropped) {
 TEST(LogFile, DamageFollowedByAnIntactWriteIsDataLoss) {
   TempDir dir;
   const std::string path = dir.path() + "/logs.txt";
-  const std::string text =
-      Written({{Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "k1", "v1")},
-               {Set(3, 1, "k2", "v2")},
-               {Set(4, 1, "k3", "v3"), Set(5, 1, "k4", "v4")}});
+  const std::string text = Written({{Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "k1", "v1")},
+                                    {Set(3, 1, "k2", "v2")},
+                                    {Set(4, 1, "k3", "v3"), Set(5, 1, "k4", "v4")}});
   const size_t line2 = text.find("SET k1");
   const std::string nul = text.substr(0, line2 + 4) + '\0' + text.substr(line2 + 5);
   WriteBytes(path, nul);
