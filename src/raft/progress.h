@@ -1,7 +1,19 @@
-// The leader's view of one follower (Figure 2 "volatile state on leaders", plus flow control).
+// The leader's view of one follower (Figure 2 "volatile state on leaders", plus flow control), as
+// a small state machine whose transitions are its methods (etcd's tracker/progress.go is the
+// model). Table tests: tests/raft/progress_test.cc.
+//
+//   kProbe ──Acknowledged (the logs match up to here)──▶ kReplicate
+//     ▲                                                       │
+//     └───── BackOff (a rejection) / BecomeProbe (stalled) ───┘
+//
+// Invariants: match_index < next_index; in kProbe nothing is in `inflight`; in kReplicate no probe
+// is outstanding, and `inflight` holds the last indexes of the requests not yet acknowledged,
+// increasing, each above match_index and below next_index.
 #pragma once
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 
 #include "common/types.h"
 
@@ -32,11 +44,68 @@ struct Progress {
   // became leader is never taken: the follower may have rejected it for its old term).
   std::optional<TimePoint> acked_sent_at;
 
+  // Whether another AppendEntries carrying entries may leave now.
+  bool CanSend(int max_inflight) const {
+    return mode == Mode::kProbe ? !probe_sent_at : static_cast<int>(inflight.size()) < max_inflight;
+  }
+  // An AppendEntries from next_index up to `last_sent` left at `now`. A probe keeps next_index
+  // (it moves when answered); a pipeline moves it past what was sent.
+  void Sent(LogIndex last_sent, TimePoint now) {
+    if (mode == Mode::kProbe) {
+      probe_sent_at = now;
+    } else {
+      inflight.push_back(Inflight{last_sent, now});
+      next_index = last_sent + 1;
+    }
+  }
+  // The outstanding probe was answered (or superseded by a heartbeat): another may leave.
+  void ProbeAnswered() { probe_sent_at.reset(); }
+
+  // The follower's log matches ours up to `match`: frees the pipeline up to there, and a probe
+  // that found the match point turns into a pipeline.
+  void Acknowledged(LogIndex match) {
+    match_index = std::max(match_index, match);
+    next_index = std::max(next_index, match_index + 1);
+    while (!inflight.empty() && inflight.front().last_index <= match_index) inflight.pop_front();
+    if (mode == Mode::kProbe) {
+      if (match_index + 1 >= next_index) {
+        mode = Mode::kReplicate;
+        inflight.clear();
+      }
+      probe_sent_at.reset();
+    }
+  }
+
+  // Whether a rejection of the request whose prev_log_index was `rejected_prev` tells us anything:
+  // not if we know the logs match beyond it, nor, while probing, if it answers an older probe.
+  bool RejectionIsNews(LogIndex rejected_prev) const {
+    if (rejected_prev < match_index) return false;
+    return mode != Mode::kProbe || rejected_prev + 1 == next_index;
+  }
+  // After a rejection: probe again from `next` (never below what is known to match).
+  void BackOff(LogIndex next) {
+    BecomeProbe();
+    next_index = std::max(next, match_index + 1);
+  }
+
+  // Whether the oldest request of the pipeline has gone unanswered for `patience`.
+  bool Stalled(TimePoint now, Duration patience) const {
+    return mode == Mode::kReplicate && !inflight.empty() &&
+           now - inflight.front().sent_at >= patience;
+  }
   void BecomeProbe() {
     mode = Mode::kProbe;
     next_index = match_index + 1;
     inflight.clear();
     probe_sent_at.reset();
+  }
+
+  // The follower echoed the send time of one of our requests (success or not: either way it
+  // recorded our lease). Taken only if sent while we lead and not from the future, and only
+  // forward.
+  void RecordAck(TimePoint echoed_sent_at, TimePoint leader_since, TimePoint now) {
+    if (echoed_sent_at < leader_since || echoed_sent_at > now) return;
+    if (!acked_sent_at || echoed_sent_at > *acked_sent_at) acked_sent_at = echoed_sent_at;
   }
 };
 

@@ -15,7 +15,7 @@ void RaftNode::BroadcastHeartbeat(TimePoint now) {
   for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
     if (peer == config_.id) continue;
     Progress& progress = progress_[peer];
-    if (progress.mode == Progress::Mode::kProbe) progress.probe_sent_at.reset();
+    progress.ProbeAnswered();  // a probe that got no answer may go again with this round
     if (SendAppendsTo(peer, now)) continue;  // entries went out: they renew the lease too
     // A pure heartbeat checks the log only at match_index, which the follower is known to hold,
     // so it always succeeds and never disturbs entries still in flight behind it.
@@ -55,17 +55,14 @@ bool RaftNode::SendAppendsTo(NodeId peer, TimePoint now) {
     return last_sent;
   };
   if (progress.mode == Progress::Mode::kProbe) {
-    if (progress.probe_sent_at) return false;  // one probe at a time
-    send_from(progress.next_index);
-    progress.probe_sent_at = now;
+    if (!progress.CanSend(config_.max_inflight_appends)) return false;  // one probe at a time
+    progress.Sent(send_from(progress.next_index), now);  // a probe goes even with no entries
     return true;
   }
   bool sent = false;
-  while (static_cast<int>(progress.inflight.size()) < config_.max_inflight_appends &&
+  while (progress.CanSend(config_.max_inflight_appends) &&
          progress.next_index <= log_.LastIndex()) {
-    const LogIndex last_sent = send_from(progress.next_index);
-    progress.inflight.push_back(Progress::Inflight{last_sent, now});
-    progress.next_index = last_sent + 1;
+    progress.Sent(send_from(progress.next_index), now);
     sent = true;
   }
   return sent;
@@ -78,10 +75,7 @@ void RaftNode::ExpireStalledAppends(TimePoint now) {
   for (NodeId peer = 0; peer < config_.cluster_size; ++peer) {
     if (peer == config_.id) continue;
     Progress& progress = progress_[peer];
-    if (progress.mode == Progress::Mode::kReplicate && !progress.inflight.empty() &&
-        now - progress.inflight.front().sent_at >= patience) {
-      progress.BecomeProbe();
-    }
+    if (progress.Stalled(now, patience)) progress.BecomeProbe();
   }
 }
 
@@ -145,35 +139,16 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
   Progress& progress = progress_[message.from];
   // Only a request sent while we lead in this term can have given us a lease: an echo from
   // before (a rejection of a request of ours from an older term, answered in this one) cannot.
-  if (reply.echoed_sent_at >= leader_since_ && reply.echoed_sent_at <= now &&
-      (!progress.acked_sent_at || reply.echoed_sent_at > *progress.acked_sent_at)) {
-    progress.acked_sent_at = reply.echoed_sent_at;  // renews our lease (lease.cc)
-  }
+  progress.RecordAck(reply.echoed_sent_at, leader_since_, now);  // renews our lease (lease.cc)
   if (reply.success) {
     if (reply.match_index > log_.LastIndex()) return;  // cannot be ours: ignore
-    progress.match_index = std::max(progress.match_index, reply.match_index);
-    progress.next_index = std::max(progress.next_index, progress.match_index + 1);
-    while (!progress.inflight.empty() &&
-           progress.inflight.front().last_index <= progress.match_index) {
-      progress.inflight.pop_front();
-    }
-    if (progress.mode == Progress::Mode::kProbe) {
-      if (progress.match_index + 1 >= progress.next_index) {
-        progress.mode = Progress::Mode::kReplicate;  // the probe found where we match
-        progress.inflight.clear();
-      }
-      progress.probe_sent_at.reset();
-    }
+    progress.Acknowledged(reply.match_index);
     MaybeAdvanceCommit(now);
     SendAppendsTo(message.from, now);
     return;
   }
   // Rejected. Replies to requests we have since superseded tell us nothing new.
-  if (reply.rejected_prev_index < progress.match_index) return;
-  if (progress.mode == Progress::Mode::kProbe &&
-      reply.rejected_prev_index + 1 != progress.next_index) {
-    return;
-  }
+  if (!progress.RejectionIsNews(reply.rejected_prev_index)) return;
   LogIndex next = reply.conflict_index;
   if (reply.conflict_term != 0) {
     // Skip the follower's whole conflicting term, or up to our own last entry of that term.
@@ -181,10 +156,8 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
       next = *ours + 1;
     }
   }
-  // Always move strictly backwards, and never below what is known to match.
-  next = std::min(next, reply.rejected_prev_index);
-  progress.BecomeProbe();
-  progress.next_index = std::max(next, progress.match_index + 1);
+  // Always move strictly backwards (BackOff keeps it above what is known to match).
+  progress.BackOff(std::min(next, reply.rejected_prev_index));
   SendAppendsTo(message.from, now);
 }
 
