@@ -84,8 +84,12 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   if (events != nullptr) {
     for (const std::string& warning : recovered->warnings) events->Record("WARNING " + warning);
   }
+  // What metadata.txt holds, as far as it can be vouched for: a commit index from before
+  // checksums may run past the log (the core clamps it), and must not be written back as is.
+  raft::HardState saved = *hard_state;
+  saved.commit_index = (*core)->commit_index();
   return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events, observer,
-                                              std::move(*log), std::move(*core), *hard_state));
+                                              std::move(*log), std::move(*core), saved));
 }
 
 Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* transport,
