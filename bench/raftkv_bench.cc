@@ -35,7 +35,7 @@
 #include "common/grpc_callback_pin.h"
 #include "etcd_kv.grpc.pb.h"
 #include "raftkv.grpc.pb.h"
-#include "server/node_config.h"
+#include "config/node_config.h"
 
 namespace raftkv::bench {
 namespace {
@@ -405,7 +405,7 @@ int Main(int argc, char** argv) {
   settings.all_addresses = *addresses;
   for (auto [text, target] :
        {std::pair{&duration_text, &settings.duration}, std::pair{&warmup_text, &settings.warmup}}) {
-    absl::StatusOr<Duration> parsed = server::ParseDuration(*text);
+    absl::StatusOr<Duration> parsed = config::ParseDuration(*text);
     if (!parsed.ok()) {
       std::fprintf(stderr, "raftkv-bench: %s\n", std::string(parsed.status().message()).c_str());
       return 2;

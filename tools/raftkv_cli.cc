@@ -19,7 +19,7 @@
 
 #include "client/client.h"
 #include "common/address.h"
-#include "server/node_config.h"
+#include "config/node_config.h"
 #include "tools/prompt.h"
 #include "tools/status_table.h"
 
@@ -39,7 +39,7 @@ int Fail(int code, const std::string& message) {
 }
 
 absl::StatusOr<Millis> ParseMillis(const std::string& text, const std::string& flag) {
-  absl::StatusOr<raftkv::Duration> duration = raftkv::server::ParseDuration(text);
+  absl::StatusOr<raftkv::Duration> duration = raftkv::config::ParseDuration(text);
   if (!duration.ok() || *duration <= raftkv::Duration::zero()) {
     return absl::InvalidArgumentError(flag + ": \"" + text +
                                       "\" is not a positive duration (e.g. 500ms, 10s, 1m)");
@@ -58,7 +58,7 @@ absl::StatusOr<std::vector<std::string>> ResolveNodes(const std::string& nodes_f
     return nodes;
   }
   if (!config_path.empty()) {
-    absl::StatusOr<raftkv::server::NodeConfig> config = raftkv::server::LoadNodeConfig(config_path);
+    absl::StatusOr<raftkv::config::NodeConfig> config = raftkv::config::LoadNodeConfig(config_path);
     if (!config.ok()) return config.status();
     if (config->nodes.empty()) {
       return absl::InvalidArgumentError(config_path + " has no [cluster] NODES");

@@ -16,14 +16,14 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/address.h"
+#include "config/node_config.h"
 #include "server/grpc_transport.h"
-#include "server/node_config.h"
 #include "server/raft_driver.h"
 #include "server/services.h"
 
 namespace {
 
-using raftkv::server::NodeConfig;
+using raftkv::config::NodeConfig;
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "raftkv-node: %s\n", message.c_str());
@@ -71,7 +71,7 @@ int Run(int argc, char** argv) {
   }
   NodeConfig config;
   if (!config_path.empty()) {
-    absl::StatusOr<NodeConfig> loaded = raftkv::server::LoadNodeConfig(config_path);
+    absl::StatusOr<NodeConfig> loaded = raftkv::config::LoadNodeConfig(config_path);
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *loaded;
   }
@@ -95,7 +95,7 @@ int Run(int argc, char** argv) {
   if (!(clock_rate > 0.5 && clock_rate < 2.0))
     return Fail("--test-clock-rate: give 0.5 < RATE < 2");
   config.testing.clock_rate = clock_rate;
-  absl::StatusOr<raftkv::Duration> fsync_delay = raftkv::server::ParseDuration(fsync_delay_text);
+  absl::StatusOr<raftkv::Duration> fsync_delay = raftkv::config::ParseDuration(fsync_delay_text);
   if (!fsync_delay.ok())
     return Fail("--test-fsync-delay: " + std::string(fsync_delay.status().message()));
   config.testing.fsync_delay = *fsync_delay;
@@ -105,7 +105,7 @@ int Run(int argc, char** argv) {
   if (!known_bug) return Fail("--test-inject-bug: unknown bug '" + injected_bug_name + "'");
   config.raft.id = node_id;
   config.raft.cluster_size = static_cast<int>(addresses.size());
-  if (absl::Status status = raftkv::server::ValidateNodeConfig(config); !status.ok()) {
+  if (absl::Status status = raftkv::config::ValidateNodeConfig(config); !status.ok()) {
     return Fail(std::string(status.message()));
   }
 

@@ -32,11 +32,13 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "config/node_config.h"
 #include "node/replica.h"
 #include "raft/ready.h"
-#include "server/node_config.h"
 
 namespace raftkv::server {
+
+using config::Verbosity;
 
 // The statement for a core event, or nullopt when `verbosity` leaves it out.
 std::optional<std::string> RenderEvent(NodeId self, const raft::Event& event, Verbosity verbosity);

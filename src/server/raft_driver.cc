@@ -61,7 +61,7 @@ class RaftDriver::SlowDisk : public storage::Env {
 
 absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& config,
                                                               PeerTransport* transport) {
-  if (absl::Status status = ValidateNodeConfig(config); !status.ok()) return status;
+  if (absl::Status status = config::ValidateNodeConfig(config); !status.ok()) return status;
   const std::string dir = config.data_dir + "/logs_node_" + std::to_string(config.raft.id);
   EventLog::Options log_options;
   log_options.verbosity = config.verbosity;

@@ -23,15 +23,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
+#include "config/node_config.h"
 #include "kv/kv_state_machine.h"
 #include "node/replica.h"
 #include "raft/raft_node.h"
 #include "server/event_log.h"
-#include "server/node_config.h"
 #include "storage/env.h"
 
 namespace raftkv::server {
 
+using config::NodeConfig;
 using node::ClientCallback;
 using node::ClientResult;
 using node::NodeStatus;

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "absl/strings/str_split.h"
-#include "server/node_config.h"
+#include "config/node_config.h"
 #include "tests/chaos/chaos_cluster.h"
 #include "tests/chaos/failover.h"
 #include "tests/chaos/nemesis.h"
@@ -270,14 +270,14 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  absl::StatusOr<Duration> random_duration = server::ParseDuration(random_text);
+  absl::StatusOr<Duration> random_duration = config::ParseDuration(random_text);
   if (!random_duration.ok()) {
     std::fprintf(stderr, "raftkv-chaos: --random: %s\n",
                  std::string(random_duration.status().message()).c_str());
     return 2;
   }
   settings.random_duration = std::chrono::duration_cast<milliseconds>(*random_duration);
-  absl::StatusOr<Duration> hold = server::ParseDuration(hold_text);
+  absl::StatusOr<Duration> hold = config::ParseDuration(hold_text);
   if (!hold.ok() || *hold <= Duration(0)) {
     std::fprintf(stderr, "raftkv-chaos: --hold: give a positive duration such as 2s\n");
     return 2;

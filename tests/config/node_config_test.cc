@@ -1,10 +1,10 @@
-#include "server/node_config.h"
+#include "config/node_config.h"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
-namespace raftkv::server {
+namespace raftkv::config {
 namespace {
 
 using std::chrono::milliseconds;
@@ -127,9 +127,9 @@ TEST(Units, DurationsAndSizes) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::config
 
-namespace raftkv::server {
+namespace raftkv::config {
 namespace {
 
 // The config.ini shipped at the top of the repository documents every key with its default: it
@@ -156,4 +156,4 @@ TEST(NodeConfig, ShippedConfigIsTheDefaults) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::config

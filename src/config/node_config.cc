@@ -1,4 +1,4 @@
-#include "server/node_config.h"
+#include "config/node_config.h"
 
 #include <ini.h>
 
@@ -11,7 +11,7 @@
 #include "common/address.h"
 #include "storage/file_util.h"
 
-namespace raftkv::server {
+namespace raftkv::config {
 namespace {
 
 absl::StatusOr<double> ParseFraction(const std::string& text) {
@@ -257,4 +257,4 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
   return absl::OkStatus();
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::config

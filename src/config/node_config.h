@@ -32,7 +32,7 @@
 #include "absl/status/statusor.h"
 #include "raft/config.h"
 
-namespace raftkv::server {
+namespace raftkv::config {
 
 // Ordered: each level writes everything the one before it does, and more.
 //   minimal  elections, leader changes, lease failures, step-downs, votes, errors: no line per
@@ -77,4 +77,4 @@ absl::StatusOr<Duration> ParseDuration(const std::string& text);
 // "4096", "4KiB", "1MiB", "2GiB".
 absl::StatusOr<int64_t> ParseByteSize(const std::string& text);
 
-}  // namespace raftkv::server
+}  // namespace raftkv::config
