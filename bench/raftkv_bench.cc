@@ -33,9 +33,9 @@
 #include "client/retry_timer.h"
 #include "common/address.h"
 #include "common/grpc_callback_pin.h"
+#include "config/node_config.h"
 #include "etcd_kv.grpc.pb.h"
 #include "raftkv.grpc.pb.h"
-#include "config/node_config.h"
 
 namespace raftkv::bench {
 namespace {

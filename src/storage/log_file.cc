@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 
 #include "kv/command.h"
@@ -67,7 +68,10 @@ namespace {
 
 // CRC-32 (zlib's) of "<index> " followed by the line's text before " crc=".
 uint32_t RecordChecksum(LogIndex index, std::string_view text) {
-  const std::string prefix = std::to_string(index) + " ";
+  char prefix_buffer[24];  // no allocation per line: this runs for every entry appended
+  char* end = std::to_chars(prefix_buffer, prefix_buffer + sizeof prefix_buffer - 1, index).ptr;
+  *end++ = ' ';
+  const std::string_view prefix(prefix_buffer, static_cast<size_t>(end - prefix_buffer));
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(prefix.data()), static_cast<uInt>(prefix.size()));
   crc = crc32(crc, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));

@@ -45,15 +45,22 @@ TEST(Lease, RestartedNodeAssumesAFullLeaseOutstanding) {
 
 // The new leader commits nothing and serves no read until the longest old lease reported by its
 // voters has run out (stretched for clock drift), then takes its own lease.
-TEST(Lease, NewLeaderWaitsOutTheOldLease) {
-  auto created = RaftNode::Create(TestConfig(0, 3), {}, At(0), 1);
-  ASSERT_TRUE(created.ok());
-  RaftNode& node = **created;
+// Node 0 of 3 campaigns at 300 and wins at 310 with a vote reporting 60 ms of old lease; returns
+// the Ready of that win.
+Ready ElectWithOldLease(RaftNode& node) {
   node.Tick(At(300));
   node.Advance(node.TakeReady());
   node.Step(Message{1, 0, 1, RequestVoteReply{true, std::chrono::milliseconds(60)}}, At(310));
   Ready ready = node.TakeReady();
   node.Advance(ready);
+  return ready;
+}
+
+TEST(Lease, NewLeaderWaitsOutTheOldLease) {
+  auto created = RaftNode::Create(TestConfig(0, 3), {}, At(0), 1);
+  ASSERT_TRUE(created.ok());
+  RaftNode& node = **created;
+  const Ready ready = ElectWithOldLease(node);
   ASSERT_EQ(node.role(), Role::kLeader);
   bool announced = false;
   for (const Event& e : ready.events) announced |= e.kind == Event::Kind::kWaitingForOldLease;
@@ -87,10 +94,7 @@ TEST(Lease, EchoesFromBeforeLeadershipDoNotCount) {
   auto created = RaftNode::Create(TestConfig(0, 3), {}, At(0), 1);
   ASSERT_TRUE(created.ok());
   RaftNode& node = **created;
-  node.Tick(At(300));
-  node.Advance(node.TakeReady());
-  node.Step(Message{1, 0, 1, RequestVoteReply{true, std::chrono::milliseconds(60)}}, At(310));
-  node.Advance(node.TakeReady());
+  ElectWithOldLease(node);
   ASSERT_EQ(node.role(), Role::kLeader);
   AppendEntriesReply stale;
   stale.success = false;
