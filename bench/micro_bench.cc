@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "common/escape.h"
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
+#include "node/replica.h"
 #include "raft/raft_log.h"
 #include "raft/raft_node.h"
-#include "storage/escape.h"
 #include "storage/log_file.h"
 
 namespace raftkv {
@@ -29,14 +30,14 @@ void BM_EncodeDecodeSet(benchmark::State& state) {
   const kv::SetCommand command{Key(1), kValue, 0x1234567890abcdef, 42};
   for (auto _ : state) {
     std::string encoded = kv::EncodeSet(command);
-    benchmark::DoNotOptimize(kv::DecodeSet(encoded));
+    benchmark::DoNotOptimize(kv::DecodeCommand(encoded));
   }
 }
 BENCHMARK(BM_EncodeDecodeSet);
 
 void BM_EscapeValue(benchmark::State& state) {
   const std::string spaced = "hello world, " + kValue;
-  for (auto _ : state) benchmark::DoNotOptimize(storage::Escape(spaced));
+  for (auto _ : state) benchmark::DoNotOptimize(Escape(spaced));
 }
 BENCHMARK(BM_EscapeValue);
 
@@ -46,7 +47,7 @@ void BM_LogAppend(benchmark::State& state) {
   char pattern[] = "/tmp/raftkv-bench-log-XXXXXX";
   const std::string dir = mkdtemp(pattern);
   storage::LogFile::Recovered recovered;
-  auto log = storage::LogFile::Open(dir, &recovered);
+  auto log = storage::LogFile::Open(dir, &recovered, node::kCommandCodec);
   if (!log.ok()) {
     state.SkipWithError("cannot open logs.txt");
     return;
@@ -81,12 +82,14 @@ BENCHMARK(BM_LogAppend)
 
 void BM_StateMachineApply(benchmark::State& state) {
   kv::KvStateMachine machine;
+  // 64 clients (sessions 1..64, from OPEN-SESSION entries at those indexes) taking turns.
+  for (uint64_t id = 1; id <= 64; ++id) machine.ApplyOpenSession({0, 1000, 60'000}, id);
   uint64_t index = 0;
   for (auto _ : state) {
     ++index;
     benchmark::DoNotOptimize(machine.ApplySet(
         {Key(static_cast<int64_t>(index % 10'000)), kValue, 1 + index % 64, 1 + index / 64},
-        index));
+        64 + index));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -94,7 +97,8 @@ BENCHMARK(BM_StateMachineApply);
 
 void BM_StateMachineGet(benchmark::State& state) {
   kv::KvStateMachine machine;
-  for (int64_t i = 0; i < 10'000; ++i) machine.ApplySet({Key(i), kValue, 0, 0}, i + 1);
+  for (int64_t i = 0; i < 10'000; ++i)
+    machine.ApplySet({Key(i), kValue, 0, 0}, static_cast<uint64_t>(i) + 1);
   int64_t i = 0;
   for (auto _ : state) benchmark::DoNotOptimize(machine.Find(Key(i++ % 10'000)));
   state.SetItemsProcessed(state.iterations());

@@ -102,7 +102,7 @@ class KeyChooser {
 struct Slot {
   int index = 0;
   std::mt19937_64 random;
-  uint64_t client_id = 0;  // raftkv session, one per slot (a slot is sequential)
+  uint64_t client_id = 0;  // raftkv session (OPEN_SESSION), one per slot; a slot is sequential
   uint64_t sequence = 0;
   std::vector<uint32_t> latencies_us;
   std::map<std::string, uint64_t> errors;
@@ -151,8 +151,17 @@ class Runner {
       auto slot = std::make_unique<Slot>();
       slot->index = i;
       slot->random.seed((uint64_t{seed()} << 32) ^ seed());
-      slot->client_id = slot->random() | 1;
       slots_.push_back(std::move(slot));
+    }
+    if (settings_.target == "raftkv" && settings_.op_text != "get" &&
+        settings_.op_text != "get-serializable") {
+      for (auto& slot : slots_) {
+        slot->client_id = OpenSession();
+        if (slot->client_id == 0) {
+          std::fprintf(stderr, "raftkv-bench: could not open a client session on any node\n");
+          std::exit(1);
+        }
+      }
     }
     active_ = settings_.concurrency;
     for (auto& slot : slots_) Issue(*slot);
@@ -162,6 +171,24 @@ class Runner {
   }
 
   Clock::time_point measure_from() const { return measure_from_; }
+
+  // Opens a raftkv client session (unary OPEN_SESSION), trying each node for up to 10 s; 0 if
+  // none succeeded.
+  uint64_t OpenSession() {
+    ServeClientArgs request;
+    request.set_op(ServeClientArgs::OPEN_SESSION);
+    const auto give_up = Clock::now() + std::chrono::seconds(10);
+    for (size_t attempt = 0; Clock::now() < give_up; ++attempt) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      ServeClientReply reply;
+      const grpc::Status status =
+          raftkv_stubs_[attempt % raftkv_stubs_.size()]->ServeClient(&context, request, &reply);
+      if (status.ok() && reply.success() && reply.client_id() != 0) return reply.client_id();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return 0;
+  }
   // The end of the measured window: the deadline, or with --requests the last completion.
   Clock::time_point measured_until() const {
     return settings_.requests > 0 ? last_completion_.load() : stop_at_;

@@ -141,11 +141,15 @@ int main(int argc, char** argv) {
   int failures = 0;
   int64_t total_ops = 0;
   int inconclusive = 0;
+  int64_t opened = 0, refused = 0, expired = 0;
   for (const SimOptions& run : runs) {
     const uint64_t seed = run.seed;
     const int nodes = run.nodes;
     raftkv::sim::SimResult result = raftkv::sim::Simulator(run).Run();
     total_ops += result.ops_ok;
+    opened += result.sessions_opened;
+    refused += result.sessions_refused;
+    expired += result.sessions_expired;
     inconclusive += result.linearizability_inconclusive ? 1 : 0;
     if (!result.ok) {
       ++failures;
@@ -155,12 +159,14 @@ int main(int argc, char** argv) {
     } else if (!quiet || runs.size() == 1) {
       std::printf(
           "ok seed=%llu nodes=%d events=%lld sim_time=%.1fs ops ok=%d (reads %d) fail=%d "
-          "indeterminate=%d leaders=%d max_term=%llu committed=%llu trace_hash=%016llx%s\n",
+          "indeterminate=%d leaders=%d max_term=%llu committed=%llu sessions=%d/%d/%d "
+          "trace_hash=%016llx%s\n",
           static_cast<unsigned long long>(seed), nodes, static_cast<long long>(result.events),
           static_cast<double>(result.sim_time_ns) / 1e9, result.ops_ok, result.reads_ok,
           result.ops_failed, result.ops_indeterminate, result.leaders_elected,
           static_cast<unsigned long long>(result.max_term),
-          static_cast<unsigned long long>(result.committed),
+          static_cast<unsigned long long>(result.committed), result.sessions_opened,
+          result.sessions_refused, result.sessions_expired,
           static_cast<unsigned long long>(result.trace_hash),
           result.linearizability_inconclusive ? " (linearizability inconclusive)" : "");
     }
@@ -168,8 +174,12 @@ int main(int argc, char** argv) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (runs.size() > 1) {
-    std::printf("%zu runs, %d failed, %d inconclusive, %lld ops ok, %.1fs wall\n", runs.size(),
-                failures, inconclusive, static_cast<long long>(total_ops), seconds);
+    std::printf(
+        "%zu runs, %d failed, %d inconclusive, %lld ops ok, sessions opened/refused/expired "
+        "%lld/%lld/%lld, %.1fs wall\n",
+        runs.size(), failures, inconclusive, static_cast<long long>(total_ops),
+        static_cast<long long>(opened), static_cast<long long>(refused),
+        static_cast<long long>(expired), seconds);
   }
   return failures == 0 ? 0 : 1;
 }

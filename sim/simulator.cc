@@ -33,10 +33,12 @@ Simulator::Simulator(const SimOptions& options)
     : options_(options),
       base_config_(SimRaftConfig(options)),
       rng_(options.seed),
+      session_rng_(options.seed ^ 0x5e5510115e5510ULL),
       network_(options.nodes, NetworkOptions{}),
       checker_(options.nodes),
       nodes_(options.nodes),
       clients_(options.clients) {
+  if (session_rng_.Chance(0.3)) max_sessions_ = std::max(1, options.clients - 1);
   for (NodeId id = 0; id < options.nodes; ++id) {
     nodes_[id].link = std::make_unique<NodeLink>(this, id);
     nodes_[id].disk->SetCrashHook(
@@ -271,7 +273,8 @@ void Simulator::StartNode(NodeId id) {
   options.raft = base_config_;
   options.raft.id = id;
   options.dir = "/sim/node" + std::to_string(id);
-  options.max_sessions = 1000;
+  options.max_sessions = max_sessions_;
+  options.session_idle_timeout = std::chrono::seconds(1);
   options.clock = [this, id] { return LocalNow(id); };
   options.on_fatal = [this, id](const absl::Status& status) {
     Fail("node " + std::to_string(id) + " failed: " + std::string(status.message()));
@@ -356,10 +359,17 @@ node::ClientCallback Simulator::ReplyTo(NodeId id, const ClientRequest& request)
       kind = ReplyKind::kUnknown;
     } else if (result.reason == node::ClientResult::Reason::kNotLeader) {
       kind = ReplyKind::kNotLeader;
+    } else if (result.reason == node::ClientResult::Reason::kSessionExpired) {
+      kind = ReplyKind::kSessionExpired;
+    } else if (result.reason == node::ClientResult::Reason::kTooManySessions) {
+      kind = ReplyKind::kTooManySessions;
+    } else if (result.reason == node::ClientResult::Reason::kInvalidArgument) {
+      Fail("client " + std::to_string(client) + " refused as invalid: " + result.error);
     }
     std::optional<std::string> value;
     if (result.value) value = result.value->value;
-    Reply(ClientReply{client, attempt, kind, std::move(value), result.leader_hint});
+    Reply(
+        ClientReply{client, attempt, kind, std::move(value), result.leader_hint, result.client_id});
   };
 }
 
@@ -369,7 +379,9 @@ void Simulator::HandleRequest(NodeId id, const ClientRequest& request) {
   // Answer before the client gives up on this attempt, as the server does for its RPC deadline.
   const TimePoint answer_by = local_now + std::chrono::milliseconds(400);
   node::ClientCallback done = ReplyTo(id, request);
-  if (!request.is_set) {
+  if (request.is_open) {
+    replica.OpenSession(std::move(done), answer_by, local_now);
+  } else if (!request.is_set) {
     // The server's order: the fast path on the published lease window, else the driver's path.
     if (!replica.TryLeaseRead(request.key, done)) {
       replica.Get(request.key, std::move(done), answer_by, local_now);

@@ -59,6 +59,9 @@ struct SimResult {
   int64_t sim_time_ns = 0;
   int ops_ok = 0, ops_failed = 0, ops_indeterminate = 0, reads_ok = 0;
   int leaders_elected = 0;
+  // Session table activity: opens granted, opens refused (table full of sessions in use), SETs
+  // refused because their session had been evicted.
+  int sessions_opened = 0, sessions_refused = 0, sessions_expired = 0;
   Term max_term = 0;
   LogIndex committed = 0;
   bool linearizability_inconclusive = false;
@@ -75,16 +78,18 @@ class Simulator {
     int client;
     uint64_t attempt;
     bool is_set;
+    bool is_open;  // OPEN_SESSION (before a SET, when the client has no session)
     std::string key, value;
     uint64_t session, sequence;
   };
-  enum class ReplyKind { kOk, kNotLeader, kUnknown, kRejected };
+  enum class ReplyKind { kOk, kNotLeader, kUnknown, kRejected, kSessionExpired, kTooManySessions };
   struct ClientReply {
     int client;
     uint64_t attempt;
     ReplyKind kind;
     std::optional<std::string> value;
     NodeId leader_hint = kNoNode;
+    uint64_t opened_session = 0;  // OPEN_SESSION answered
   };
   struct Deliver {
     raft::Message message;
@@ -165,12 +170,13 @@ class Simulator {
     uint64_t id;
     bool is_set;
     std::string key, value;
-    uint64_t sequence;
+    uint64_t sequence = 0;  // SET: 0 until the client has a session
     int64_t invoke;
     bool maybe_applied = false;
   };
   struct Client {
-    uint64_t session;
+    uint64_t session = 0;  // 0: none open; the next SET opens one first
+    bool opening = false;  // the attempt in flight is an OPEN_SESSION
     uint64_t next_sequence = 1;
     uint64_t attempt = 0;
     NodeId leader_guess = 0;
@@ -214,6 +220,11 @@ class Simulator {
   SimOptions options_;
   raft::RaftConfig base_config_;
   Rng rng_;
+  // Session table settings and client pauses, drawn from their own stream so that they do not
+  // shift the rest of a seed's run. Some seeds get a table smaller than the number of clients, so
+  // that sessions are evicted and refused, and clients that pause long enough to lose theirs.
+  Rng session_rng_;
+  int64_t max_sessions_ = 1000;
   SimNetwork network_;
   SafetyChecker checker_;
   std::vector<Node> nodes_;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kv/command.h"
+#include "node/replica.h"
 #include "storage/file_util.h"
 #include "storage/log_file.h"
 #include "storage/metadata_file.h"
@@ -39,7 +40,8 @@ bool Inspect(const std::string& dir, bool all) {
               static_cast<unsigned long long>(metadata->commit_index));
 
   // The node's own recovery rules (docs/file-formats.md, Recovery), without changing anything.
-  absl::StatusOr<raftkv::storage::LogFile::Recovered> log = raftkv::storage::LogFile::Read(dir);
+  absl::StatusOr<raftkv::storage::LogFile::Recovered> log =
+      raftkv::storage::LogFile::Read(dir, raftkv::node::kCommandCodec);
   if (log.ok()) {
     if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
             dir, *metadata, log->entries.size(), log->missing, metadata_checksummed);
@@ -51,19 +53,26 @@ bool Inspect(const std::string& dir, bool all) {
     std::printf("  ERROR %s\n", std::string(log.status().message()).c_str());
     return false;
   }
-  size_t noops = 0;
-  std::set<uint64_t> sessions;
+  size_t noops = 0, opens = 0;
+  std::set<uint64_t> sessions;  // every session opened or (legacy) named
   for (const auto& entry : log->entries) {
     if (entry.type == EntryType::kNoop) {
       ++noops;
-    } else if (auto command = raftkv::kv::DecodeSet(entry.data); command.ok()) {
-      if (command->client_id != 0) sessions.insert(command->client_id);
+    } else if (auto command = raftkv::kv::DecodeCommand(entry.data); command.ok()) {
+      if (std::holds_alternative<raftkv::kv::OpenSessionCommand>(*command)) {
+        ++opens;
+        sessions.insert(entry.index);
+      } else if (const auto& set = std::get<raftkv::kv::SetCommand>(*command); set.legacy_session) {
+        sessions.insert(set.client_id);
+      }
     }
   }
   const size_t count = log->entries.size();
   std::printf(
-      "  logs.txt      %zu entries (%zu NO-OP, %zu SET), terms %llu..%llu, %zu sessions\n", count,
-      noops, count - noops, static_cast<unsigned long long>(count ? log->entries.front().term : 0),
+      "  logs.txt      %zu entries (%zu NO-OP, %zu SET, %zu OPEN-SESSION), terms %llu..%llu, %zu "
+      "sessions\n",
+      count, noops, count - noops - opens, opens,
+      static_cast<unsigned long long>(count ? log->entries.front().term : 0),
       static_cast<unsigned long long>(count ? log->entries.back().term : 0), sessions.size());
   for (const std::string& warning : log->warnings) std::printf("  WARNING %s\n", warning.c_str());
   bool valid = true;
@@ -86,7 +95,7 @@ bool Inspect(const std::string& dir, bool all) {
   const size_t first = all || count <= 10 ? 0 : count - 10;
   if (count > 0) std::printf("  %s:\n", all ? "entries" : "last entries");
   for (size_t i = first; i < count; ++i) {
-    auto line = raftkv::storage::FormatEntryLine(log->entries[i]);
+    auto line = raftkv::storage::FormatEntryLine(log->entries[i], raftkv::node::kCommandCodec);
     std::printf("    %6zu  %s\n", i + 1, line.ok() ? line->c_str() : "<undecodable>");
   }
   return valid;

@@ -28,12 +28,18 @@ std::string FormatMillis(Millis duration) {
   return absl::StrCat(duration.count(), "ms");
 }
 
-// One GET or SET from the caller's call to its answer, across all its attempts.
+// What a successful operation returns: a GET's result, or an OPEN_SESSION's new session.
+struct Answer {
+  GetResult get;
+  uint64_t client_id = 0;
+};
+
+// One GET, SET or OPEN_SESSION from its start to its answer, across all its attempts.
 struct Operation {
   ServeClientArgs request;
   Clock::time_point deadline;
   Millis deadline_length;
-  std::function<void(absl::Status, GetResult)> done;
+  std::function<void(absl::Status, Answer)> done;
   SessionTicket ticket;  // SET only
 
   int attempts = 0;
@@ -41,9 +47,12 @@ struct Operation {
   int failures_in_a_row = 0;  // drives the backoff
   int redirects_in_a_row = 0;
   bool any_node_answered = false;
+  // SET: an attempt ended without an answer (or "outcome unknown"), so it may have been applied.
+  bool maybe_applied = false;
   std::string last_error;
 
   bool is_set() const { return request.op() == ServeClientArgs::SET; }
+  bool is_open() const { return request.op() == ServeClientArgs::OPEN_SESSION; }
 };
 
 }  // namespace
@@ -52,7 +61,9 @@ class Client::Impl {
  public:
   explicit Impl(ClientOptions options)
       : options_(std::move(options)),
-        session_(kv::KvStateMachine::kSequenceWindow),
+        // An open is sent from the timer thread: never inside the session call that asked for it.
+        session_(kv::KvStateMachine::kSequenceWindow,
+                 [this] { timer_.At(Clock::now(), [this] { OpenSession(); }); }),
         random_(std::random_device{}()) {
     grpc::ChannelArguments args;
     // Reconnect quickly to a node that comes back: failover should not wait on gRPC's default
@@ -79,7 +90,7 @@ class Client::Impl {
   }
 
   void Start(ServeClientArgs request, CallOptions call,
-             std::function<void(absl::Status, GetResult)> done) {
+             std::function<void(absl::Status, Answer)> done) {
     auto op = std::make_shared<Operation>();
     op->request = std::move(request);
     op->deadline_length = call.deadline.value_or(options_.deadline);
@@ -89,13 +100,23 @@ class Client::Impl {
       MutexLock lock(&mu_);
       ++operations_;
     }
-    if (op->request.key().empty()) {
+    if (op->request.key().empty() && !op->is_open()) {
       // Answered from the timer thread, as every callback is: never inline on the caller's.
       timer_.At(Clock::now(),
                 [this, op] { Finish(op, absl::InvalidArgumentError("the key is empty")); });
       return;
     }
     if (!op->is_set()) return Attempt(op);
+    AcquireTicket(op);
+  }
+
+  std::vector<NodeStatus> ClusterStatus(Millis timeout);
+  int known_leader() const { return leader_.load(); }
+  const std::vector<std::string>& addresses() const { return options_.addresses; }
+
+ private:
+  // Gives the SET a ticket of the session and attempts it, now or once the session has room.
+  void AcquireTicket(const std::shared_ptr<Operation>& op) {
     uint64_t queued_id = 0;
     // A queued SET starts from the timer thread, not inside the Release that made room: starting
     // it there could finish it there (deadline passed) and release the next, and so on, one stack
@@ -112,19 +133,59 @@ class Client::Impl {
     }
     // Still queued at its deadline: withdraw it, certainly never sent.
     timer_.At(op->deadline, [this, op, queued_id] {
-      if (session_.Cancel(queued_id)) {
-        Finish(op, absl::DeadlineExceededError(
-                       "the SET waited for earlier SETs of this client until its deadline and "
-                       "was never sent; it was not applied"));
+      if (!session_.Cancel(queued_id)) return;
+      if (shutting_down_.load()) {  // the timer runs everything at once when it stops
+        return Finish(op, absl::CancelledError("the client was shut down before the SET was sent"));
       }
+      Finish(op, QueuedTooLong(*op));
     });
   }
 
-  std::vector<NodeStatus> ClusterStatus(Millis timeout);
-  int known_leader() const { return leader_.load(); }
-  const std::vector<std::string>& addresses() const { return options_.addresses; }
+  // Why a SET that never left the queue failed: no session could be opened, or earlier SETs of
+  // this client held the window until the deadline.
+  absl::Status QueuedTooLong(const Operation& op) {
+    if (!op.maybe_applied && session_.client_id() == 0) {
+      MutexLock lock(&mu_);
+      if (!open_answered_) {
+        return absl::UnavailableError(absl::StrCat(
+            "cluster unavailable: no node answered within ", FormatMillis(op.deadline_length),
+            " (opening a client session; last error: ", open_error_.empty() ? "none" : open_error_,
+            "). Check the addresses and that the nodes are running."));
+      }
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no client session could be opened within ", FormatMillis(op.deadline_length),
+          " (last reason: ", open_error_, "); the SET was never sent and was not applied"));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the SET waited for earlier SETs of this client until its deadline and was never sent",
+        op.maybe_applied ? "; an earlier attempt of it may have been applied"
+                         : "; it was not applied"));
+  }
 
- private:
+  // Sends an OPEN_SESSION for the session (ClientSession's `open`).
+  void OpenSession() {
+    if (shutting_down_.load()) return session_.OpenFailed(/*retry=*/false);
+    {
+      MutexLock lock(&mu_);
+      open_answered_ = false;
+      open_error_.clear();
+    }
+    ServeClientArgs request;
+    request.set_op(ServeClientArgs::OPEN_SESSION);
+    Start(std::move(request), {}, [this](absl::Status status, Answer answer) {
+      if (status.ok() && answer.client_id != 0) return session_.Opened(answer.client_id);
+      {
+        MutexLock lock(&mu_);
+        open_answered_ = open_answered_ || !absl::IsUnavailable(status);
+        open_error_ = status.ok() ? "the node answered without a session id (is it a raftkv "
+                                    "node from before sessions were opened by the cluster?)"
+                                  : std::string(status.message());
+      }
+      // Tried again while SETs wait, after a pause: never in a tight loop.
+      timer_.At(Clock::now() + options_.backoff_max,
+                [this] { session_.OpenFailed(/*retry=*/!shutting_down_.load()); });
+    });
+  }
   static void TakeTicket(Operation& op, SessionTicket ticket) {
     op.ticket = ticket;
     op.request.set_client_id(ticket.client_id);
@@ -156,6 +217,7 @@ class Client::Impl {
         absl::StrCat("node ", target, " (", options_.addresses[static_cast<size_t>(target)], ")");
     if (!status.ok()) {  // the stream broke, or no reply within the RPC timeout
       op->last_error = absl::StrCat(who, ": ", status.error_message());
+      op->maybe_applied = true;
       ForgetLeader(target);
       return RetryLater(op, -1);
     }
@@ -164,14 +226,16 @@ class Client::Impl {
       if (op->is_set() && options_.drop_set_reply_for_testing &&
           options_.drop_set_reply_for_testing(op->request.sequence(), op->attempts)) {
         op->last_error = absl::StrCat(who, ": reply dropped by the test's fault injection");
+        op->maybe_applied = true;
         return RetryLater(op, target);
       }
       NoteLeader(target);
-      GetResult result;
-      result.found = reply.found();
-      result.value = reply.data();
-      result.version = reply.version();
-      return Finish(op, absl::OkStatus(), std::move(result));
+      Answer answer;
+      answer.get.found = reply.found();
+      answer.get.value = reply.data();
+      answer.get.version = reply.version();
+      answer.client_id = reply.client_id();
+      return Finish(op, absl::OkStatus(), std::move(answer));
     }
     op->last_error = absl::StrCat(who, ": ", reply.error());
     switch (reply.error_code()) {
@@ -179,16 +243,27 @@ class Client::Impl {
         // The node proposed the SET but could not commit it in time, most likely because it has
         // lost its majority. Retry (same sequence) elsewhere: a node that is still leader is
         // found again through the others' hints.
+        op->maybe_applied = true;
         ForgetLeader(target);
         return RetryLater(op, -1);
       case ServeClientReply::INVALID_ARGUMENT:
         return Finish(op, absl::InvalidArgumentError(reply.error()));
       case ServeClientReply::SESSION_EXPIRED:
+        if (!op->maybe_applied) {
+          // No attempt of this SET can have been applied: it goes again, in a new session.
+          session_.Release(op->ticket, ClientSession::Outcome::kExpired);
+          op->ticket = {};
+          return AcquireTicket(op);
+        }
         return Finish(
             op,
-            absl::AbortedError("the cluster no longer knows this client's session, so whether the "
-                               "SET was applied is unknown; later calls use a new session"),
+            absl::AbortedError("the cluster no longer knows this client's session (it idled past "
+                               "SESSION_IDLE_TIMEOUT and was evicted), so whether the SET was "
+                               "applied is unknown; later calls use a new session"),
             {}, ClientSession::Outcome::kExpired);
+      case ServeClientReply::TOO_MANY_SESSIONS:
+        NoteLeader(target);
+        return RetryLater(op, target);
       case ServeClientReply::RETRY_LATER:
         NoteLeader(target);
         return RetryLater(op, target);
@@ -214,6 +289,11 @@ class Client::Impl {
   // the leader if one is known and otherwise at the next node in turn.
   void RetryLater(const std::shared_ptr<Operation>& op, int next_target) {
     op->redirects_in_a_row = 0;
+    if (op->is_open()) {  // for the SETs waiting on it, should they give up first
+      MutexLock lock(&mu_);
+      open_answered_ = open_answered_ || op->any_node_answered;
+      open_error_ = op->last_error;
+    }
     const int exponent = std::min(op->failures_in_a_row++, 16);
     const int64_t ceiling = std::min<int64_t>(
         options_.backoff_max.count(), options_.backoff_initial.count() * (int64_t{1} << exponent));
@@ -267,7 +347,7 @@ class Client::Impl {
         op.last_error, op.is_set() ? ". The SET may or may not have been applied." : ""));
   }
 
-  void Finish(const std::shared_ptr<Operation>& op, absl::Status status, GetResult result = {},
+  void Finish(const std::shared_ptr<Operation>& op, absl::Status status, Answer result = {},
               std::optional<ClientSession::Outcome> outcome = std::nullopt) {
     if (op->is_set() && op->ticket.sequence != 0) {
       session_.Release(op->ticket,
@@ -291,6 +371,9 @@ class Client::Impl {
   int64_t operations_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
   int next_node_ ABSL_GUARDED_BY(mu_) = 0;
+  // The OPEN_SESSION in progress, as far as SETs waiting for it need to know.
+  bool open_answered_ ABSL_GUARDED_BY(mu_) = false;
+  std::string open_error_ ABSL_GUARDED_BY(mu_);
 
   RetryTimer timer_;  // stopped (in ~Impl) before anything it calls back into goes away
   std::vector<std::unique_ptr<RequestStream>> streams_;  // GET and SET, one per node
@@ -364,9 +447,8 @@ void Client::SetAsync(std::string_view key, std::string_view value,
   request.set_op(ServeClientArgs::SET);
   request.set_key(std::string(key));
   request.set_value(std::string(value));
-  impl_->Start(
-      std::move(request), options,
-      [done = std::move(done)](absl::Status status, GetResult) { done(std::move(status)); });
+  impl_->Start(std::move(request), options,
+               [done = std::move(done)](absl::Status status, Answer) { done(std::move(status)); });
 }
 
 void Client::GetAsync(std::string_view key, std::function<void(absl::StatusOr<GetResult>)> done,
@@ -375,9 +457,9 @@ void Client::GetAsync(std::string_view key, std::function<void(absl::StatusOr<Ge
   request.set_op(ServeClientArgs::GET);
   request.set_key(std::string(key));
   impl_->Start(std::move(request), options,
-               [done = std::move(done)](absl::Status status, GetResult result) {
+               [done = std::move(done)](absl::Status status, Answer answer) {
                  if (status.ok()) {
-                   done(std::move(result));
+                   done(std::move(answer.get));
                  } else {
                    done(std::move(status));
                  }

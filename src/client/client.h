@@ -13,9 +13,9 @@
 // frozen node cannot hold a call for its whole deadline. Requests go over one ServeClientStream
 // per node, so concurrent calls share messages (docs/api.md).
 //
-// Exactly-once SETs: the client owns a session (a random 64-bit id) and numbers its SETs; a
-// retried SET keeps its number, so a SET that committed but whose reply was lost is deduplicated
-// by the cluster instead of applied twice.
+// Exactly-once SETs: the client opens a session with the cluster before its first SET and numbers
+// its SETs; a retried SET keeps its number, so a SET that committed but whose reply was lost is
+// deduplicated by the cluster instead of applied twice.
 //
 // Thread-safety: every method may be called from any number of threads at once. The callbacks of
 // the asynchronous calls run on the library's threads (rarely, gRPC completes a request inside
@@ -84,8 +84,9 @@ struct NodeStatus {
 //   kDeadlineExceeded  no success before the deadline; the message gives the last reason. A SET
 //                      that ends so may or may not have been applied.
 //   kUnavailable       no node answered at all before the deadline (wrong addresses, all down).
-//   kAborted           the cluster forgot this client's session (it keeps a bounded number), so
-//                      whether the SET was applied is unknown; later calls use a new session.
+//   kAborted           the cluster evicted this client's session (it idled past the cluster's
+//                      SESSION_IDLE_TIMEOUT) after an attempt of the SET that may have been
+//                      applied, so whether it was is unknown; later calls use a new session.
 //   kCancelled         the client was destroyed before the call finished.
 class Client {
  public:

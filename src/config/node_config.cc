@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/address.h"
+#include "kv/kv_state_machine.h"
 #include "storage/file_util.h"
 
 namespace raftkv::config {
@@ -150,6 +151,11 @@ const std::map<std::string, Setter>& Setters() {
                                               c.max_sessions = n;
                                               return absl::OkStatus();
                                             })},
+      {"limits.SESSION_IDLE_TIMEOUT", Make<Duration>(ParseDuration,
+                                                     [](NodeConfig& c, Duration d) {
+                                                       c.session_idle_timeout = d;
+                                                       return absl::OkStatus();
+                                                     })},
   };
   return *setters;
 }
@@ -248,8 +254,17 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
         "[limits] MAX_KEY_BYTES + MAX_VALUE_BYTES must be at most 2MiB (every message must fit "
         "gRPC's 4 MiB limit); store larger objects elsewhere and keep a reference in raftkv");
   }
-  if (config.max_sessions < 1) {
-    return absl::InvalidArgumentError("[limits] MAX_SESSIONS must be at least 1");
+  if (config.max_sessions < 1 ||
+      static_cast<uint64_t>(config.max_sessions) > kv::KvStateMachine::kMaxSessionsCeiling) {
+    return absl::InvalidArgumentError("[limits] MAX_SESSIONS must be between 1 and " +
+                                      std::to_string(kv::KvStateMachine::kMaxSessionsCeiling));
+  }
+  if (config.session_idle_timeout < std::chrono::seconds(1) ||
+      config.session_idle_timeout > std::chrono::hours(24 * 30)) {
+    return absl::InvalidArgumentError(
+        "[limits] SESSION_IDLE_TIMEOUT must be between 1s and 30 days (43200m): a session idle "
+        "that "
+        "long may be evicted to make room for a new one");
   }
   if (config.dump_max_bytes < 4096) {
     return absl::InvalidArgumentError("[logging] DUMP_MAX_BYTES must be at least 4KiB");

@@ -22,7 +22,9 @@
 //   [limits]
 //   MAX_KEY_BYTES = 4KiB
 //   MAX_VALUE_BYTES = 1MiB
-//   MAX_SESSIONS = 100000
+//   MAX_SESSIONS = 100000          written into OPEN-SESSION entries this node proposes as leader
+//   SESSION_IDLE_TIMEOUT = 10m     (ditto): how long a session must be unused before it may be
+//                                  evicted to make room (kv/kv_state_machine.h)
 #pragma once
 
 #include <cstdint>
@@ -63,6 +65,7 @@ struct NodeConfig {
   int64_t max_key_bytes = 4 << 10;
   int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;
+  Duration session_idle_timeout = std::chrono::minutes(10);
   TestingOptions testing;
 };
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "kv/command.h"
-#include "storage/escape.h"
+#include "kv/command_text.h"
 #include "storage/metadata_file.h"
 
 namespace raftkv::node {
@@ -12,11 +12,6 @@ namespace {
 
 // How often the replica looks for client requests past their answer_by.
 constexpr Duration kOverdueSweep = std::chrono::milliseconds(10);
-
-// "SET key value", as in logs.txt without the session and term.
-std::string SetText(const kv::SetCommand& command) {
-  return "SET " + storage::Escape(command.key) + " " + storage::Escape(command.value);
-}
 
 const char* RefusalText(raft::ReadRefusal refusal) {
   switch (refusal) {
@@ -60,7 +55,8 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   absl::StatusOr<raft::HardState> hard_state =
       storage::LoadMetadata(options.dir, env, &metadata_checksummed);
   if (!hard_state.ok()) return hard_state.status();
-  absl::StatusOr<storage::LogFile::Recovered> recovered = storage::LogFile::Read(options.dir, env);
+  absl::StatusOr<storage::LogFile::Recovered> recovered =
+      storage::LogFile::Read(options.dir, kCommandCodec, env);
   if (!recovered.ok()) return recovered.status();
   if (absl::Status status =
           storage::CheckLogAgainstMetadata(options.dir, *hard_state, recovered->entries.size(),
@@ -76,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                         options.dir + ": " + std::string(core.status().message()));
   }
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
-      storage::LogFile::Open(options.dir, *recovered, env);
+      storage::LogFile::Open(options.dir, *recovered, kCommandCodec, env);
   if (!log.ok()) return log.status();
   if (options.raft.Injected(raft::InjectedBug::kOneSyncForCutAndAppend)) {
     (*log)->SyncTruncationsForTesting(false);
@@ -88,8 +84,11 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   // checksums may run past the log (the core clamps it), and must not be written back as is.
   raft::HardState saved = *hard_state;
   saved.commit_index = (*core)->commit_index();
-  return std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events, observer,
-                                              std::move(*log), std::move(*core), saved));
+  auto replica =
+      std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events, observer,
+                                           std::move(*log), std::move(*core), saved));
+  replica->applied_log_time_at_ = now;
+  return replica;
 }
 
 Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* transport,
@@ -103,8 +102,7 @@ Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* trans
       observer_(observer),
       log_(std::move(log)),
       core_(std::move(core)),
-      saved_(saved),
-      kv_(static_cast<size_t>(options_.max_sessions)) {}
+      saved_(saved) {}
 
 void Replica::Record(const std::string& statement) {
   if (events_ != nullptr) events_->Record(statement);
@@ -143,6 +141,9 @@ std::optional<std::string> Replica::Invalid(const kv::SetCommand& command) const
   if (command.client_id != 0 && command.sequence == 0) {
     return "invalid argument: a session's sequence numbers start at 1";
   }
+  if (command.client_id == 0 && command.sequence != 0) {
+    return "invalid argument: a SET without a session (client_id 0) has no sequence; give 0";
+  }
   if (static_cast<int64_t>(command.value.size()) > options_.max_value_bytes) {
     return "invalid argument: the value is longer than MAX_VALUE_BYTES (" +
            std::to_string(options_.max_value_bytes) + ")";
@@ -156,12 +157,35 @@ void Replica::Set(kv::SetCommand command, ClientCallback done, TimePoint answer_
     return done(ClientResult::Rejected(ClientResult::Reason::kInvalidArgument, *invalid,
                                        core_->leader_id()));
   }
-  const raft::ProposeResult proposal = core_->Propose(kv::EncodeSet(command), now);
+  const bool record = events_ != nullptr && events_->RecordsRequests();
+  Propose(kv::EncodeSet(command), record ? kv::OperationText(command) : "", std::move(done),
+          answer_by, now);
+}
+
+void Replica::OpenSession(ClientCallback done, TimePoint answer_by, TimePoint now) {
+  if (failed_) return done(ClientResult::ShuttingDown());
+  const kv::OpenSessionCommand open{
+      LogTimeForProposal(now), static_cast<uint64_t>(options_.max_sessions),
+      static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.session_idle_timeout)
+              .count())};
+  Propose(kv::EncodeOpenSession(open), "OPEN-SESSION", std::move(done), answer_by, now);
+}
+
+uint64_t Replica::LogTimeForProposal(TimePoint now) const {
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - applied_log_time_at_).count();
+  return applied_log_time_ms_ + static_cast<uint64_t>(std::max<int64_t>(0, elapsed));
+}
+
+void Replica::Propose(std::string payload, const std::string& operation, ClientCallback done,
+                      TimePoint answer_by, TimePoint now) {
+  const raft::ProposeResult proposal = core_->Propose(std::move(payload), now);
   if (!proposal.accepted) {
     return done(ClientResult::Rejected(ClientResult::Reason::kNotLeader, "not leader",
                                        proposal.leader_hint));
   }
-  if (events_ != nullptr && events_->RecordsRequests()) events_->RecordReceived(SetText(command));
+  if (events_ != nullptr && events_->RecordsRequests()) events_->RecordReceived(operation);
   pending_sets_[proposal.index] = PendingSet{proposal.term, std::move(done), answer_by};
 }
 
@@ -260,7 +284,7 @@ void Replica::ProcessReadies(TimePoint now) {
         transport_->Send(message);
       }
     }
-    ApplyCommitted(ready.committed_entries);
+    ApplyCommitted(ready.committed_entries, now);
     if (failed_) return;
     core_->Advance(ready);
     while (!waiting_reads_.empty() && waiting_reads_.begin()->first <= core_->applied_index()) {
@@ -287,48 +311,84 @@ void Replica::MaybeSaveCommitIndex(TimePoint now, bool force) {
   commit_saved_at_ = now;
 }
 
-void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
+void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint now) {
   if (entries.empty()) return;
   // Decode outside the writer lock, so that fast-path readers wait only for the applying.
-  std::vector<std::optional<kv::SetCommand>> commands(entries.size());
+  std::vector<std::optional<kv::Command>> commands(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].type != raft::EntryType::kCommand) continue;
-    absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entries[i].data);
+    absl::StatusOr<kv::Command> command = kv::DecodeCommand(entries[i].data);
     if (!command.ok()) return Fatal(command.status());
     commands[i] = std::move(*command);
   }
-  std::vector<kv::ApplyOutcome> outcomes(entries.size(), kv::ApplyOutcome::kApplied);
+  std::vector<Applied> applied(entries.size());
   {
     // One writer lock for the batch: readers on the fast path wait at most one batch.
     WriterLock lock(&kv_mu_);
     for (size_t i = 0; i < entries.size(); ++i) {
-      if (commands[i]) outcomes[i] = kv_.ApplySet(*commands[i], entries[i].index);
+      if (!commands[i]) continue;
+      if (const auto* set = std::get_if<kv::SetCommand>(&*commands[i])) {
+        applied[i].set = kv_.ApplySet(*set, entries[i].index);
+      } else {
+        applied[i].open =
+            kv_.ApplyOpenSession(std::get<kv::OpenSessionCommand>(*commands[i]), entries[i].index);
+        applied_log_time_ms_ = kv_.log_time_ms();
+        applied_log_time_at_ = now;
+      }
     }
   }
   const bool leader = core_->role() == raft::Role::kLeader;
   const bool record = events_ != nullptr && events_->RecordsRequests();
   for (size_t i = 0; i < entries.size(); ++i) {
     if (observer_ != nullptr) observer_->OnApplied(entries[i]);
-    if (record) events_->RecordCommitted(leader, commands[i] ? SetText(*commands[i]) : "NO-OP");
-    AnswerApplied(entries[i], outcomes[i]);
+    if (record) {
+      events_->RecordCommitted(leader, commands[i] ? kv::OperationText(*commands[i]) : "NO-OP");
+    }
+    AnswerApplied(entries[i], applied[i]);
   }
 }
 
-void Replica::AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome) {
+void Replica::AnswerApplied(const raft::Entry& entry, const Applied& applied) {
   auto it = pending_sets_.find(entry.index);
   if (it == pending_sets_.end()) return;
   PendingSet pending = std::move(it->second);
   pending_sets_.erase(it);
+  const NodeId self = options_.raft.id;
   if (entry.term != pending.term) {
-    pending.done(ClientResult::Unknown(
+    return pending.done(ClientResult::Unknown(
         "another leader's entry took this log position; outcome unknown, retry",
         core_->leader_id()));
-  } else if (outcome == kv::ApplyOutcome::kSessionExpired) {
-    pending.done(ClientResult::Rejected(ClientResult::Reason::kSessionExpired,
-                                        "client session expired; start a new session",
-                                        options_.raft.id));
-  } else {
-    pending.done(ClientResult::Ok(std::nullopt, options_.raft.id));
+  }
+  if (applied.open) {
+    if (*applied.open == kv::OpenOutcome::kOpened) {
+      return pending.done(ClientResult::Opened(entry.index, self));
+    }
+    return pending.done(ClientResult::Rejected(
+        ClientResult::Reason::kTooManySessions,
+        "the cluster's session table is full of sessions used within the idle timeout; retry "
+        "later, or send SETs without a session (client_id 0)",
+        self));
+  }
+  switch (applied.set.value_or(kv::ApplyOutcome::kApplied)) {
+    case kv::ApplyOutcome::kApplied:
+    case kv::ApplyOutcome::kDuplicate:
+      return pending.done(ClientResult::Ok(std::nullopt, self));
+    case kv::ApplyOutcome::kSessionExpired:
+      return pending.done(ClientResult::Rejected(
+          ClientResult::Reason::kSessionExpired,
+          "no such client session (never opened, or expired): open a new session", self));
+    case kv::ApplyOutcome::kNeverOpened:
+      return pending.done(ClientResult::Rejected(
+          ClientResult::Reason::kInvalidArgument,
+          "invalid argument: no session was ever opened with this client_id; open one with "
+          "OPEN_SESSION first (docs/api.md), or send client_id 0 for no session",
+          self));
+    case kv::ApplyOutcome::kSequenceTooFar:
+      return pending.done(ClientResult::Rejected(
+          ClientResult::Reason::kInvalidArgument,
+          "invalid argument: the sequence is more than 4096 above the session's highest applied "
+          "one; number SETs consecutively, or open a new session",
+          self));
   }
 }
 
@@ -365,6 +425,11 @@ void Replica::ServeRead(const std::string& key, const ClientCallback& done) {
 std::optional<kv::StoredValue> Replica::Find(const std::string& key) const {
   ReaderLock lock(&kv_mu_);
   return kv_.Find(key);
+}
+
+size_t Replica::SessionCount() const {
+  ReaderLock lock(&kv_mu_);
+  return kv_.session_count();
 }
 
 void Replica::PublishReadWindow() {

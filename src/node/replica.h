@@ -20,6 +20,7 @@
 // entries and to publish the lease window).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,12 +31,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
+#include "kv/command_text.h"
 #include "kv/kv_state_machine.h"
 #include "raft/raft_node.h"
 #include "storage/env.h"
 #include "storage/log_file.h"
 
 namespace raftkv::node {
+
+// logs.txt writes commands as kv spells them (kv/command_text.h).
+inline constexpr storage::EntryCodec kCommandCodec{&kv::FormatCommandText, &kv::ParseCommandText};
 
 // The answer to a client request.
 struct ClientResult {
@@ -50,10 +55,16 @@ struct ClientResult {
     kRetryLater,
     kInvalidArgument,
     kSessionExpired,
+    kTooManySessions,
     kShuttingDown
   };
   static ClientResult Ok(std::optional<kv::StoredValue> value, NodeId self) {
     return {Kind::kOk, Reason::kNone, std::move(value), "", self};
+  }
+  static ClientResult Opened(uint64_t client_id, NodeId self) {
+    ClientResult result = Ok(std::nullopt, self);
+    result.client_id = client_id;
+    return result;
   }
   static ClientResult Rejected(Reason reason, std::string error, NodeId leader_hint) {
     return {Kind::kRejected, reason, std::nullopt, std::move(error), leader_hint};
@@ -70,6 +81,7 @@ struct ClientResult {
   std::optional<kv::StoredValue> value;  // GET of a present key
   std::string error;
   NodeId leader_hint = kNoNode;
+  uint64_t client_id = 0;  // OpenSession: the new session's id
 };
 using ClientCallback = std::function<void(const ClientResult&)>;
 // The answer to a peer's request (RequestVote, AppendEntries) that came as an RPC: the core's
@@ -125,7 +137,10 @@ struct ReplicaOptions {
   std::string dir;  // logs.txt and metadata.txt live here
   int64_t max_key_bytes = 1024;
   int64_t max_value_bytes = 1 << 20;
+  // What this node writes into the OPEN-SESSION entries it proposes as leader. Whatever they say
+  // on other nodes, every replica applies each entry by the values in it (kv/command.h).
   int64_t max_sessions = 100'000;
+  Duration session_idle_timeout = std::chrono::minutes(10);
   // The node's monotonic clock, read by TryLeaseRead (from any thread).
   std::function<TimePoint()> clock;
   // Called when this node can no longer keep its own promises (a file it cannot write, a
@@ -154,6 +169,9 @@ class Replica {
   // `answer_by` at the latest (then "outcome unknown" for a SET, "retry" for a GET), or at
   // Shutdown.
   void Set(kv::SetCommand command, ClientCallback done, TimePoint answer_by, TimePoint now);
+  // Proposes an OPEN-SESSION entry; `done` gets the new session's id (ClientResult::client_id),
+  // or kTooManySessions when the table is full of sessions in use. Answered like Set.
+  void OpenSession(ClientCallback done, TimePoint answer_by, TimePoint now);
   // The slow path of a GET (after TryLeaseRead declined): refuses, redirects, serves, or waits for
   // the state machine to reach the read index.
   void Get(std::string key, ClientCallback done, TimePoint answer_by, TimePoint now);
@@ -184,6 +202,8 @@ class Replica {
   bool failed() const { return failed_; }
   // Test-only: the stored value of `key` (under the reader lock).
   std::optional<kv::StoredValue> Find(const std::string& key) const ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Test-only: the number of client sessions in the state machine.
+  size_t SessionCount() const ABSL_LOCKS_EXCLUDED(kv_mu_);
 
  private:
   struct PendingSet {
@@ -205,8 +225,18 @@ class Replica {
   std::optional<std::string> Invalid(const kv::SetCommand& command) const;
   void ProcessReadies(TimePoint now);
   // Applies committed entries to kv_ under the writer lock, then answers their clients.
-  void ApplyCommitted(const std::vector<raft::Entry>& entries);
-  void AnswerApplied(const raft::Entry& entry, kv::ApplyOutcome outcome);
+  void ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint now);
+  // The log time (kv/kv_state_machine.h) an OPEN-SESSION proposed now carries.
+  uint64_t LogTimeForProposal(TimePoint now) const;
+  // What applying an entry did, for the client waiting on it.
+  struct Applied {
+    std::optional<kv::ApplyOutcome> set;  // a SET
+    std::optional<kv::OpenOutcome> open;  // an OPEN-SESSION
+  };
+  void AnswerApplied(const raft::Entry& entry, const Applied& applied);
+  // Proposes `payload` for a client waiting on `done`; `operation` is for dump.txt.
+  void Propose(std::string payload, const std::string& operation, ClientCallback done,
+               TimePoint answer_by, TimePoint now);
   void ServeRead(const std::string& key, const ClientCallback& done) ABSL_LOCKS_EXCLUDED(kv_mu_);
   // Publishes core_->CurrentLeaseWindow() for the fast path when it changed.
   void PublishReadWindow() ABSL_LOCKS_EXCLUDED(kv_mu_);
@@ -236,6 +266,13 @@ class Replica {
   raft::HardState saved_;
   TimePoint commit_saved_at_{};
   TimePoint next_overdue_sweep_{};
+  // Log time advances, between the OPEN-SESSION entries that carry it, at the rate of the clock
+  // of whoever proposes the next one: a leader stamps the log time it last applied plus the time
+  // its own clock says has passed since. No wall clock is read, so clocks that disagree across
+  // machines cannot make it jump; a restart or a lagging apply only makes it slower (sessions
+  // then live longer, never shorter, than the idle timeout).
+  uint64_t applied_log_time_ms_ = 0;
+  TimePoint applied_log_time_at_{};  // when this node applied (or, before any, started)
   bool failed_ = false;
 
   // Written by the owner only, read by it and by the fast path's callers.

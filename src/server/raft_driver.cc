@@ -91,6 +91,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   options.max_key_bytes = config.max_key_bytes;
   options.max_value_bytes = config.max_value_bytes;
   options.max_sessions = config.max_sessions;
+  options.session_idle_timeout = config.session_idle_timeout;
   options.clock = [clock] { return clock.Now(); };
   options.on_fatal = [raw = driver.get()](const absl::Status& status) {
     (void)raw->events_->Flush();
@@ -149,6 +150,8 @@ void RaftDriver::AnswerWhileStopped(Input& input) {
     request->reply(std::nullopt);
   } else if (auto* set = std::get_if<SetRequest>(&input)) {
     set->done(ClientResult::ShuttingDown());
+  } else if (auto* open = std::get_if<OpenSessionRequest>(&input)) {
+    open->done(ClientResult::ShuttingDown());
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     get->done(ClientResult::ShuttingDown());
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {
@@ -167,6 +170,9 @@ void RaftDriver::HandlePeerRequest(raft::Message request, ReplyFn reply) {
 void RaftDriver::ReportPeerError(NodeId peer) { Post(PeerError{peer}); }
 void RaftDriver::Set(kv::SetCommand command, ClientCallback done, AnswerBy answer_by) {
   Post(SetRequest{std::move(command), std::move(done), answer_by});
+}
+void RaftDriver::OpenSession(ClientCallback done, AnswerBy answer_by) {
+  Post(OpenSessionRequest{std::move(done), answer_by});
 }
 void RaftDriver::Get(std::string key, ClientCallback done, AnswerBy answer_by) {
   if (replica_->TryLeaseRead(key, done)) return;
@@ -232,6 +238,8 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
     replica_->ReportPeerError(error->peer, now);
   } else if (auto* set = std::get_if<SetRequest>(&input)) {
     replica_->Set(std::move(set->command), std::move(set->done), Local(set->answer_by), now);
+  } else if (auto* open = std::get_if<OpenSessionRequest>(&input)) {
+    replica_->OpenSession(std::move(open->done), Local(open->answer_by), now);
   } else if (auto* get = std::get_if<GetRequest>(&input)) {
     replica_->Get(std::move(get->key), std::move(get->done), Local(get->answer_by), now);
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {

@@ -79,6 +79,7 @@ class RaftDriver {
   // `done` is called exactly once, on the driver thread or (Get's fast path, and requests refused
   // during shutdown) on the calling thread.
   void Set(kv::SetCommand command, ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
+  void OpenSession(ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
   // Served on the calling thread when this node's published lease window covers now; otherwise
   // through the driver thread (which refuses, redirects or waits for the state machine).
   void Get(std::string key, ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
@@ -91,6 +92,10 @@ class RaftDriver {
  private:
   struct SetRequest {
     kv::SetCommand command;
+    ClientCallback done;
+    AnswerBy answer_by;
+  };
+  struct OpenSessionRequest {
     ClientCallback done;
     AnswerBy answer_by;
   };
@@ -109,8 +114,8 @@ class RaftDriver {
   struct PeerError {
     NodeId peer;
   };
-  using Input =
-      std::variant<raft::Message, PeerRequest, SetRequest, GetRequest, StatusRequest, PeerError>;
+  using Input = std::variant<raft::Message, PeerRequest, SetRequest, OpenSessionRequest, GetRequest,
+                             StatusRequest, PeerError>;
 
   class SlowDisk;
   RaftDriver(const NodeConfig& config, NodeClock clock, std::unique_ptr<EventLog> events);

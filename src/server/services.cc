@@ -20,6 +20,8 @@ ServeClientReply::ErrorCode ToErrorCode(ClientResult::Reason reason) {
       return ServeClientReply::INVALID_ARGUMENT;
     case ClientResult::Reason::kSessionExpired:
       return ServeClientReply::SESSION_EXPIRED;
+    case ClientResult::Reason::kTooManySessions:
+      return ServeClientReply::TOO_MANY_SESSIONS;
     case ClientResult::Reason::kShuttingDown:
       return ServeClientReply::SHUTTING_DOWN;
   }
@@ -35,6 +37,7 @@ void FillReply(const ClientResult& result, const std::vector<std::string>& addre
   reply->set_error_code(result.kind == ClientResult::Kind::kUnknown
                             ? ServeClientReply::OUTCOME_UNKNOWN
                             : ToErrorCode(result.reason));
+  if (result.client_id != 0) reply->set_client_id(result.client_id);
   if (result.value) {
     reply->set_found(true);
     reply->set_data(result.value->value);
@@ -170,12 +173,21 @@ KvService::KvService(RaftDriver* driver, std::vector<std::string> addresses, Dur
     : driver_(driver), addresses_(std::move(addresses)), max_wait_(max_wait) {}
 
 void KvService::Dispatch(const ServeClientArgs& request, AnswerBy answer_by, ClientCallback done) {
-  if (request.op() == ServeClientArgs::SET) {
-    driver_->Set(
-        kv::SetCommand{request.key(), request.value(), request.client_id(), request.sequence()},
-        std::move(done), answer_by);
-  } else {
-    driver_->Get(request.key(), std::move(done), answer_by);
+  switch (request.op()) {
+    case ServeClientArgs::SET:
+      return driver_->Set(
+          kv::SetCommand{request.key(), request.value(), request.client_id(), request.sequence()},
+          std::move(done), answer_by);
+    case ServeClientArgs::GET:
+      return driver_->Get(request.key(), std::move(done), answer_by);
+    case ServeClientArgs::OPEN_SESSION:
+      return driver_->OpenSession(std::move(done), answer_by);
+    default:
+      return done(ClientResult::Rejected(ClientResult::Reason::kInvalidArgument,
+                                         "invalid argument: unknown op " +
+                                             std::to_string(request.op()) +
+                                             " (GET = 0, SET = 1, OPEN_SESSION = 2)",
+                                         kNoNode));
   }
 }
 

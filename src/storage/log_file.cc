@@ -7,60 +7,35 @@
 #include <charconv>
 #include <cstdio>
 
-#include "kv/command.h"
-#include "storage/escape.h"
+#include "common/escape.h"
 #include "storage/file_util.h"
 
 namespace raftkv::storage {
-absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry) {
+absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry, const EntryCodec& codec) {
   const std::string term = std::to_string(entry.term);
   if (entry.type == raft::EntryType::kNoop) return "NO-OP " + term;
-  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
-  if (!command.ok()) return command.status();
-  std::string line = "SET " + Escape(command->key) + " " + Escape(command->value) + " ";
-  if (command->client_id != 0) {
-    line += "session=" + std::to_string(command->client_id) + ":" +
-            std::to_string(command->sequence) + " ";
-  }
-  return line + term;
+  absl::StatusOr<std::string> text = codec.format(entry.data);
+  if (!text.ok()) return text.status();
+  return *text + " " + term;
 }
 
-absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index) {
-  const std::vector<std::string_view> fields = Split(line, ' ');
+absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index,
+                                           const EntryCodec& codec) {
   raft::Entry entry;
   entry.index = index;
-  if (!ParseNumber(fields.back(), &entry.term)) {
+  const size_t space = line.rfind(' ');
+  if (space == std::string_view::npos || !ParseNumber(line.substr(space + 1), &entry.term)) {
     return absl::InvalidArgumentError("the line must end with its term, a number");
   }
-  if (fields[0] == "NO-OP") {
-    if (fields.size() != 2) return absl::InvalidArgumentError("expected \"NO-OP <term>\"");
+  const std::string_view text = line.substr(0, space);
+  if (text == "NO-OP") {
     entry.type = raft::EntryType::kNoop;
     return entry;
   }
-  if (fields[0] != "SET" || (fields.size() != 4 && fields.size() != 5)) {
-    return absl::InvalidArgumentError(
-        "expected \"NO-OP <term>\" or \"SET <key> <value> [session=<id>:<seq>] <term>\"");
-  }
-  kv::SetCommand command;
-  absl::StatusOr<std::string> key = Unescape(fields[1]);
-  if (!key.ok()) return absl::InvalidArgumentError("key: " + std::string(key.status().message()));
-  absl::StatusOr<std::string> value = Unescape(fields[2]);
-  if (!value.ok()) {
-    return absl::InvalidArgumentError("value: " + std::string(value.status().message()));
-  }
-  command.key = std::move(*key);
-  command.value = std::move(*value);
-  if (fields.size() == 5) {
-    std::string_view session = fields[3];
-    const size_t colon = session.find(':');
-    if (session.substr(0, 8) != "session=" || colon == std::string_view::npos ||
-        !ParseNumber(session.substr(8, colon - 8), &command.client_id) ||
-        !ParseNumber(session.substr(colon + 1), &command.sequence) || command.client_id == 0) {
-      return absl::InvalidArgumentError("expected \"session=<client_id>:<sequence>\"");
-    }
-  }
+  absl::StatusOr<std::string> payload = codec.parse(text);
+  if (!payload.ok()) return payload.status();
   entry.type = raft::EntryType::kCommand;
-  entry.data = kv::EncodeSet(command);
+  entry.data = std::move(*payload);
   return entry;
 }
 
@@ -98,15 +73,16 @@ std::optional<std::pair<std::string_view, std::string_view>> SplitLastField(std:
 
 }  // namespace
 
-absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write) {
-  absl::StatusOr<std::string> text = FormatEntryLine(entry);
+absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write,
+                                         const EntryCodec& codec) {
+  absl::StatusOr<std::string> text = FormatEntryLine(entry, codec);
   if (!text.ok()) return text.status();
   if (starts_write) *text += " index=" + std::to_string(entry.index);
   return *text + " crc=" + Hex8(RecordChecksum(entry.index, *text));
 }
 
 absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex> position,
-                                   bool legacy_allowed) {
+                                   bool legacy_allowed, const EntryCodec& codec) {
   Record record;
   std::string_view text = line;  // the line without its checksum field
   std::optional<uint32_t> checksum;
@@ -147,7 +123,7 @@ absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex
                                       ", the line's bytes give " +
                                       Hex8(RecordChecksum(index, covered)) + ")");
   }
-  absl::StatusOr<raft::Entry> entry = ParseEntryLine(text, index);
+  absl::StatusOr<raft::Entry> entry = ParseEntryLine(text, index, codec);
   if (!entry.ok()) return entry.status();
   record.entry = std::move(*entry);
   return record;
@@ -161,8 +137,8 @@ constexpr const char* kDamaged =
     "(see docs/file-formats.md, Recovery)";
 }  // namespace
 
-absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
-                                                  const std::string& path) {
+absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const std::string& path,
+                                                  const EntryCodec& codec) {
   Recovered recovered;
   size_t start = 0;
   size_t line_number = 1;
@@ -181,7 +157,7 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
     const std::string_view line(text.data() + start, newline - start);
     absl::StatusOr<Record> record = line.find('\0') != std::string_view::npos
                                         ? absl::InvalidArgumentError("zero bytes in the line")
-                                        : ParseRecord(line, line_number, !checksummed);
+                                        : ParseRecord(line, line_number, !checksummed, codec);
     if (record.ok() && !recovered.entries.empty() &&
         record->entry.term < recovered.entries.back().term) {
       record = absl::InvalidArgumentError("term goes down from " +
@@ -220,7 +196,7 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
     const size_t first = piece.find_first_not_of('\0');
     piece = first == std::string_view::npos ? std::string_view() : piece.substr(first);
     if (at > start && !piece.empty()) {
-      if (absl::StatusOr<Record> record = ParseRecord(piece, std::nullopt, false);
+      if (absl::StatusOr<Record> record = ParseRecord(piece, std::nullopt, false, codec);
           record.ok() && record->starts_write) {
         return absl::DataLossError(
             path + ":" + std::to_string(line_number) + ": damaged (" + damage + "), yet line " +
@@ -243,12 +219,13 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text,
   return recovered;
 }
 
-absl::StatusOr<LogFile::Recovered> LogFile::Read(const std::string& dir, Env* env) {
+absl::StatusOr<LogFile::Recovered> LogFile::Read(const std::string& dir, const EntryCodec& codec,
+                                                 Env* env) {
   const std::string path = dir + "/logs.txt";
   absl::StatusOr<std::string> contents = env->ReadFile(path);
   if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
   const std::string text = contents.ok() ? std::move(*contents) : std::string();
-  absl::StatusOr<Recovered> recovered = Parse(text, path);
+  absl::StatusOr<Recovered> recovered = Parse(text, path, codec);
   if (!recovered.ok()) return recovered.status();
   recovered->missing = !contents.ok();
   recovered->file_bytes = text.size();
@@ -256,12 +233,14 @@ absl::StatusOr<LogFile::Recovered> LogFile::Read(const std::string& dir, Env* en
 }
 
 absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
-                                                       const Recovered& recovered, Env* env) {
+                                                       const Recovered& recovered,
+                                                       const EntryCodec& codec, Env* env) {
   if (absl::Status status = env->CreateDir(dir); !status.ok()) return status;
   const std::string path = dir + "/logs.txt";
   absl::StatusOr<std::unique_ptr<WritableFile>> opened = env->OpenWritable(path, false);
   if (!opened.ok()) return opened.status();
-  auto file = std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, recovered.line_ends));
+  auto file =
+      std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, recovered.line_ends, codec));
   // Cut the torn tail off for good, so that appends start at a line boundary.
   const uint64_t good = file->End();
   if (good != recovered.file_bytes) {
@@ -274,16 +253,19 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
 }
 
 absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir, Recovered* recovered,
-                                                       Env* env) {
-  absl::StatusOr<Recovered> read = Read(dir, env);
+                                                       const EntryCodec& codec, Env* env) {
+  absl::StatusOr<Recovered> read = Read(dir, codec, env);
   if (!read.ok()) return read.status();
   *recovered = std::move(*read);
-  return Open(dir, *recovered, env);
+  return Open(dir, *recovered, codec, env);
 }
 
 LogFile::LogFile(std::unique_ptr<WritableFile> file, std::string path,
-                 std::vector<uint64_t> line_ends)
-    : file_(std::move(file)), path_(std::move(path)), line_ends_(std::move(line_ends)) {}
+                 std::vector<uint64_t> line_ends, EntryCodec codec)
+    : file_(std::move(file)),
+      codec_(codec),
+      path_(std::move(path)),
+      line_ends_(std::move(line_ends)) {}
 
 LogFile::~LogFile() {
   // Not synced: if the cut is lost, the next Open drops the zero tail again.
@@ -313,7 +295,7 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
       return absl::InternalError("append at index " + std::to_string(entry.index) + " after " +
                                  std::to_string(LastIndex() + ends.size()));
     }
-    absl::StatusOr<std::string> line = FormatRecord(entry, /*starts_write=*/ends.empty());
+    absl::StatusOr<std::string> line = FormatRecord(entry, /*starts_write=*/ends.empty(), codec_);
     if (!line.ok()) return line.status();
     buffer += *line;
     buffer += '\n';

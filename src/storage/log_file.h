@@ -3,7 +3,11 @@
 // ("logs.txt"); in short:
 //
 //   NO-OP <term> [index=<n>] crc=<8 hex>
-//   SET <key> <value> [session=<client_id>:<sequence>] <term> [index=<n>] crc=<8 hex>
+//   <command text> <term> [index=<n>] crc=<8 hex>
+//
+// The command text ("SET <key> <value> …", "OPEN-SESSION …") is the state machine's business:
+// this file frames it and never looks inside (an EntryCodec turns payloads into text and back;
+// the node passes kv's).
 //
 // `crc` is a CRC-32 of "<index> " and the line before " crc=", so damage anywhere in a line, or
 // a line at the wrong place, is told from an intact one. The first line of every write carries
@@ -35,13 +39,24 @@
 
 namespace raftkv::storage {
 
+// A command entry's payload as text and back. The text is one or more space-separated fields
+// (the term follows it on the line); `parse` must refuse whatever `format` cannot produce, and
+// parse(format(p)) must mean what p means (kv's codec: the same bytes, except that a SET without
+// a session comes back with the current tag).
+struct EntryCodec {
+  absl::StatusOr<std::string> (*format)(std::string_view payload);
+  absl::StatusOr<std::string> (*parse)(std::string_view text);
+};
+
 // The entry's own text, "SET name1 Jaggu 0" (no index, checksum or newline): what operators read.
-absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry);
-absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index);
+absl::StatusOr<std::string> FormatEntryLine(const raft::Entry& entry, const EntryCodec& codec);
+absl::StatusOr<raft::Entry> ParseEntryLine(std::string_view line, LogIndex index,
+                                           const EntryCodec& codec);
 
 // A whole line of logs.txt (without the newline): the entry's text, `index=` when it starts a
 // write, and the checksum.
-absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write);
+absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write,
+                                         const EntryCodec& codec);
 struct Record {
   raft::Entry entry;
   bool starts_write = false;  // carries index=
@@ -50,7 +65,7 @@ struct Record {
 // Parses and verifies a line standing at `position` (nullopt: unknown, then the line must carry
 // index= and a checksum). Lines without a checksum are accepted only if `legacy_allowed`.
 absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex> position,
-                                   bool legacy_allowed);
+                                   bool legacy_allowed, const EntryCodec& codec);
 
 class LogFile {
  public:
@@ -67,19 +82,23 @@ class LogFile {
   // Parses the text of a logs.txt (`path` names it in errors) by the recovery rules of
   // docs/file-formats.md: a damaged tail is dropped with a warning, damage followed by an intact
   // write is DataLoss. Changes nothing on disk.
-  static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path);
+  static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path,
+                                         const EntryCodec& codec);
 
   // Reads and parses `dir`/logs.txt; changes nothing on disk.
-  static absl::StatusOr<Recovered> Read(const std::string& dir, Env* env = PosixEnv());
+  static absl::StatusOr<Recovered> Read(const std::string& dir, const EntryCodec& codec,
+                                        Env* env = PosixEnv());
   // Opens (creating if needed) `dir`/logs.txt as `recovered` from Read() found it, cuts off the
   // torn tail, and makes what was recovered durable (after a kill -9 the file may hold writes
   // that are only in the page cache: the node is about to act on them, so they must not vanish in
   // a later power loss).
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir,
                                                        const Recovered& recovered,
+                                                       const EntryCodec& codec,
                                                        Env* env = PosixEnv());
   // Read, then Open.
   static absl::StatusOr<std::unique_ptr<LogFile>> Open(const std::string& dir, Recovered* recovered,
+                                                       const EntryCodec& codec,
                                                        Env* env = PosixEnv());
   // Cuts off the preallocated tail, so that the file at rest is plain text.
   ~LogFile();
@@ -96,13 +115,15 @@ class LogFile {
   const std::string& path() const { return path_; }
 
  private:
-  LogFile(std::unique_ptr<WritableFile> file, std::string path, std::vector<uint64_t> line_ends);
+  LogFile(std::unique_ptr<WritableFile> file, std::string path, std::vector<uint64_t> line_ends,
+          EntryCodec codec);
   uint64_t End() const { return line_ends_.empty() ? 0 : line_ends_.back(); }
   // Tries to make the file at least `size` bytes long, zero-filled past End(), in
   // kPreallocateBytes steps; on failure appends simply grow the file.
   void Preallocate(uint64_t size);
 
   std::unique_ptr<WritableFile> file_;
+  EntryCodec codec_;
   uint64_t file_size_ = 0;  // End() plus the preallocated zero tail
   bool preallocate_ = true;
   bool sync_truncations_ = true;  // false once the file system refused fallocate: plain appends

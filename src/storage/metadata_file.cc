@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "storage/escape.h"
+#include "common/escape.h"
 #include "storage/file_util.h"
 
 namespace raftkv::storage {

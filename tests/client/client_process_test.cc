@@ -31,7 +31,7 @@ std::unique_ptr<Client> MakeClient(const ProcessCluster& cluster, ClientOptions 
 int CountSetEntries(const ProcessCluster& cluster, int node, const std::string& key,
                     const std::string& value) {
   std::ifstream log(cluster.dir() + "/logs_node_" + std::to_string(node) + "/logs.txt");
-  const std::string prefix = "SET " + key + " " + value + " session=";
+  const std::string prefix = "SET " + key + " " + value + " client=";
   int count = 0;
   for (std::string line; std::getline(log, line);) count += line.rfind(prefix, 0) == 0 ? 1 : 0;
   return count;
@@ -119,6 +119,50 @@ TEST(ClientProcess, ASetWhoseReplyIsLostIsAppliedOnce) {
   EXPECT_EQ(got->version, 1u) << "the new leader applied the retried SET again";
   EXPECT_NE(client->known_leader(), leader);
   EXPECT_EQ(CountSetEntries(cluster, client->known_leader(), "lost-reply-and-leader", "once"), 2);
+}
+
+// The cluster evicts a session only after it idled past SESSION_IDLE_TIMEOUT, and only to make
+// room. A SET whose session was evicted, and that was certainly never applied, goes again in a
+// new session without the caller seeing anything; it is applied once.
+TEST(ClientProcess, ASetWhoseSessionWasEvictedGoesAgainInANewSession) {
+  ProcessCluster cluster(3, "[limits]\nMAX_SESSIONS = 1\nSESSION_IDLE_TIMEOUT = 1s\n");
+  ASSERT_GE(cluster.WaitForLeader(), 0);
+  std::unique_ptr<Client> client = MakeClient(cluster);
+  ASSERT_TRUE(client->Set("k", "1").ok());
+  // Another client wants a session: refused while ours counts as in use, granted once ours has
+  // idled a second of log time (every OPEN-SESSION carries the log time).
+  ServeClientArgs open;
+  open.set_op(ServeClientArgs::OPEN_SESSION);
+  uint64_t other = 0;
+  for (int i = 0; i < 100 && other == 0; ++i) {
+    std::optional<ServeClientReply> reply = cluster.Request(open, milliseconds(1000));
+    if (reply && reply->success()) other = reply->client_id();
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_NE(other, 0u) << "the idle session was never evicted";
+  // Our session is gone; the next SET finds out, opens a new one (evicting the other, idle now)
+  // and goes again.
+  std::this_thread::sleep_for(milliseconds(1100));
+  const absl::Status set = client->Set("k", "2");
+  ASSERT_TRUE(set.ok()) << set;
+  auto got = client->Get("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->value, "2");
+  EXPECT_EQ(got->version, 2u) << "each SET applied once";
+  // Two sessions: the second SET went out in a new one.
+  std::ifstream log(cluster.dir() + "/logs_node_" + std::to_string(client->known_leader()) +
+                    "/logs.txt");
+  std::map<std::string, std::string> session_of;  // value -> client id
+  for (std::string line; std::getline(log, line);) {
+    for (const char* value : {"1", "2"}) {
+      const std::string prefix = std::string("SET k ") + value + " client=";
+      if (line.rfind(prefix, 0) == 0) {
+        session_of[value] = line.substr(prefix.size(), line.find(':') - prefix.size());
+      }
+    }
+  }
+  ASSERT_EQ(session_of.size(), 2u);
+  EXPECT_NE(session_of["1"], session_of["2"]);
 }
 
 TEST(ClientProcess, ManyCallsInFlightFromManyThreads) {

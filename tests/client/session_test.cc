@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <optional>
 #include <set>
 #include <thread>
@@ -27,39 +28,56 @@ struct Recorder {
   }
 };
 
-TEST(ClientSession, SequenceOneGoesOutAloneThenTheRestFollow) {
-  ClientSession session(/*window=*/100);
+// Counts the opens a session asks for; the test answers them.
+struct Opens {
+  int asked = 0;
+  std::function<void()> Callback() {
+    return [this] { ++asked; };
+  }
+};
+
+TEST(ClientSession, SetsWaitForTheSessionToOpen) {
+  Opens opens;
+  ClientSession session(/*window=*/100, opens.Callback());
   Recorder recorder;
   for (int i = 0; i < 5; ++i) recorder.Acquire(session);
-  ASSERT_EQ(recorder.started.size(), 1u) << "only the opener before the cluster knows the session";
-  EXPECT_EQ(recorder.started[0].sequence, 1u);
-  EXPECT_NE(recorder.started[0].client_id, 0u);
-  session.Release(recorder.started[0], Outcome::kApplied);
+  EXPECT_TRUE(recorder.started.empty()) << "nothing goes out before the cluster has the session";
+  EXPECT_EQ(opens.asked, 1) << "one open, however many SETs wait";
+  session.Opened(42);
   ASSERT_EQ(recorder.started.size(), 5u);
   for (uint64_t i = 0; i < 5; ++i) {
     EXPECT_EQ(recorder.started[i].sequence, i + 1);
-    EXPECT_EQ(recorder.started[i].client_id, recorder.started[0].client_id);
+    EXPECT_EQ(recorder.started[i].client_id, 42u);
   }
+  recorder.Acquire(session);
+  EXPECT_EQ(recorder.started.size(), 6u);
+  EXPECT_EQ(opens.asked, 1);
 }
 
-TEST(ClientSession, AnOpenerWithoutAcknowledgementStartsAFreshSession) {
-  ClientSession session(100);
+TEST(ClientSession, AFailedOpenIsRetriedWhileSetsWait) {
+  Opens opens;
+  ClientSession session(100, opens.Callback());
   Recorder recorder;
   recorder.Acquire(session);
-  recorder.Acquire(session);
-  const SessionTicket opener = recorder.started.at(0);
-  session.Release(opener, Outcome::kUnknown);
-  ASSERT_EQ(recorder.started.size(), 2u);
-  EXPECT_NE(recorder.started[1].client_id, opener.client_id);
-  EXPECT_EQ(recorder.started[1].sequence, 1u) << "the queued SET opens the new session";
+  session.OpenFailed(/*retry=*/true);
+  EXPECT_EQ(opens.asked, 2);
+  session.OpenFailed(/*retry=*/false);  // the client is shutting down
+  EXPECT_EQ(opens.asked, 2);
+  EXPECT_TRUE(recorder.started.empty());
+  recorder.Acquire(session);  // a new SET asks again
+  EXPECT_EQ(opens.asked, 3);
+  session.Opened(7);
+  EXPECT_EQ(recorder.started.size(), 2u);
 }
 
-// A SET is issued only within the cluster's dedup window of the oldest SET still in flight, so a
-// slow old SET can never be mistaken for a duplicate.
+// Rule 2: a SET is issued only within the cluster's dedup window of the oldest SET still in
+// flight, so a slow old SET can never be mistaken for a duplicate.
 TEST(ClientSession, NothingIsIssuedBeyondTheWindowOfTheOldestInFlight) {
-  ClientSession session(/*window=*/4);
+  Opens opens;
+  ClientSession session(/*window=*/4, opens.Callback());
   Recorder recorder;
   recorder.Acquire(session);
+  session.Opened(1);
   session.Release(recorder.started[0], Outcome::kApplied);
   for (int i = 0; i < 6; ++i) recorder.Acquire(session);
   // In flight: 2, 3, 4, 5 (5 - 2 < 4); 6 must wait for 2.
@@ -71,43 +89,66 @@ TEST(ClientSession, NothingIsIssuedBeyondTheWindowOfTheOldestInFlight) {
   EXPECT_EQ(recorder.started[6].sequence, 7u);
 }
 
-TEST(ClientSession, AQueuedSetCanBeWithdrawn) {
-  ClientSession session(100);
+// Rule 3: never more than the window above the highest acknowledged sequence (the cluster
+// refuses those); a session that cannot go on that way is replaced.
+TEST(ClientSession, NothingIsIssuedBeyondTheWindowAboveTheHighestApplied) {
+  Opens opens;
+  ClientSession session(/*window=*/4, opens.Callback());
   Recorder recorder;
   recorder.Acquire(session);
+  session.Opened(1);
+  for (int i = 0; i < 3; ++i) recorder.Acquire(session);
+  ASSERT_EQ(recorder.started.size(), 4u);  // 1..4 in flight
+  for (const SessionTicket& ticket : recorder.started) session.Release(ticket, Outcome::kUnknown);
+  EXPECT_EQ(opens.asked, 1);
+  recorder.Acquire(session);  // sequence 5 > 0 + 4: this session can go no further
+  EXPECT_EQ(recorder.started.size(), 4u);
+  EXPECT_EQ(opens.asked, 2);
+  EXPECT_EQ(session.client_id(), 0u);
+  session.Opened(9);
+  ASSERT_EQ(recorder.started.size(), 5u);
+  EXPECT_EQ(recorder.started[4].client_id, 9u);
+  EXPECT_EQ(recorder.started[4].sequence, 1u);
+}
+
+TEST(ClientSession, AQueuedSetCanBeWithdrawn) {
+  Opens opens;
+  ClientSession session(100, opens.Callback());
   uint64_t queued_id = 0;
   bool started = false;
   EXPECT_FALSE(session.Acquire([&](SessionTicket) { started = true; }, &queued_id));
   EXPECT_TRUE(session.Cancel(queued_id));
   EXPECT_FALSE(session.Cancel(queued_id));
-  session.Release(recorder.started[0], Outcome::kApplied);
+  session.Opened(3);
   EXPECT_FALSE(started);
+  Recorder recorder;
   recorder.Acquire(session);
-  EXPECT_EQ(recorder.started.back().sequence, 2u) << "the withdrawn SET used no sequence";
+  EXPECT_EQ(recorder.started.back().sequence, 1u) << "the withdrawn SET used no sequence";
 }
 
 TEST(ClientSession, AnExpiredSessionIsReplacedAndStaleReleasesAreIgnored) {
-  ClientSession session(100);
+  Opens opens;
+  ClientSession session(100, opens.Callback());
   Recorder recorder;
   recorder.Acquire(session);
-  session.Release(recorder.started[0], Outcome::kApplied);
+  session.Opened(5);
   recorder.Acquire(session);
+  session.Release(recorder.started[0], Outcome::kExpired);
+  EXPECT_EQ(session.client_id(), 0u);
+  EXPECT_EQ(opens.asked, 1) << "nothing waits, so nothing is opened yet";
+  session.Release(recorder.started[1], Outcome::kApplied);  // old session: changes nothing
   recorder.Acquire(session);
-  const uint64_t old_id = recorder.started[0].client_id;
-  session.Release(recorder.started[1], Outcome::kExpired);
-  EXPECT_NE(session.client_id(), old_id);
-  session.Release(recorder.started[2], Outcome::kApplied);  // old session: changes nothing
-  recorder.Acquire(session);
-  ASSERT_EQ(recorder.started.size(), 4u);
-  EXPECT_EQ(recorder.started[3].sequence, 1u);
-  recorder.Acquire(session);
-  EXPECT_EQ(recorder.started.size(), 4u) << "the new session is not open yet";
+  EXPECT_EQ(opens.asked, 2);
+  session.Opened(8);
+  ASSERT_EQ(recorder.started.size(), 3u);
+  EXPECT_EQ(recorder.started[2].client_id, 8u);
+  EXPECT_EQ(recorder.started[2].sequence, 1u);
 }
 
 // Many threads acquiring and releasing at once (run under TSan by `make test`): every SET gets a
 // ticket exactly once, all in one session, sequence numbers unique.
 TEST(ClientSession, ManyThreadsAtOnce) {
-  ClientSession session(/*window=*/8);
+  ClientSession session(/*window=*/8, [&session] { session.Opened(42); });
   Mutex mu;
   std::deque<SessionTicket> started;
   std::vector<SessionTicket> released;

@@ -1,7 +1,11 @@
-// node::Replica on its own: recovery of files written by older versions.
+// node::Replica on its own: recovery of files written by older versions, and sessions applied
+// alike by replicas whose local limits differ.
 #include "node/replica.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
 
 #include "sim/sim_disk.h"
 #include "storage/metadata_file.h"
@@ -49,6 +53,74 @@ TEST(Replica, OldMetadataWithACommitIndexPastTheLogIsClampedNotWrittenBack) {
   EXPECT_LE(saved->commit_index, 3u);
   replica->reset();
   EXPECT_TRUE(Replica::Open(options, &disk, &link, nullptr, nullptr, At(2), 1).ok());
+}
+
+// Proposes through `send` on `id` and runs the cluster until the answer comes.
+ClientResult Await(raft::testing::TestCluster& cluster,
+                   const std::function<void(ClientCallback, TimePoint)>& send) {
+  auto answer = std::make_shared<std::optional<ClientResult>>();
+  send([answer](const ClientResult& result) { *answer = result; },
+       cluster.now() + std::chrono::seconds(2));
+  for (int i = 0; i < 3000 && !answer->has_value(); ++i) cluster.Run(1);
+  EXPECT_TRUE(answer->has_value());
+  return answer->value_or(ClientResult::ShuttingDown());
+}
+
+// Defect 4: session capacity used to come from each node's own config, so replicas with different
+// MAX_SESSIONS (or one restarted with a new value, which replays the log) applied the same
+// committed SETs differently. Now each OPEN-SESSION entry carries the limits it is applied by.
+TEST(Replica, ReplicasWithDifferentLocalSessionLimitsApplyIdentically) {
+  int64_t capacity[3] = {1, 2, 100};
+  raft::testing::TestCluster cluster(3, nullptr, [&capacity](NodeId id, ReplicaOptions& options) {
+    options.max_sessions = capacity[id];
+    options.session_idle_timeout = std::chrono::seconds(1);
+  });
+  std::map<std::string, int> outcomes;  // what the clients saw, for the record
+  int sets = 0;
+  // Each leader in turn: clients open sessions and write, some idle past the timeout.
+  for (int round = 0; round < 3; ++round) {
+    const NodeId leader = cluster.ElectLeader();
+    std::vector<uint64_t> sessions;
+    for (int client = 0; client < 3; ++client) {
+      const ClientResult opened = Await(cluster, [&](ClientCallback done, TimePoint by) {
+        cluster.replica(leader).OpenSession(std::move(done), by, cluster.now());
+      });
+      ++outcomes[opened.kind == ClientResult::Kind::kOk ? "opened" : "refused"];
+      if (opened.kind == ClientResult::Kind::kOk) sessions.push_back(opened.client_id);
+      for (uint64_t id : sessions) {
+        const kv::SetCommand set{"x", "r" + std::to_string(round) + "c" + std::to_string(id), id,
+                                 static_cast<uint64_t>(++sets)};
+        const ClientResult written = Await(cluster, [&](ClientCallback done, TimePoint by) {
+          cluster.replica(leader).Set(set, std::move(done), by, cluster.now());
+        });
+        ++outcomes[written.kind == ClientResult::Kind::kOk ? "set" : written.error];
+      }
+      cluster.Run(700);  // the earlier sessions idle
+    }
+    cluster.Crash(leader);
+    cluster.Run(1);
+    cluster.Start(leader);  // replays its log; the next round has another leader
+  }
+  cluster.Run(3000);  // everyone catches up
+  auto same_everywhere = [&] {
+    const LogIndex applied = cluster.node(0).applied_index();
+    for (NodeId id = 1; id < 3; ++id) {
+      ASSERT_EQ(cluster.node(id).applied_index(), applied);
+      EXPECT_EQ(cluster.replica(id).Find("x")->value, cluster.replica(0).Find("x")->value);
+      EXPECT_EQ(cluster.replica(id).Find("x")->version, cluster.replica(0).Find("x")->version);
+      EXPECT_EQ(cluster.replica(id).SessionCount(), cluster.replica(0).SessionCount());
+    }
+  };
+  same_everywhere();
+  // A node restarted with another limit replays the log to the same state.
+  capacity[2] = 7;
+  cluster.Crash(2);
+  cluster.Start(2);
+  cluster.Run(1000);
+  same_everywhere();
+  // Both the refusal and the eviction paths ran (otherwise the limits never mattered).
+  EXPECT_GT(outcomes["opened"], 3) << testing::PrintToString(outcomes);
+  EXPECT_GT(outcomes["refused"], 0) << testing::PrintToString(outcomes);
 }
 
 }  // namespace

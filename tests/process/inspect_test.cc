@@ -48,7 +48,8 @@ TEST_F(InspectTest, ValidDirectoryIsSummarised) {
   Output out = RunInspect(dir_);
   EXPECT_EQ(out.exit_code, 0) << out.text;
   EXPECT_NE(out.text.find("term 2, voted_for 0, commit_index 1"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("3 entries (2 NO-OP, 1 SET), terms 1..2, 1 sessions"), std::string::npos)
+  EXPECT_NE(out.text.find("3 entries (2 NO-OP, 1 SET, 0 OPEN-SESSION), terms 1..2, 1 sessions"),
+            std::string::npos)
       << out.text;
   EXPECT_NE(out.text.find("SET name1 Jaggu session=5:1 1"), std::string::npos);
 }

@@ -45,7 +45,7 @@ TEST(NodeProcess, ElectsOneLeaderAndReportsStatus) {
   ProcessCluster cluster(3);
   const int leader = cluster.WaitForLeader();
   ASSERT_GE(leader, 0);
-  ASSERT_TRUE(cluster.Request(Set("name1", "Jaggu", 7, 1)));
+  ASSERT_TRUE(cluster.Request(Set("name1", "Jaggu", cluster.OpenSession(), 1)));
   // Followers learn the commit index with the next heartbeat: poll until the cluster agrees.
   std::string last_view;
   bool agreed = false;
@@ -96,12 +96,13 @@ TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {
   ASSERT_GE(cluster.WaitForLeader(), 0);
   std::map<std::string, std::string> acknowledged;
   uint64_t sequence = 0;
+  const uint64_t session = cluster.OpenSession();
   auto write = [&](int count) {
     for (int i = 0; i < count; ++i) {
       const std::string key = "k" + std::to_string(sequence);
       const std::string value = "v" + std::to_string(sequence);
       ++sequence;
-      if (cluster.Request(Set(key, value, 99, sequence))) acknowledged[key] = value;
+      if (cluster.Request(Set(key, value, session, sequence))) acknowledged[key] = value;
     }
   };
   write(30);
@@ -137,9 +138,10 @@ TEST(NodeProcess, DamagedLogsOnTwoNodesAreRefusedAndNothingIsLost) {
   const int leader = cluster.WaitForLeader();
   ASSERT_GE(leader, 0);
   std::map<std::string, std::string> acknowledged;
+  const uint64_t session = cluster.OpenSession();
   for (uint64_t i = 1; i <= 50; ++i) {
     const std::string key = "k" + std::to_string(i);
-    if (cluster.Request(Set(key, "v" + std::to_string(i), 77, i)))
+    if (cluster.Request(Set(key, "v" + std::to_string(i), session, i)))
       acknowledged[key] = "v" + std::to_string(i);
   }
   ASSERT_EQ(acknowledged.size(), 50u);
@@ -200,8 +202,9 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
   auto stream = stub->ServeClientStream(&context);
   ClientRequestBatch batch;
-  const std::vector<ServeClientArgs> requests = {Set("s", "one", 9, 1), Set("", "v", 9, 2),
-                                                 Set("s", "two", 9, 3)};
+  const uint64_t session = cluster.OpenSession();
+  const std::vector<ServeClientArgs> requests = {
+      Set("s", "one", session, 1), Set("", "v", session, 2), Set("s", "two", session, 3)};
   for (size_t i = 0; i < requests.size(); ++i) {
     StreamedRequest* request = batch.add_requests();
     request->set_id(100 + i);
@@ -223,7 +226,7 @@ TEST(NodeProcess, ServeClientStreamAnswersABatchById) {
   batch.Clear();
   StreamedRequest* retry = batch.add_requests();
   retry->set_id(7);
-  *retry->mutable_args() = Set("s", "one", 9, 1);
+  *retry->mutable_args() = Set("s", "one", session, 1);
   ASSERT_TRUE(stream->Write(batch));
   ASSERT_TRUE(stream->Read(&incoming));
   ASSERT_EQ(incoming.replies_size(), 1);
@@ -302,7 +305,42 @@ TEST(NodeProcess, AppendEntriesStreamAnswersInOrderAndRefusesNonsense) {
   EXPECT_NE(status.error_message().find("meant for node"), std::string::npos)
       << status.error_message();
   // The cluster is unharmed.
-  EXPECT_TRUE(cluster.Request(Set("after", "nonsense", 3, 1)));
+  EXPECT_TRUE(cluster.Request(Set("after", "nonsense", 0, 0)));
+}
+
+// Defect 5 over the wire: a session exists only once the cluster opened it (so a retry cannot
+// re-create an evicted one and apply twice), and a sequence far ahead of the session is refused
+// instead of turning every later SET into a silent "duplicate".
+TEST(NodeProcess, SessionsComeFromTheClusterAndCannotBeAbused) {
+  ProcessCluster cluster(3);
+  ASSERT_GE(cluster.WaitForLeader(), 0);
+  // A client inventing its id (as clients of earlier versions did) is told to open a session.
+  auto invented = cluster.Request(Set("x", "never", 424242, 1));
+  ASSERT_TRUE(invented);
+  EXPECT_EQ(invented->error_code(), ServeClientReply::INVALID_ARGUMENT) << invented->error();
+  EXPECT_NE(invented->error().find("OPEN_SESSION"), std::string::npos) << invented->error();
+  const uint64_t session = cluster.OpenSession();
+  const uint64_t other = cluster.OpenSession();
+  EXPECT_NE(session, other);
+  ASSERT_TRUE(cluster.Request(Set("x", "a", session, 1)));
+  auto far = cluster.Request(Set("x", "huge", session, ~uint64_t{0}));
+  ASSERT_TRUE(far);
+  EXPECT_EQ(far->error_code(), ServeClientReply::INVALID_ARGUMENT) << far->error();
+  EXPECT_NE(far->error().find("4096"), std::string::npos) << far->error();
+  auto next = cluster.Request(Set("x", "b", session, 2));
+  ASSERT_TRUE(next && next->success());
+  auto retry = cluster.Request(Set("x", "a", session, 1));  // a late retry: deduplicated
+  ASSERT_TRUE(retry && retry->success());
+  auto read = cluster.Request(Get("x"));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->data(), "b");
+  EXPECT_EQ(read->version(), 2u) << "x=a and x=b applied once each; nothing else";
+  ServeClientArgs bad_op;
+  bad_op.set_op(static_cast<ServeClientArgs::Op>(9));
+  bad_op.set_key("x");
+  auto refused = cluster.Request(bad_op);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->error_code(), ServeClientReply::INVALID_ARGUMENT) << refused->error();
 }
 
 // A forged RequestVote with term 2^64-1, or an AppendEntries asking for a lease of 10^15 ns, is
@@ -344,7 +382,7 @@ TEST(NodeProcess, AbsurdTermsAndLeasesAreRefusedAndTheClusterServes) {
         << status.error_message();
   }
   // The cluster is unharmed, and the follower is still at a sane term.
-  EXPECT_TRUE(cluster.Request(Set("after", "forgery", 3, 1)));
+  EXPECT_TRUE(cluster.Request(Set("after", "forgery", 0, 0)));
   const int now_leader = cluster.WaitForLeader();
   ASSERT_GE(now_leader, 0);
 }

@@ -26,7 +26,9 @@ using std::chrono::milliseconds;
 
 class ProcessCluster {
  public:
-  explicit ProcessCluster(int size) : size_(size), pids_(size, -1) {
+  // `extra_config` is appended to every node's config.ini.
+  explicit ProcessCluster(int size, const std::string& extra_config = "")
+      : size_(size), pids_(size, -1) {
     char pattern[] = "/tmp/raftkv-process-XXXXXX";
     dir_ = mkdtemp(pattern);
     // Below Linux's ephemeral range (32768+), so no outgoing connection can hold a node's port.
@@ -34,7 +36,8 @@ class ProcessCluster {
     for (int i = 0; i < size; ++i) addresses_.push_back("127.0.0.1:" + std::to_string(base + i));
     std::ofstream(dir_ + "/config.ini") << "[raft]\nHEARTBEAT_INTERVAL = 20ms\n"
                                            "ELECTION_TIMEOUT_MIN = 300ms\nLEASE_DURATION = 200ms\n"
-                                           "[logging]\nSTDOUT = false\n";
+                                           "[logging]\nSTDOUT = false\n"
+                                        << extra_config;
     for (int i = 0; i < size; ++i) {
       stubs_.push_back(
           KV::NewStub(grpc::CreateChannel(addresses_[i], grpc::InsecureChannelCredentials())));
@@ -127,12 +130,25 @@ class ProcessCluster {
       if (status.ok() && !reply.leader_id().empty() && reply.error() == "not leader") {
         target = std::stoi(reply.leader_id());
       } else {
-        if (status.ok() && reply.error().find("invalid argument") == 0) return reply;
+        // Refusals that no retry changes.
+        if (status.ok() && (reply.error_code() == ServeClientReply::INVALID_ARGUMENT ||
+                            reply.error_code() == ServeClientReply::SESSION_EXPIRED)) {
+          return reply;
+        }
         if (!status.ok() || reply.leader_id().empty()) target = (target + 1) % size_;
         std::this_thread::sleep_for(milliseconds(20));
       }
     }
     return std::nullopt;
+  }
+
+  // Opens a client session (OPEN_SESSION) and returns its id, or 0 if none could be opened.
+  uint64_t OpenSession() {
+    ServeClientArgs args;
+    args.set_op(ServeClientArgs::OPEN_SESSION);
+    std::optional<ServeClientReply> reply = Request(args);
+    EXPECT_TRUE(reply && reply->client_id() != 0) << "no session could be opened";
+    return reply ? reply->client_id() : 0;
   }
 
   const std::string& dir() const { return dir_; }

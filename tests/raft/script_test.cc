@@ -47,8 +47,10 @@ namespace {
 bool rewrite = false;
 
 std::string SetKey(const std::string& data) {
-  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(data);
-  return command.ok() ? "SET " + command->key : "cmd?";
+  absl::StatusOr<kv::Command> command = kv::DecodeCommand(data);
+  if (!command.ok()) return "cmd?";
+  if (const auto* set = std::get_if<kv::SetCommand>(&*command)) return "SET " + set->key;
+  return "OPEN-SESSION";
 }
 
 std::vector<std::string> Split(const std::string& line) {

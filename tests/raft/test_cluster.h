@@ -34,14 +34,21 @@ inline TimePoint At(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)
 // The key of the SET an applied entry carries ("" for a NO-OP): what a test proposed.
 inline std::string Payload(const Entry& entry) {
   if (entry.type != EntryType::kCommand) return "";
-  absl::StatusOr<kv::SetCommand> command = kv::DecodeSet(entry.data);
-  return command.ok() ? command->key : "<undecodable>";
+  absl::StatusOr<kv::Command> command = kv::DecodeCommand(entry.data);
+  if (!command.ok()) return "<undecodable>";
+  if (const auto* set = std::get_if<kv::SetCommand>(&*command)) return set->key;
+  return "OPEN-SESSION";
 }
 
 class TestCluster {
  public:
-  explicit TestCluster(int size, std::function<void(RaftConfig&)> tweak = nullptr)
-      : size_(size), tweak_(std::move(tweak)), nodes_(size) {
+  // `tweak` adjusts every node's Raft config; `tweak_replica`, each node's replica options.
+  explicit TestCluster(int size, std::function<void(RaftConfig&)> tweak = nullptr,
+                       std::function<void(NodeId, node::ReplicaOptions&)> tweak_replica = nullptr)
+      : size_(size),
+        tweak_(std::move(tweak)),
+        tweak_replica_(std::move(tweak_replica)),
+        nodes_(size) {
     for (NodeId id = 0; id < size; ++id) {
       nodes_[id].link = std::make_unique<Link>(this, id);
       nodes_[id].disk = std::make_unique<sim::SimDisk>();
@@ -73,6 +80,7 @@ class TestCluster {
     options.on_fatal = [id](const absl::Status& status) {
       ADD_FAILURE() << "node " << id << " failed: " << status;
     };
+    if (tweak_replica_) tweak_replica_(id, options);
     auto opened = node::Replica::Open(std::move(options), n.disk.get(), n.link.get(), n.link.get(),
                                       n.link.get(), now_, 1000 + id);
     ASSERT_TRUE(opened.ok()) << opened.status();
@@ -214,6 +222,7 @@ class TestCluster {
 
   int size_;
   std::function<void(RaftConfig&)> tweak_;
+  std::function<void(NodeId, node::ReplicaOptions&)> tweak_replica_;
   std::vector<Node> nodes_;
   std::vector<Message> in_flight_;
   std::vector<std::pair<NodeId, Event>> events_;

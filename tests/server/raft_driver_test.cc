@@ -111,7 +111,12 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   Cluster cluster(3);
   NodeId leader = cluster.WaitForLeader();
   ASSERT_EQ(SetOn(cluster.driver(leader), "name1", "Jaggu").kind, ClientResult::Kind::kOk);
-  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", 42, 1).kind,
+  const ClientResult opened =
+      Call([&](ClientCallback done) { cluster.driver(leader).OpenSession(std::move(done)); });
+  ASSERT_EQ(opened.kind, ClientResult::Kind::kOk) << opened.error;
+  const uint64_t session = opened.client_id;  // the OPEN-SESSION entry's index
+  EXPECT_EQ(session, 3u) << "NO-OP, SET name1, then the OPEN-SESSION";
+  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", session, 1).kind,
             ClientResult::Kind::kOk);
   ClientResult got = GetOn(cluster.driver(leader), "greeting");
   ASSERT_EQ(got.kind, ClientResult::Kind::kOk) << got.error;
@@ -135,13 +140,14 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   EXPECT_NE(SetOn(cluster.driver(leader), std::string(5000, 'k'), "v").error.find("MAX_KEY_BYTES"),
             std::string::npos);
   // Sequence 0 would read as "already applied" to the session's watermark: refused instead.
-  const ClientResult zero = SetOn(cluster.driver(leader), "k", "v", 42, 0);
+  const ClientResult zero = SetOn(cluster.driver(leader), "k", "v", session, 0);
   EXPECT_EQ(zero.reason, ClientResult::Reason::kInvalidArgument);
   EXPECT_NE(zero.error.find("start at 1"), std::string::npos) << zero.error;
 
   // A retried SET with the same (client, sequence) is applied once.
-  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "bye", 42, 2).kind, ClientResult::Kind::kOk);
-  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", 42, 1).kind,
+  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "bye", session, 2).kind,
+            ClientResult::Kind::kOk);
+  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", session, 1).kind,
             ClientResult::Kind::kOk);
   EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
   EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->version, 2u);  // the retry: no-op
@@ -150,7 +156,8 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   const std::string leader_dir = cluster.dir() + "/logs_node_" + std::to_string(leader);
   const std::string logs = *storage::ReadWholeFile(leader_dir + "/logs.txt");
   EXPECT_NE(logs.find("SET name1 Jaggu "), std::string::npos) << logs;
-  EXPECT_NE(logs.find("SET greeting hello%20world session=42:1 "), std::string::npos) << logs;
+  EXPECT_NE(logs.find("OPEN-SESSION time="), std::string::npos) << logs;
+  EXPECT_NE(logs.find("SET greeting hello%20world client=3:1 "), std::string::npos) << logs;
   const std::string dump = *storage::ReadWholeFile(leader_dir + "/dump.txt");
   EXPECT_NE(dump.find("became the leader for term"), std::string::npos);
   EXPECT_NE(dump.find("(leader) received an SET name1 Jaggu request."), std::string::npos);
@@ -169,7 +176,7 @@ TEST(RaftDriver, ReplicatesServesAndRecoversFromDisk) {
   EXPECT_EQ(got.value->value, "Jaggu");
   EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
   // The session table was rebuilt from the log: the old retry is still recognised.
-  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", 42, 1).kind,
+  ASSERT_EQ(SetOn(cluster.driver(leader), "greeting", "hello world", session, 1).kind,
             ClientResult::Kind::kOk);
   EXPECT_EQ(GetOn(cluster.driver(leader), "greeting").value->value, "bye");
 }

@@ -6,15 +6,19 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/escape.h"
 #include "common/rng.h"
 #include "kv/command.h"
-#include "storage/escape.h"
+#include "kv/command_text.h"
 #include "storage/file_util.h"
 #include "storage/log_file.h"
 #include "storage/metadata_file.h"
 
 namespace raftkv::storage {
 namespace {
+
+// The node's: logs.txt as raftkv writes it.
+const EntryCodec kCodec{&kv::FormatCommandText, &kv::ParseCommandText};
 
 using raft::Entry;
 using raft::EntryType;
@@ -43,7 +47,8 @@ std::string FileBytes(const std::string& path) { return *ReadWholeFile(path); }
 std::string Written(const std::vector<std::vector<Entry>>& writes) {
   std::string text;
   for (const std::vector<Entry>& write : writes) {
-    for (size_t i = 0; i < write.size(); ++i) text += *FormatRecord(write[i], i == 0) + "\n";
+    for (size_t i = 0; i < write.size(); ++i)
+      text += *FormatRecord(write[i], i == 0, kCodec) + "\n";
   }
   return text;
 }
@@ -78,9 +83,19 @@ TEST(Escape, RejectsDamagedTokens) {
 }
 
 TEST(LogLine, MatchesTheSeedExamples) {
-  EXPECT_EQ(*FormatEntryLine(Entry{0, 1, EntryType::kNoop, {}}), "NO-OP 0");
-  EXPECT_EQ(*FormatEntryLine(Set(2, 0, "name1", "Jaggu")), "SET name1 Jaggu 0");
-  EXPECT_EQ(*FormatEntryLine(Set(3, 4, "k", "", 77, 9)), "SET k % session=77:9 4");
+  EXPECT_EQ(*FormatEntryLine(Entry{0, 1, EntryType::kNoop, {}}, kCodec), "NO-OP 0");
+  EXPECT_EQ(*FormatEntryLine(Set(2, 0, "name1", "Jaggu"), kCodec), "SET name1 Jaggu 0");
+  EXPECT_EQ(*FormatEntryLine(Set(3, 4, "k", "", 77, 9), kCodec), "SET k % client=77:9 4");
+  EXPECT_EQ(*FormatEntryLine(Entry{4, 5, EntryType::kCommand,
+                                   kv::EncodeOpenSession({1764644645123, 100000, 600000})},
+                             kCodec),
+            "OPEN-SESSION time=1764644645123 max=100000 idle=600000 4");
+  // A SET written before OPEN-SESSION existed keeps its form and its meaning.
+  auto legacy = ParseEntryLine("SET k v session=8121:3 2", 7, kCodec);
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(*FormatEntryLine(*legacy, kCodec), "SET k v session=8121:3 2");
+  EXPECT_EQ(std::get<kv::SetCommand>(*kv::DecodeCommand(legacy->data)),
+            (kv::SetCommand{"k", "v", 8121, 3, /*legacy_session=*/true}));
 }
 
 TEST(LogLine, ParsesWhatItFormats) {
@@ -89,18 +104,25 @@ TEST(LogLine, ParsesWhatItFormats) {
     // client_id 0 means "no session", whose sequence number is meaningless and not stored.
     const uint64_t client = rng.Below(3) * rng.Next();
     const uint64_t sequence = client == 0 ? 0 : rng.Below(1000);
-    const Entry entry = rng.Chance(0.2) ? Entry{rng.Below(100), 5, EntryType::kNoop, {}}
-                                        : Set(5, rng.Below(100), RandomBytes(rng, 20),
-                                              RandomBytes(rng, 50), client, sequence);
-    auto line = FormatEntryLine(entry);
+    Entry entry = rng.Chance(0.2) ? Entry{rng.Below(100), 5, EntryType::kNoop, {}}
+                                  : Set(5, rng.Below(100), RandomBytes(rng, 20),
+                                        RandomBytes(rng, 50), client, sequence);
+    if (rng.Chance(0.1)) {
+      entry.data = kv::EncodeOpenSession({rng.Next(), rng.Next(), rng.Next()});
+      entry.type = EntryType::kCommand;
+    }
+    auto line = FormatEntryLine(entry, kCodec);
     ASSERT_TRUE(line.ok());
-    auto parsed = ParseEntryLine(*line, 5);
+    auto parsed = ParseEntryLine(*line, 5, kCodec);
     ASSERT_TRUE(parsed.ok()) << *line << ": " << parsed.status();
     EXPECT_EQ(*parsed, entry) << *line;
   }
-  for (const char* bad : {"SET a b", "SET a b c d e f", "NOOP 1", "SET a b x", "NO-OP 1 2",
-                          "SET a b session=0:1 1", "SET a b sess=1:1 1", "SET a%2 b 1", ""}) {
-    EXPECT_FALSE(ParseEntryLine(bad, 1).ok()) << bad;
+  for (const char* bad :
+       {"SET a b", "SET a b c d e f", "NOOP 1", "SET a b x", "NO-OP 1 2", "SET a b session=0:1 1",
+        "SET a b client=0:1 1", "SET a b sess=1:1 1", "SET a%2 b 1", "OPEN-SESSION 1",
+        "OPEN-SESSION time=1 max=2 1", "OPEN-SESSION time=1 max=2 idle=x 1",
+        "OPEN-SESSION idle=1 max=2 time=3 1", ""}) {
+    EXPECT_FALSE(ParseEntryLine(bad, 1, kCodec).ok()) << bad;
   }
 }
 
@@ -110,17 +132,17 @@ TEST(LogFile, PersistsAndRecovers) {
                                 Set(3, 2, "%", "", 0, 0)};
   {
     LogFile::Recovered recovered;
-    auto log = LogFile::Open(dir.path(), &recovered);
+    auto log = LogFile::Open(dir.path(), &recovered, kCodec);
     ASSERT_TRUE(log.ok()) << log.status();
     EXPECT_TRUE(recovered.entries.empty());
     ASSERT_TRUE((*log)->Append(entries).ok());
     ASSERT_TRUE((*log)->Sync().ok());
   }
   EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"),
-            "NO-OP 1 index=1 crc=3c1561fe\nSET a%20b x%0Ay session=5:1 1 crc=37081e0a\n"
+            "NO-OP 1 index=1 crc=3c1561fe\nSET a%20b x%0Ay client=5:1 1 crc=ff657fbf\n"
             "SET %25 % 2 crc=9ce0c00a\n");
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(recovered.entries, entries);
   EXPECT_TRUE(recovered.warnings.empty());
@@ -131,7 +153,7 @@ TEST(LogFile, TornTailIsDroppedWithAWarning) {
   TempDir dir;
   WriteBytes(dir.path() + "/logs.txt", "NO-OP 1\nSET a b 1\nSET c d");
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries.size(), 2u);
   ASSERT_EQ(recovered.warnings.size(), 1u);
@@ -149,7 +171,7 @@ TEST(LogFile, RunsPreallocatedAndClosesAsPlainText) {
   TempDir dir;
   const std::string path = dir.path() + "/logs.txt";
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   ASSERT_TRUE((*log)->Append({Entry{1, 1, EntryType::kNoop, {}}, Set(2, 1, "a", "b")}).ok());
   ASSERT_TRUE((*log)->Sync().ok());
@@ -178,7 +200,7 @@ TEST(LogFile, ZeroTailLeftByACrashIsDropped) {
   WriteBytes(path, first + std::string(4096, '\0'));
   {
     LogFile::Recovered recovered;
-    auto log = LogFile::Open(dir.path(), &recovered);
+    auto log = LogFile::Open(dir.path(), &recovered, kCodec);
     ASSERT_TRUE(log.ok()) << log.status();
     EXPECT_EQ(recovered.entries.size(), 2u);
     EXPECT_TRUE(recovered.warnings.empty());
@@ -189,7 +211,7 @@ TEST(LogFile, ZeroTailLeftByACrashIsDropped) {
   const std::string last = Written({{Set(3, 1, "c", "d"), Set(4, 1, "e", "f")}});
   WriteBytes(path, first + last.substr(0, 5) + std::string(100, '\0') + last.substr(5));
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries.size(), 2u);
   ASSERT_EQ(recovered.warnings.size(), 1u);
@@ -212,7 +234,7 @@ TEST(LogFile, DamageFollowedByAnIntactWriteIsDataLoss) {
   const std::string nul = text.substr(0, line2 + 4) + '\0' + text.substr(line2 + 5);
   WriteBytes(path, nul);
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(log.status().message().find("logs.txt:2: damaged"), std::string::npos) << log.status();
@@ -223,7 +245,7 @@ TEST(LogFile, DamageFollowedByAnIntactWriteIsDataLoss) {
   // Zero bytes inside the last write only are what a crash leaves: dropped, with a warning.
   const size_t line5 = text.find("SET k4");
   WriteBytes(path, text.substr(0, line5 + 4) + '\0' + text.substr(line5 + 5));
-  log = LogFile::Open(dir.path(), &recovered);
+  log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries.size(), 4u);
   ASSERT_EQ(recovered.warnings.size(), 1u);
@@ -241,7 +263,7 @@ TEST(LogFile, AWholeLineFailingItsChecksumIsDataLoss) {
   const std::string flipped = text.substr(0, line2 + 7) + "w" + text.substr(line2 + 8);
   WriteBytes(path, flipped);
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(log.status().message().find("logs.txt:2: checksum mismatch"), std::string::npos)
@@ -257,36 +279,36 @@ TEST(LogFile, FieldNamesInsideKeysAndValuesAreData) {
                                       Set(3, 1, "a", "index=3")};
   {
     LogFile::Recovered recovered;
-    auto log = LogFile::Open(dir.path(), &recovered);
+    auto log = LogFile::Open(dir.path(), &recovered, kCodec);
     ASSERT_TRUE((*log)->Append(entries).ok());
     ASSERT_TRUE((*log)->Sync().ok());
   }
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries, entries);
   EXPECT_TRUE(recovered.warnings.empty());
   // The same in a file from before checksums.
   WriteBytes(dir.path() + "/logs.txt", "NO-OP 1\nSET k crc=deadbeef 1\nSET index=2 v 1\n");
-  log = LogFile::Open(dir.path(), &recovered);
+  log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(recovered.entries.size(), 3u);
 }
 
 // A line moved to another index fails its checksum, which covers the index.
 TEST(LogLine, ChecksumCoversTheIndex) {
-  const std::string line = *FormatRecord(Set(7, 2, "k", "v"), false);
-  EXPECT_TRUE(ParseRecord(line, 7, false).ok());
-  EXPECT_FALSE(ParseRecord(line, 8, false).ok());
-  const std::string start = *FormatRecord(Set(7, 2, "k", "v"), true);
+  const std::string line = *FormatRecord(Set(7, 2, "k", "v"), false, kCodec);
+  EXPECT_TRUE(ParseRecord(line, 7, false, kCodec).ok());
+  EXPECT_FALSE(ParseRecord(line, 8, false, kCodec).ok());
+  const std::string start = *FormatRecord(Set(7, 2, "k", "v"), true, kCodec);
   EXPECT_EQ(start.substr(0, start.find(" crc=")), "SET k v 2 index=7");
-  auto anywhere = ParseRecord(start, std::nullopt, false);
+  auto anywhere = ParseRecord(start, std::nullopt, false, kCodec);
   ASSERT_TRUE(anywhere.ok());
   EXPECT_TRUE(anywhere->starts_write);
   EXPECT_EQ(anywhere->entry.index, 7u);
-  EXPECT_FALSE(ParseRecord(start, 6, false).ok()) << "index= disagrees with the position";
-  EXPECT_FALSE(ParseRecord("SET k v 2", 7, false).ok()) << "no checksum";
-  EXPECT_TRUE(ParseRecord("SET k v 2", 7, true).ok()) << "a line from before checksums";
+  EXPECT_FALSE(ParseRecord(start, 6, false, kCodec).ok()) << "index= disagrees with the position";
+  EXPECT_FALSE(ParseRecord("SET k v 2", 7, false, kCodec).ok()) << "no checksum";
+  EXPECT_TRUE(ParseRecord("SET k v 2", 7, true, kCodec).ok()) << "a line from before checksums";
 }
 
 TEST(LogFile, CorruptMiddleLineIsRefusedWithFileAndLine) {
@@ -294,12 +316,12 @@ TEST(LogFile, CorruptMiddleLineIsRefusedWithFileAndLine) {
   const std::string original = "NO-OP 1\nSET a b\nSET c d 1\n";
   WriteBytes(dir.path() + "/logs.txt", original);
   LogFile::Recovered recovered;
-  auto log = LogFile::Open(dir.path(), &recovered);
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find("logs.txt:2:"), std::string::npos) << log.status();
   EXPECT_EQ(FileBytes(dir.path() + "/logs.txt"), original) << "good data must not be cut";
   WriteBytes(dir.path() + "/logs.txt", "NO-OP 2\nNO-OP 1\n");
-  EXPECT_NE(LogFile::Open(dir.path(), &recovered).status().message().find("logs.txt:2:"),
+  EXPECT_NE(LogFile::Open(dir.path(), &recovered, kCodec).status().message().find("logs.txt:2:"),
             std::string::npos);
 }
 
@@ -313,7 +335,7 @@ TEST(LogFile, TruncationIsCrashSafeAtEveryStep) {
   std::string before, after;
   {
     LogFile::Recovered recovered;
-    auto log = LogFile::Open(dir.path(), &recovered);
+    auto log = LogFile::Open(dir.path(), &recovered, kCodec);
     ASSERT_TRUE(log.ok());
     ASSERT_TRUE((*log)->Append(prefix).ok());
     ASSERT_TRUE((*log)->Append(old_suffix).ok());
@@ -337,7 +359,7 @@ TEST(LogFile, TruncationIsCrashSafeAtEveryStep) {
     TempDir crashed;
     WriteBytes(crashed.path() + "/logs.txt", state);
     LogFile::Recovered recovered;
-    auto log = LogFile::Open(crashed.path(), &recovered);
+    auto log = LogFile::Open(crashed.path(), &recovered, kCodec);
     ASSERT_TRUE(log.ok()) << log.status() << " after a crash leaving " << state.size() << " bytes";
     ASSERT_GE(recovered.entries.size(), prefix.size());
     for (size_t i = 0; i < prefix.size(); ++i) EXPECT_EQ(recovered.entries[i], prefix[i]);

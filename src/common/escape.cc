@@ -1,6 +1,6 @@
-#include "storage/escape.h"
+#include "common/escape.h"
 
-namespace raftkv::storage {
+namespace raftkv {
 namespace {
 
 bool IsPlain(unsigned char c) { return c >= '!' && c <= '~' && c != '%'; }
@@ -69,4 +69,4 @@ absl::StatusOr<std::string> Unescape(std::string_view token) {
   return out;
 }
 
-}  // namespace raftkv::storage
+}  // namespace raftkv

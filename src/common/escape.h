@@ -1,4 +1,5 @@
-// Escaping for the human-readable storage files. A field is one space-free token:
+// Escaping for the human-readable files (logs.txt, metadata.txt, dump.txt) and the CLI. A field is
+// one space-free token:
 //   * bytes '!'..'~' other than '%' stand for themselves, so plain words stay as they are
 //     (`SET name1 Jaggu 0` is written exactly like that);
 //   * every other byte (space, newline, '%', control and non-ASCII bytes) becomes %XX, two
@@ -15,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace raftkv::storage {
+namespace raftkv {
 
 std::string Escape(std::string_view raw);
 // Parses a whole token as a decimal number (no sign, no spaces, nothing left over).
@@ -29,4 +30,4 @@ bool ParseNumber(std::string_view text, Number* out) {
 std::vector<std::string_view> Split(std::string_view text, char separator);
 absl::StatusOr<std::string> Unescape(std::string_view token);
 
-}  // namespace raftkv::storage
+}  // namespace raftkv
