@@ -45,16 +45,17 @@ test-asan: build-asan
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 20 --nodes 5 --quiet
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 10 --nodes 7 --quiet
 
-# The threaded code under ThreadSanitizer (the core and simulator are single-threaded): the server
-# driver tests and the client's session bookkeeping. Code paths through gRPC are left out: Debian's
+# The threaded code under ThreadSanitizer (the core and simulator are single-threaded): the node's
+# driver and dump.txt tests, the batching streams' outbox, and the client's session bookkeeping. Code paths through gRPC are left out: Debian's
 # gRPC and Abseil are not TSan-instrumented, so TSan reports false races inside them.
 build-tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target server_test client_test
+	@cmake --build build-tsan -j $(JOBS) --target node_test rpc_test client_test
 
 test-tsan: export TSAN_OPTIONS = halt_on_error=1 second_deadlock_stack=1
 test-tsan: build-tsan
-	@build-tsan/tests/server_test --gtest_brief=1
+	@build-tsan/tests/node_test --gtest_brief=1
+	@build-tsan/tests/rpc_test --gtest_brief=1
 	@build-tsan/tests/client_test --gtest_brief=1
 
 sim: build

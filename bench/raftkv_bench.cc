@@ -28,14 +28,14 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "client/client.h"
 #include "client/request_stream.h"
 #include "client/retry_timer.h"
 #include "common/address.h"
-#include "common/grpc_callback_pin.h"
 #include "config/node_config.h"
 #include "etcd_kv.grpc.pb.h"
 #include "raftkv.grpc.pb.h"
+#include "raftkv/client.h"
+#include "rpc/grpc_callback_pin.h"
 
 namespace raftkv::bench {
 namespace {

@@ -8,7 +8,7 @@
 #include <istream>
 #include <ostream>
 
-#include "client/client.h"
+#include "raftkv/client.h"
 
 namespace raftkv::tools {
 

@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "client/client.h"
+#include "raftkv/client.h"
 #include "common/address.h"
 #include "config/node_config.h"
 #include "tools/prompt.h"

@@ -17,9 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/address.h"
 #include "config/node_config.h"
-#include "server/grpc_transport.h"
-#include "server/raft_driver.h"
-#include "server/services.h"
+#include "rpc/node_server.h"
 
 namespace {
 
@@ -121,46 +119,20 @@ int Run(int argc, char** argv) {
   }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const raftkv::Duration rpc_timeout = config.raft.election_timeout_min;
-  raftkv::server::GrpcTransport transport(node_id, addresses, rpc_timeout);
-  absl::StatusOr<std::unique_ptr<raftkv::server::RaftDriver>> driver =
-      raftkv::server::RaftDriver::Start(config, &transport);
-  if (!driver.ok()) return Fail(std::string(driver.status().message()));
-  transport.SetDriver(driver->get());
-
-  raftkv::server::RaftService raft_service(driver->get(), node_id, config.raft.cluster_size);
-  raftkv::server::KvService kv_service(driver->get(), addresses, std::chrono::seconds(5));
-  grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(addresses[node_id], grpc::InsecureServerCredentials(), &bound_port);
-  builder.RegisterService(&raft_service);
-  builder.RegisterService(&kv_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || bound_port == 0) {
-    (*driver)->Stop();
-    transport.Shutdown();  // its callbacks reach the driver, which is destroyed on return
-    return Fail("cannot listen on " + addresses[node_id] +
-                " (is the address right, and the port free?)");
-  }
+  absl::StatusOr<std::unique_ptr<raftkv::rpc::NodeServer>> node =
+      raftkv::rpc::NodeServer::Start(config, addresses);
+  if (!node.ok()) return Fail(std::string(node.status().message()));
   std::fprintf(stdout, "raftkv-node %d listening on %s, data in %s/logs_node_%d\n", node_id,
                addresses[node_id].c_str(), config.data_dir.c_str(), node_id);
   std::fflush(stdout);
 
   int received = 0;
   while (sigwait(&signals, &received) == 0 && (received == SIGUSR1 || received == SIGUSR2)) {
-    (*driver)->SetSlowDisk(received == SIGUSR1);
+    (*node)->SetSlowDisk(received == SIGUSR1);
   }
   std::fprintf(stdout, "raftkv-node %d: %s, shutting down\n", node_id,
                received == SIGTERM ? "SIGTERM" : "SIGINT");
-  // Order: stop the driver first (it answers every pending request, "outcome unknown" for SETs
-  // not yet known, and closes the files; later requests are refused at once), so that the server,
-  // which waits for every call in progress to finish, can shut down (the streams are ended
-  // first: their clients would hold them open); then stop sending.
-  (*driver)->Stop();
-  raft_service.CloseStreams();
-  kv_service.CloseStreams();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  transport.Shutdown();
+  (*node)->Stop();
   return 0;
 }
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "client/client.h"
+#include "raftkv/client.h"
 
 namespace raftkv::tools {
 

@@ -1,4 +1,4 @@
-#include "client/client.h"
+#include "raftkv/client.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -13,10 +13,10 @@
 #include "client/retry_timer.h"
 #include "client/session.h"
 #include "common/address.h"
-#include "common/grpc_callback_pin.h"
 #include "common/mutex.h"
 #include "kv/kv_state_machine.h"
 #include "raftkv.grpc.pb.h"
+#include "rpc/grpc_callback_pin.h"
 
 namespace raftkv::client {
 namespace {

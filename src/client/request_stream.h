@@ -22,9 +22,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "client/retry_timer.h"
-#include "common/batch_stream.h"
 #include "common/mutex.h"
 #include "raftkv.grpc.pb.h"
+#include "rpc/batch_stream.h"
 
 namespace raftkv::client {
 

@@ -247,7 +247,7 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
     return absl::InvalidArgumentError("[limits] MAX_VALUE_BYTES must not be negative");
   }
   // A request or an AppendEntries carries one key and value whole, and a stream batch closes at
-  // 1 MiB plus one item (common/batch_stream.h): 2 MiB keeps every message within gRPC's 4 MiB.
+  // 1 MiB plus one item (rpc/batch_stream.h): 2 MiB keeps every message within gRPC's 4 MiB.
   if (config.max_key_bytes > kMaxKeyPlusValueBytes ||
       config.max_value_bytes > kMaxKeyPlusValueBytes - config.max_key_bytes) {
     return absl::InvalidArgumentError(

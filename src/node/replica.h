@@ -1,7 +1,7 @@
 // Replica: one raftkv node without threads, sockets or a clock of its own — the consensus core,
 // its durable files, the key-value state machine, the client requests waiting on them and the
 // lease-read fast path. It is written once and run by everyone: the server's driver thread
-// (server/raft_driver.h) wraps it in a mailbox and locks, the simulator (sim/) runs thousands of
+// (node/raft_driver.h) wraps it in a mailbox and locks, the simulator (sim/) runs thousands of
 // seeded clusters of it on a disk that loses power. (TigerBeetle's replica, generic over its
 // storage and message bus, is the model.)
 //

@@ -27,7 +27,7 @@ enum class InjectedBug : uint32_t {
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);
 const char* InjectedBugName(InjectedBug bug);
 
-// What no correct node ever sends, so the RPC boundary (server/proto_convert.cc) refuses it and
+// What no correct node ever sends, so the RPC boundary (rpc/proto_convert.cc) refuses it and
 // the core ignores it:
 //   * a term above kMaxTerm: elections never get there (one a millisecond for 146,000 years), and
 //     staying this far below 2^64 means term + 1 can never wrap. No node ever holds a higher term:

@@ -1,5 +1,5 @@
 // The consensus core's own message and log-entry types. They are plain structs: the mapping to
-// protobuf lives in src/server/, so the core depends on nothing but the standard library.
+// protobuf lives in src/rpc/, so the core depends on nothing but the standard library.
 #pragma once
 
 #include <string>

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "client/client.h"
+#include "raftkv/client.h"
 
 namespace raftkv::chaos {
 namespace {

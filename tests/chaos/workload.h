@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "check/linearizability.h"
-#include "client/client.h"
+#include "raftkv/client.h"
 #include "common/mutex.h"
 
 namespace raftkv::chaos {

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "client/client.h"
+#include "raftkv/client.h"
 #include "tests/process/process_cluster.h"
 
 namespace raftkv {

@@ -1,4 +1,4 @@
-#include "server/raft_driver.h"
+#include "node/raft_driver.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <future>
 #include <random>
 
-namespace raftkv::server {
+namespace raftkv::node {
 
 // The test-only slow disk (TestingOptions::fsync_delay): the real file system, with every sync
 // delayed while it is switched on.
@@ -247,4 +247,4 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
   }
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::node

@@ -1,10 +1,10 @@
-#include "server/proto_convert.h"
+#include "rpc/proto_convert.h"
 
 #include "raft/config.h"
 
 #include <string>
 
-namespace raftkv::server {
+namespace raftkv::rpc {
 namespace {
 
 int64_t Nanos(Duration d) { return d.count(); }
@@ -190,4 +190,4 @@ absl::StatusOr<raft::Message> Decode(const RequestVoteResponse& response, NodeId
   return raft::Message{response.voter_id(), self, response.term(), body};
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

@@ -17,12 +17,15 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "common/batch_stream.h"
 #include "common/mutex.h"
+#include "node/raft_driver.h"
 #include "raftkv.grpc.pb.h"
-#include "server/raft_driver.h"
+#include "rpc/batch_stream.h"
 
-namespace raftkv::server {
+namespace raftkv::rpc {
+
+using node::PeerTransport;
+using node::RaftDriver;
 
 class GrpcTransport : public PeerTransport {
  public:
@@ -67,4 +70,4 @@ class GrpcTransport : public PeerTransport {
   int live_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

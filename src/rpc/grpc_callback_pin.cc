@@ -1,4 +1,4 @@
-#include "common/grpc_callback_pin.h"
+#include "rpc/grpc_callback_pin.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,14 +1,14 @@
-#include "server/grpc_transport.h"
+#include "rpc/grpc_transport.h"
 
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <thread>
 
-#include "common/grpc_callback_pin.h"
-#include "server/proto_convert.h"
+#include "rpc/grpc_callback_pin.h"
+#include "rpc/proto_convert.h"
 
-namespace raftkv::server {
+namespace raftkv::rpc {
 
 GrpcTransport::GrpcTransport(NodeId self, const std::vector<std::string>& addresses,
                              Duration rpc_timeout)
@@ -170,4 +170,4 @@ void GrpcTransport::CallRequestVote(NodeId to, RequestVoteRequest request) {
       });
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

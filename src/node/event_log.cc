@@ -1,4 +1,4 @@
-#include "server/event_log.h"
+#include "node/event_log.h"
 
 #include <cerrno>
 #include <chrono>
@@ -7,7 +7,7 @@
 
 #include "storage/file_util.h"
 
-namespace raftkv::server {
+namespace raftkv::node {
 namespace {
 
 std::string Id(NodeId id) { return std::to_string(id); }
@@ -146,4 +146,4 @@ absl::Status EventLog::Rotate() {
   return absl::OkStatus();
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::node

@@ -1,11 +1,11 @@
-#include "server/services.h"
+#include "rpc/services.h"
 
 #include <algorithm>
 #include <chrono>
 
-#include "server/proto_convert.h"
+#include "rpc/proto_convert.h"
 
-namespace raftkv::server {
+namespace raftkv::rpc {
 namespace {
 
 ServeClientReply::ErrorCode ToErrorCode(ClientResult::Reason reason) {
@@ -205,7 +205,7 @@ grpc::ServerUnaryReactor* KvService::ServeClient(grpc::CallbackServerContext* co
 }
 
 // One ServeClientStream: each request goes to the driver, and its answer into the reply batches
-// (common/batch_stream.h). The driver answers each request exactly once, by its AnswerBy at the
+// (rpc/batch_stream.h). The driver answers each request exactly once, by its AnswerBy at the
 // latest, so the stream always gets to finish.
 class KvService::StreamReactor final
     : public ServerBatchStream<ClientRequestBatch, ClientReplyBatch> {
@@ -260,4 +260,4 @@ grpc::ServerUnaryReactor* KvService::Status(grpc::CallbackServerContext* context
   return reactor;
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

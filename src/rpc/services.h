@@ -9,11 +9,17 @@
 #include <string>
 #include <vector>
 
-#include "common/batch_stream.h"
+#include "node/raft_driver.h"
 #include "raftkv.grpc.pb.h"
-#include "server/raft_driver.h"
+#include "rpc/batch_stream.h"
 
-namespace raftkv::server {
+namespace raftkv::rpc {
+
+using node::AnswerBy;
+using node::ClientCallback;
+using node::ClientResult;
+using node::NodeStatus;
+using node::RaftDriver;
 
 class RaftService final : public Raft::CallbackService {
  public:
@@ -68,4 +74,4 @@ class KvService final : public KV::CallbackService {
   StreamRegistry streams_;
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

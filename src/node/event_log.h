@@ -36,7 +36,7 @@
 #include "node/replica.h"
 #include "raft/ready.h"
 
-namespace raftkv::server {
+namespace raftkv::node {
 
 using config::Verbosity;
 
@@ -90,4 +90,4 @@ class EventLog : public node::EventSink {
 
 std::string UtcTimestampNow();
 
-}  // namespace raftkv::server
+}  // namespace raftkv::node

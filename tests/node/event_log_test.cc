@@ -1,4 +1,4 @@
-#include "server/event_log.h"
+#include "node/event_log.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 #include "storage/file_util.h"
 
-namespace raftkv::server {
+namespace raftkv::node {
 namespace {
 
 using Kind = raft::Event::Kind;
@@ -110,4 +110,4 @@ TEST(EventLog, RotatesAtTheSizeCap) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::node

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "common/batch_stream.h"
 #include "raftkv.pb.h"
+#include "rpc/batch_stream.h"
 
 namespace raftkv {
 namespace {

@@ -25,19 +25,14 @@
 #include "common/mutex.h"
 #include "config/node_config.h"
 #include "kv/kv_state_machine.h"
+#include "node/event_log.h"
 #include "node/replica.h"
 #include "raft/raft_node.h"
-#include "server/event_log.h"
 #include "storage/env.h"
 
-namespace raftkv::server {
+namespace raftkv::node {
 
 using config::NodeConfig;
-using node::ClientCallback;
-using node::ClientResult;
-using node::NodeStatus;
-using node::PeerTransport;
-using node::ReplyFn;
 
 // When a client request that has no outcome yet must be answered anyway ("outcome unknown" for a
 // SET, "retry" for a GET), so that the client hears from a live node before its RPC deadline.
@@ -144,4 +139,4 @@ class RaftDriver {
   std::thread thread_;
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::node

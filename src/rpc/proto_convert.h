@@ -8,7 +8,7 @@
 #include "raft/message.h"
 #include "raftkv.pb.h"
 
-namespace raftkv::server {
+namespace raftkv::rpc {
 
 // Each Encode* requires the matching body type in `message`.
 AppendEntriesRequest EncodeAppendEntries(const raft::Message& message);
@@ -26,4 +26,4 @@ absl::StatusOr<raft::Message> Decode(const RequestVoteRequest& request, NodeId s
 absl::StatusOr<raft::Message> Decode(const RequestVoteResponse& response, NodeId self,
                                      int cluster_size);
 
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

@@ -1,6 +1,6 @@
 // Three RaftDrivers in one process, wired by an in-memory transport, with real files: the driver's
 // persist/send/apply loop, client answers, restarts from disk.
-#include "server/raft_driver.h"
+#include "node/raft_driver.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 
 #include "storage/file_util.h"
 
-namespace raftkv::server {
+namespace raftkv::node {
 namespace {
 
 using std::chrono::milliseconds;
@@ -230,4 +230,4 @@ TEST(RaftDriver, LeaseReadsFromManyThreadsSeeEveryAcknowledgedWrite) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::node

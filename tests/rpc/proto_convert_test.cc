@@ -1,8 +1,8 @@
-#include "server/proto_convert.h"
+#include "rpc/proto_convert.h"
 
 #include <gtest/gtest.h>
 
-namespace raftkv::server {
+namespace raftkv::rpc {
 namespace {
 
 using std::chrono::milliseconds;
@@ -141,4 +141,4 @@ TEST(ProtoConvert, AbsurdTermsAndDurationsAreRefused) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::rpc

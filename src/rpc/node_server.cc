@@ -1,0 +1,52 @@
+#include "rpc/node_server.h"
+
+namespace raftkv::rpc {
+
+absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
+    const config::NodeConfig& config, const std::vector<std::string>& addresses) {
+  const NodeId id = config.raft.id;
+  auto node = std::unique_ptr<NodeServer>(new NodeServer());
+  // A peer RPC gets as long as the shortest election timeout: an answer later than that is of no
+  // use to the election or the lease it would serve.
+  node->transport_ =
+      std::make_unique<GrpcTransport>(id, addresses, config.raft.election_timeout_min);
+  absl::StatusOr<std::unique_ptr<node::RaftDriver>> driver =
+      node::RaftDriver::Start(config, node->transport_.get());
+  if (!driver.ok()) return driver.status();  // ~NodeServer stops what did start
+  node->driver_ = std::move(*driver);
+  node->transport_->SetDriver(node->driver_.get());
+  node->raft_service_ =
+      std::make_unique<RaftService>(node->driver_.get(), id, config.raft.cluster_size);
+  node->kv_service_ =
+      std::make_unique<KvService>(node->driver_.get(), addresses, std::chrono::seconds(5));
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(addresses[static_cast<size_t>(id)], grpc::InsecureServerCredentials(),
+                           &bound_port);
+  builder.RegisterService(node->raft_service_.get());
+  builder.RegisterService(node->kv_service_.get());
+  node->server_ = builder.BuildAndStart();
+  if (node->server_ == nullptr || bound_port == 0) {
+    node->Stop();
+    return absl::UnavailableError("cannot listen on " + addresses[static_cast<size_t>(id)] +
+                                  " (is the address right, and the port free?)");
+  }
+  return node;
+}
+
+NodeServer::~NodeServer() { Stop(); }
+
+void NodeServer::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Any part may be missing when Start failed half-way.
+  if (driver_ != nullptr) driver_->Stop();
+  if (raft_service_ != nullptr) raft_service_->CloseStreams();
+  if (kv_service_ != nullptr) kv_service_->CloseStreams();
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (transport_ != nullptr) transport_->Shutdown();  // its callbacks reach the driver
+}
+
+}  // namespace raftkv::rpc
