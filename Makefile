@@ -46,8 +46,9 @@ test-asan: build-asan
 	@build-asan/sim/raftkv-sim --seed 1 --seeds 10 --nodes 7 --quiet
 
 # The threaded code under ThreadSanitizer (the core and simulator are single-threaded): the node's
-# driver and dump.txt tests, the batching streams' outbox, and the client's session bookkeeping. Code paths through gRPC are left out: Debian's
-# gRPC and Abseil are not TSan-instrumented, so TSan reports false races inside them.
+# driver and dump.txt tests, the batching streams' outbox, and the client's session bookkeeping.
+# Code paths through gRPC are left out: Debian's gRPC and Abseil are not TSan-instrumented, so
+# TSan reports false races inside them.
 build-tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target node_test rpc_test client_test

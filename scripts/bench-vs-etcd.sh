@@ -181,6 +181,12 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   [[ -z "$memory_rows" ]] || printf '%s' "$memory_rows"
   echo
   echo "Command: \`make bench-vs-etcd\` (BENCH_DURATION=$duration BENCH_MEMORY_KEYS=$memory_keys)."
-} >"$out"
+} >"$out.new"
+# The hand-kept sections from "## Design figures" on (micro-benchmarks and the measurements that
+# design choices rest on) survive a new run.
+if [[ -f "$out" ]] && grep -q '^## Design figures' "$out"; then
+  { echo; sed -n '/^## Design figures/,$p' "$out"; } >>"$out.new"
+fi
+mv "$out.new" "$out"
 echo "== wrote $out"
 cat "$out"

@@ -30,7 +30,7 @@ int Fail(const std::string& message) {
 
 int Run(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, so every absl::Mutex lock inside gRPC also feeds a global
-  // deadlock-detection graph (a profile showed it); we rely on TSan for that instead.
+  // deadlock-detection graph, a cost on every lock; we rely on TSan for that instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"raftkv-node: one node of a raftkv cluster (Raft with leader leases)"};
   int node_id = -1;

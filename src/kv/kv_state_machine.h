@@ -115,8 +115,8 @@ class KvStateMachine {
   ApplyOutcome ApplyLegacySession(const SetCommand& command, uint64_t log_index);
 
   // A key, its value and its version in one allocation (header, then the key's bytes, then the
-  // value's): with a million small keys this is about a quarter less memory than a map of
-  // strings, which allocates the node, the key and the value separately.
+  // value's), where a map of strings allocates the node, the key and the value separately
+  // (docs/benchmarks.md, memory per key).
   struct Item {
     uint64_t version;
     uint32_t key_size;

@@ -3,9 +3,9 @@
 // driver yet (`unsent_from_`) and which prefix is known durable (`stable_index_`).
 //
 // The whole log stays in memory (there is no compaction yet), so it is stored compactly: a
-// 24-byte record per entry, and the payloads packed end to end in 1 MiB chunks. An Entry with its
-// own std::string cost ~56 bytes plus a heap block per entry (about 215 bytes for a 100-byte
-// SET, against about 165 here), and a std::deque never copies the whole log to grow.
+// 24-byte record per entry, and the payloads packed end to end in 1 MiB chunks, rather than an
+// Entry with its own std::string and heap block per entry (docs/design.md §1 has the figures);
+// a std::deque never copies the whole log to grow.
 #pragma once
 
 #include <cstdint>
