@@ -116,7 +116,7 @@ class KvStateMachine {
 
   // A key, its value and its version in one allocation (header, then the key's bytes, then the
   // value's), where a map of strings allocates the node, the key and the value separately
-  // (docs/benchmarks.md, memory per key).
+  // (docs/benchmarks.md, Design figures).
   struct Item {
     uint64_t version;
     uint32_t key_size;

@@ -4,7 +4,7 @@
 //
 // The whole log stays in memory (there is no compaction yet), so it is stored compactly: a
 // 24-byte record per entry, and the payloads packed end to end in 1 MiB chunks, rather than an
-// Entry with its own std::string and heap block per entry (docs/design.md §1 has the figures);
+// Entry with its own std::string and heap block per entry (docs/benchmarks.md, Design figures);
 // a std::deque never copies the whole log to grow.
 #pragma once
 
