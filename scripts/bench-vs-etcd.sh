@@ -181,12 +181,14 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   [[ -z "$memory_rows" ]] || printf '%s' "$memory_rows"
   echo
   echo "Command: \`make bench-vs-etcd\` (BENCH_DURATION=$duration BENCH_MEMORY_KEYS=$memory_keys)."
-} >"$out.new"
+} >"$work/benchmarks.md"
 # The hand-kept sections from "## Design figures" on (micro-benchmarks and the measurements that
 # design choices rest on) survive a new run.
 if [[ -f "$out" ]] && grep -q '^## Design figures' "$out"; then
-  { echo; sed -n '/^## Design figures/,$p' "$out"; } >>"$out.new"
+  { echo; sed -n '/^## Design figures/,$p' "$out"; } >>"$work/benchmarks.md"
+elif [[ -f "$out" ]]; then
+  echo "warning: no '## Design figures' section in $out; nothing hand-kept to carry over" >&2
 fi
-mv "$out.new" "$out"
+cp "$work/benchmarks.md" "$out"
 echo "== wrote $out"
 cat "$out"

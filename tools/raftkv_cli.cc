@@ -17,9 +17,9 @@
 #include <memory>
 #include <string>
 
-#include "raftkv/client.h"
 #include "common/address.h"
 #include "config/node_config.h"
+#include "raftkv/client.h"
 #include "tools/prompt.h"
 #include "tools/status_table.h"
 

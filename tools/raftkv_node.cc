@@ -5,7 +5,6 @@
 //
 // Node ids are positions in the address list; this node listens on its own address and serves
 // both the peer service (Raft) and the client service (KV). SIGTERM or SIGINT stops it cleanly.
-#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>

@@ -41,8 +41,8 @@ struct OpenSessionCommand {
 
 using Command = std::variant<SetCommand, OpenSessionCommand>;
 
-// Binary encoding for a log entry's payload: a tag byte ('C' for a SET, 'S' for a SET written
-// before OPEN-SESSION existed, 'O'), then length- or
+// Binary encoding for a log entry's payload (cost: docs/benchmarks.md, Design figures): a tag byte
+// ('C' for a SET, 'S' for a SET written before OPEN-SESSION existed, 'O'), then length- or
 // varint-prefixed fields.
 std::string EncodeSet(const SetCommand& command);
 std::string EncodeOpenSession(const OpenSessionCommand& command);

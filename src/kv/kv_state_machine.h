@@ -110,6 +110,7 @@ class KvStateMachine {
     Sequences sequences;
     uint64_t last_used_index = 0;
   };
+  // Marks the session used; one flag per SET (cost: docs/benchmarks.md, Design figures).
   void Touch(uint64_t client_id, Session& session);
   ApplyOutcome ApplySetInSession(const SetCommand& command, uint64_t log_index);
   ApplyOutcome ApplyLegacySession(const SetCommand& command, uint64_t log_index);

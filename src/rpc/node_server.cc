@@ -5,33 +5,40 @@ namespace raftkv::rpc {
 absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
     const config::NodeConfig& config, const std::vector<std::string>& addresses) {
   const NodeId id = config.raft.id;
-  auto node = std::unique_ptr<NodeServer>(new NodeServer());
+  if (id < 0 || static_cast<size_t>(id) >= addresses.size() ||
+      static_cast<size_t>(config.raft.cluster_size) != addresses.size()) {
+    return absl::InvalidArgumentError(
+        "node " + std::to_string(id) + " of a cluster of " +
+        std::to_string(config.raft.cluster_size) + " with " + std::to_string(addresses.size()) +
+        " addresses: the id must be a position in the list, and the list the whole cluster");
+  }
+  auto server = std::unique_ptr<NodeServer>(new NodeServer());
   // A peer RPC gets as long as the shortest election timeout: an answer later than that is of no
   // use to the election or the lease it would serve.
-  node->transport_ =
+  server->transport_ =
       std::make_unique<GrpcTransport>(id, addresses, config.raft.election_timeout_min);
   absl::StatusOr<std::unique_ptr<node::RaftDriver>> driver =
-      node::RaftDriver::Start(config, node->transport_.get());
+      node::RaftDriver::Start(config, server->transport_.get());
   if (!driver.ok()) return driver.status();  // ~NodeServer stops what did start
-  node->driver_ = std::move(*driver);
-  node->transport_->SetDriver(node->driver_.get());
-  node->raft_service_ =
-      std::make_unique<RaftService>(node->driver_.get(), id, config.raft.cluster_size);
-  node->kv_service_ =
-      std::make_unique<KvService>(node->driver_.get(), addresses, std::chrono::seconds(5));
+  server->driver_ = std::move(*driver);
+  server->transport_->SetDriver(server->driver_.get());
+  server->raft_service_ =
+      std::make_unique<RaftService>(server->driver_.get(), id, config.raft.cluster_size);
+  server->kv_service_ =
+      std::make_unique<KvService>(server->driver_.get(), addresses, std::chrono::seconds(5));
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(addresses[static_cast<size_t>(id)], grpc::InsecureServerCredentials(),
                            &bound_port);
-  builder.RegisterService(node->raft_service_.get());
-  builder.RegisterService(node->kv_service_.get());
-  node->server_ = builder.BuildAndStart();
-  if (node->server_ == nullptr || bound_port == 0) {
-    node->Stop();
+  builder.RegisterService(server->raft_service_.get());
+  builder.RegisterService(server->kv_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound_port == 0) {
+    server->Stop();
     return absl::UnavailableError("cannot listen on " + addresses[static_cast<size_t>(id)] +
                                   " (is the address right, and the port free?)");
   }
-  return node;
+  return server;
 }
 
 NodeServer::~NodeServer() { Stop(); }

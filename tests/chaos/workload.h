@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "check/linearizability.h"
-#include "raftkv/client.h"
 #include "common/mutex.h"
+#include "raftkv/client.h"
 
 namespace raftkv::chaos {
 
