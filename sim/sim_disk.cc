@@ -237,4 +237,24 @@ void SimDisk::Crash(CrashKind kind, Rng& rng) {
   names_ = durable_names_;
 }
 
+namespace {
+class SimDirLock : public storage::DirLock {
+ public:
+  SimDirLock(std::set<std::string>* locked, std::string dir) : locked_(locked), dir_(dir) {}
+  ~SimDirLock() override { locked_->erase(dir_); }
+
+ private:
+  std::set<std::string>* locked_;
+  std::string dir_;
+};
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<storage::DirLock>> SimDisk::LockDir(const std::string& dir) {
+  if (absl::Status status = CreateDir(dir); !status.ok()) return status;
+  if (!locked_dirs_.insert(dir).second) {
+    return absl::FailedPreconditionError(dir + " is in use by another replica on this disk");
+  }
+  return std::make_unique<SimDirLock>(&locked_dirs_, dir);
+}
+
 }  // namespace raftkv::sim

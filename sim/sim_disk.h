@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ class SimDisk : public storage::Env {
                                                                       bool truncate) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
+  // Process state, not disk state: held until the lock is destroyed, power or not (a dead node's
+  // replica is destroyed, which releases it, as the kernel would).
+  absl::StatusOr<std::unique_ptr<storage::DirLock>> LockDir(const std::string& dir) override;
 
   // The unit a write lands in, or not: a disk sector.
   static constexpr uint64_t kBlockBytes = 512;
@@ -98,6 +102,7 @@ class SimDisk : public storage::Env {
   std::map<std::string, int> names_;          // what the running node sees
   std::map<std::string, int> durable_names_;  // as of the last SyncDir
   std::vector<NameChange> unsynced_names_;    // since then, in order
+  std::set<std::string> locked_dirs_;
 };
 
 }  // namespace raftkv::sim

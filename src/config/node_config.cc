@@ -136,6 +136,11 @@ const std::map<std::string, Setter>& Setters() {
                                                  c.dump_max_bytes = n;
                                                  return absl::OkStatus();
                                                })},
+      {"logging.DUMP_KEEP_FILES", Make<int64_t>(ParseCount,
+                                                [](NodeConfig& c, int64_t n) {
+                                                  c.dump_keep_files = n;
+                                                  return absl::OkStatus();
+                                                })},
       {"limits.MAX_KEY_BYTES", Make<int64_t>(ParseByteSize,
                                              [](NodeConfig& c, int64_t n) {
                                                c.max_key_bytes = n;
@@ -265,6 +270,10 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
         "[limits] SESSION_IDLE_TIMEOUT must be between 1s and 30 days (43200m): a session idle "
         "that "
         "long may be evicted to make room for a new one");
+  }
+  if (config.dump_keep_files < 1 || config.dump_keep_files > 100) {
+    return absl::InvalidArgumentError(
+        "[logging] DUMP_KEEP_FILES must be between 1 and 100 (rotated dump.txt files kept)");
   }
   if (config.dump_max_bytes < 4096) {
     return absl::InvalidArgumentError("[logging] DUMP_MAX_BYTES must be at least 4KiB");

@@ -19,6 +19,7 @@
 //   VERBOSITY = normal             quiet | normal | verbose (quiet drops per-heartbeat lines)
 //   STDOUT = true                  echo dump.txt lines to stdout
 //   DUMP_MAX_BYTES = 64MiB         dump.txt is rotated to dump.txt.1 beyond this size
+//   DUMP_KEEP_FILES = 3            rotated files kept (dump.txt.1 … .N); older ones are deleted
 //   [limits]
 //   MAX_KEY_BYTES = 4KiB
 //   MAX_VALUE_BYTES = 1MiB
@@ -62,6 +63,7 @@ struct NodeConfig {
   Verbosity verbosity = Verbosity::kNormal;
   bool log_to_stdout = true;
   int64_t dump_max_bytes = 64 << 20;
+  int64_t dump_keep_files = 3;
   int64_t max_key_bytes = 4 << 10;
   int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;

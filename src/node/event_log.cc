@@ -137,7 +137,14 @@ absl::Status EventLog::Rotate() {
   const std::string path = dir_ + "/dump.txt";
   std::fclose(file_);
   file_ = nullptr;  // reopened here, or by the next Flush if that fails
-  const bool renamed = std::rename(path.c_str(), (path + ".1").c_str()) == 0;
+  // Oldest first, so that no rename lands on a file still to be moved; the one past the last kept
+  // is overwritten by the rename before it and then removed.
+  const auto rotated = [&path](int n) { return path + "." + std::to_string(n); };
+  std::remove(rotated(options_.keep_files).c_str());
+  for (int n = options_.keep_files - 1; n >= 1; --n) {
+    std::rename(rotated(n).c_str(), rotated(n + 1).c_str());  // absent files: nothing to move
+  }
+  const bool renamed = std::rename(path.c_str(), rotated(1).c_str()) == 0;
   absl::Status status = renamed ? absl::OkStatus() : storage::ErrnoError("cannot rotate", path);
   file_ = std::fopen(path.c_str(), "a");
   if (!renamed) return status;

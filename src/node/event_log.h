@@ -19,8 +19,9 @@
 // Cost: lines are buffered and written with one write() per Flush() (the driver flushes once per
 // batch of work), never fsync'ed: the log is diagnostic, not state. VERBOSITY=quiet drops the
 // per-heartbeat lines (heartbeat rounds and accepted AppendEntries), VERBOSITY=minimal also the
-// per-request ones (received, committed). The file is rotated to
-// dump.txt.1 when it passes DUMP_MAX_BYTES, so it never grows without bound.
+// per-request ones (received, committed). While the node runs, the file is rotated when it passes
+// DUMP_MAX_BYTES: dump.txt.1 becomes .2 and so on, dump.txt becomes .1, and files past
+// DUMP_KEEP_FILES are deleted, so the event log never takes more than (keep + 1) × max bytes.
 //
 // Thread-safety: none; the node's driver thread owns it.
 #pragma once
@@ -53,6 +54,7 @@ class EventLog : public node::EventSink {
     Verbosity verbosity = Verbosity::kNormal;
     bool to_stdout = true;
     int64_t max_bytes = 64 << 20;
+    int keep_files = 3;  // rotated files kept: dump.txt.1 (newest) … dump.txt.<keep_files>
     // Returns the timestamp prefix; injectable for tests.
     std::function<std::string()> timestamp;
   };

@@ -31,6 +31,9 @@ class RaftDriver::SlowDisk : public storage::Env {
     return real_->Rename(from, to);
   }
   absl::Status SyncDir(const std::string& dir) override { return real_->SyncDir(dir); }
+  absl::StatusOr<std::unique_ptr<storage::DirLock>> LockDir(const std::string& dir) override {
+    return real_->LockDir(dir);
+  }
 
  private:
   class File : public storage::WritableFile {
@@ -67,6 +70,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   log_options.verbosity = config.verbosity;
   log_options.to_stdout = config.log_to_stdout;
   log_options.max_bytes = config.dump_max_bytes;
+  log_options.keep_files = static_cast<int>(config.dump_keep_files);
   absl::StatusOr<std::unique_ptr<EventLog>> events =
       EventLog::Open(dir, config.raft.id, log_options);
   if (!events.ok()) return events.status();

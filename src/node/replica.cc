@@ -49,6 +49,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                                                        PeerTransport* transport, EventSink* events,
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed) {
+  // One process per node directory: a second one would rename metadata.txt under the first.
+  absl::StatusOr<std::unique_ptr<storage::DirLock>> lock = env->LockDir(options.dir);
+  if (!lock.ok()) return lock.status();
   // Both files are read and checked against each other, and the core built from them, before
   // anything is changed on disk.
   bool metadata_checksummed = false;
@@ -87,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   auto replica =
       std::unique_ptr<Replica>(new Replica(std::move(options), env, transport, events, observer,
                                            std::move(*log), std::move(*core), saved));
+  replica->lock_ = std::move(*lock);
   replica->applied_log_time_at_ = now;
   return replica;
 }

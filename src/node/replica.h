@@ -255,6 +255,7 @@ class Replica {
   EventSink* const events_;          // may be null
   ReplicaObserver* const observer_;  // may be null
 
+  std::unique_ptr<storage::DirLock> lock_;  // options_.dir is ours while this lives
   std::unique_ptr<storage::LogFile> log_;
   std::unique_ptr<raft::RaftNode> core_;
   std::map<LogIndex, PendingSet> pending_sets_;  // by log index; each of term pending.term

@@ -27,6 +27,9 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   server->kv_service_ =
       std::make_unique<KvService>(server->driver_.get(), addresses, std::chrono::seconds(5));
   grpc::ServerBuilder builder;
+  // A port another process listens on is refused, not shared (gRPC sets SO_REUSEPORT by default,
+  // which let a second node with the same address start beside the first).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int bound_port = 0;
   builder.AddListeningPort(addresses[static_cast<size_t>(id)], grpc::InsecureServerCredentials(),
                            &bound_port);

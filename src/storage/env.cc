@@ -1,6 +1,7 @@
 #include "storage/env.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,7 +75,48 @@ class Posix : public Env {
     return absl::OkStatus();
   }
   absl::Status SyncDir(const std::string& dir) override { return SyncDirectory(dir); }
+  absl::StatusOr<std::unique_ptr<DirLock>> LockDir(const std::string& dir) override;
 };
+
+// flock(2) on `dir`/LOCK: the kernel drops it when the descriptor closes or the process dies, and
+// it holds across paths that name the same file (a symlink to another node's directory). The
+// file's text, the holder's pid, is only for the message a second process gets.
+class PosixDirLock : public DirLock {
+ public:
+  explicit PosixDirLock(int fd) : fd_(fd) {}
+  ~PosixDirLock() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+absl::StatusOr<std::unique_ptr<DirLock>> Posix::LockDir(const std::string& dir) {
+  if (absl::Status status = CreateDirectories(dir); !status.ok()) return status;
+  const std::string path = dir + "/LOCK";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[32] = {};
+    const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
+    ::close(fd);
+    if (error != EWOULDBLOCK) {
+      errno = error;
+      return ErrnoError("cannot lock", path);
+    }
+    std::string pid(holder, n > 0 ? static_cast<size_t>(n) : 0);
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return absl::FailedPreconditionError(
+        dir + " is in use by another process (pid " + (pid.empty() ? "unknown" : pid) +
+        ", holding " + path + "): stop it first, or give this node a data directory of its own");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    ::close(fd);
+    return ErrnoError("cannot write", path);
+  }
+  return std::make_unique<PosixDirLock>(fd);
+}
 
 }  // namespace
 

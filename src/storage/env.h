@@ -33,6 +33,12 @@ class WritableFile {
   virtual absl::Status Sync() = 0;
 };
 
+// Held while this process uses a directory; destroying it (or the process dying) releases it.
+class DirLock {
+ public:
+  virtual ~DirLock() = default;
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -44,6 +50,11 @@ class Env {
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
   // Makes the creations and renames inside `dir` durable.
   virtual absl::Status SyncDir(const std::string& dir) = 0;
+  // Creates `dir` if needed and takes its lock (`dir`/LOCK, which names the holder's pid): one
+  // process per node directory. Fails with FailedPrecondition, naming the holder, while another
+  // process (or another lock in this one) holds it. A lock is never stale: a dead process's
+  // lock is released by the kernel.
+  virtual absl::StatusOr<std::unique_ptr<DirLock>> LockDir(const std::string& dir) = 0;
 };
 
 // The real file system (one process-wide instance).

@@ -153,6 +153,27 @@ TEST(NodeConfig, ShippedConfigIsTheDefaults) {
   EXPECT_EQ(shipped->max_key_bytes, defaults.max_key_bytes);
   EXPECT_EQ(shipped->max_value_bytes, defaults.max_value_bytes);
   EXPECT_EQ(shipped->max_sessions, defaults.max_sessions);
+  EXPECT_EQ(shipped->session_idle_timeout, defaults.session_idle_timeout);
+  EXPECT_EQ(shipped->dump_keep_files, defaults.dump_keep_files);
+}
+
+TEST(NodeConfig, SessionAndDumpLimitsAreValidated) {
+  for (const char* bad :
+       {"[limits]\nSESSION_IDLE_TIMEOUT = 500ms\n", "[limits]\nSESSION_IDLE_TIMEOUT = 50000m\n",
+        "[limits]\nMAX_SESSIONS = 20000000\n", "[logging]\nDUMP_KEEP_FILES = 0\n",
+        "[logging]\nDUMP_KEEP_FILES = 101\n"}) {
+    auto config = ParseNodeConfig(bad, "test.ini");
+    ASSERT_TRUE(config.ok()) << bad;
+    config->raft.id = 0;
+    config->raft.cluster_size = 3;
+    EXPECT_FALSE(ValidateNodeConfig(*config).ok()) << bad;
+  }
+  auto good = ParseNodeConfig(
+      "[limits]\nSESSION_IDLE_TIMEOUT = 1s\n[logging]\nDUMP_KEEP_FILES = 100\n", "test.ini");
+  ASSERT_TRUE(good.ok());
+  good->raft.id = 0;
+  good->raft.cluster_size = 3;
+  EXPECT_TRUE(ValidateNodeConfig(*good).ok());
 }
 
 }  // namespace

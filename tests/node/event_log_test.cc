@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include "tests/common/temp_dir.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "storage/file_util.h"
 
@@ -107,6 +110,42 @@ TEST(EventLog, RotatesAtTheSizeCap) {
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/dump.txt.1"));
   EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt"), 4096u + 64);
   EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt.1"), 4096u + 64);
+}
+
+// While the node runs, the event log keeps DUMP_KEEP_FILES rotated files and no more: the newest
+// is .1, and the oldest go. Total size stays within (keep + 1) × max bytes however long it runs.
+TEST(EventLog, KeepsTheConfiguredNumberOfRotatedFiles) {
+  TempDir dir;
+  EventLog::Options options;
+  options.to_stdout = false;
+  options.max_bytes = 4096;
+  options.keep_files = 2;
+  int line = 0;
+  options.timestamp = [&line] { return "line" + std::to_string(line++); };
+  auto log = EventLog::Open(dir.path(), 0, options);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 2000; ++i) {
+    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
+    ASSERT_TRUE((*log)->Flush().ok());
+  }
+  std::vector<std::string> names;
+  uintmax_t total = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+    names.push_back(file.path().filename().string());
+    total += file.file_size();
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"dump.txt", "dump.txt.1", "dump.txt.2"}));
+  EXPECT_LE(total, 3 * (4096u + 64));
+  // Newest first: the last line written is in dump.txt, and .1 holds later lines than .2.
+  const auto first_line = [&](const std::string& name) {
+    std::ifstream in(dir.path() + "/" + name);
+    std::string text;
+    std::getline(in, text);
+    return std::stoi(text.substr(4, text.find(' ') - 4));
+  };
+  EXPECT_GT(first_line("dump.txt"), first_line("dump.txt.1"));
+  EXPECT_GT(first_line("dump.txt.1"), first_line("dump.txt.2"));
 }
 
 }  // namespace

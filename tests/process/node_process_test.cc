@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,6 +342,66 @@ TEST(NodeProcess, SessionsComeFromTheClusterAndCannotBeAbused) {
   auto refused = cluster.Request(bad_op);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->error_code(), ServeClientReply::INVALID_ARGUMENT) << refused->error();
+}
+
+// Runs one more raftkv-node as node `id` of `cluster` with `data_dir`, and waits (up to 10 s) for
+// it to exit; returns its wait status and what it printed.
+std::pair<int, std::string> RunExtraNode(ProcessCluster& cluster, int id,
+                                         const std::string& data_dir) {
+  const std::string out = cluster.dir() + "/extra.out";
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
+    args.insert(args.end(), cluster.addresses().begin(), cluster.addresses().end());
+    args.insert(args.end(), {"--config", cluster.config_path(), "--data-dir", data_dir});
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    freopen(out.c_str(), "w", stdout);
+    dup2(fileno(stdout), fileno(stderr));
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = -1;
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(milliseconds(20));
+    if (i == 499) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+  }
+  std::ifstream file(out);
+  return {status, std::string(std::istreambuf_iterator<char>(file), {})};
+}
+
+// One process per node directory, and per listening address: a second node started on either
+// refuses to start, says why, and the first one keeps serving (before, the second bound the
+// same port beside the first, and the first died renaming metadata.txt).
+TEST(NodeProcess, ASecondProcessOnTheSameDirectoryOrPortRefusesToStart) {
+  ProcessCluster cluster(3);
+  ASSERT_GE(cluster.WaitForLeader(), 0);
+  auto [same_dir, same_dir_out] = RunExtraNode(cluster, 0, cluster.dir());
+  EXPECT_TRUE(WIFEXITED(same_dir) && WEXITSTATUS(same_dir) != 0) << same_dir_out;
+  EXPECT_NE(same_dir_out.find("is in use by another process (pid "), std::string::npos)
+      << same_dir_out;
+  // A symlink to the node's directory is the same directory.
+  const std::string linked = cluster.dir() + "/linked";
+  std::filesystem::create_directories(linked);
+  std::filesystem::create_directory_symlink(cluster.dir() + "/logs_node_1",
+                                            linked + "/logs_node_1");
+  auto [symlinked, symlinked_out] = RunExtraNode(cluster, 1, linked);
+  EXPECT_TRUE(WIFEXITED(symlinked) && WEXITSTATUS(symlinked) != 0) << symlinked_out;
+  EXPECT_NE(symlinked_out.find("is in use by another process"), std::string::npos) << symlinked_out;
+  // Its own directory but node 2's address: the port is taken.
+  auto [same_port, same_port_out] = RunExtraNode(cluster, 2, cluster.dir() + "/elsewhere");
+  EXPECT_TRUE(WIFEXITED(same_port) && WEXITSTATUS(same_port) != 0) << same_port_out;
+  EXPECT_NE(same_port_out.find("cannot listen on"), std::string::npos) << same_port_out;
+  // The cluster never noticed.
+  for (int id = 0; id < 3; ++id) EXPECT_FALSE(cluster.Exited(id).has_value()) << "node " << id;
+  EXPECT_TRUE(cluster.Request(Set("after", "intruders", 0, 0)));
 }
 
 // A forged RequestVote with term 2^64-1, or an AppendEntries asking for a lease of 10^15 ns, is
