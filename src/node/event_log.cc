@@ -135,21 +135,32 @@ absl::Status EventLog::Flush() {
 
 absl::Status EventLog::Rotate() {
   const std::string path = dir_ + "/dump.txt";
+  const auto rotated = [&path](int n) { return path + "." + std::to_string(n); };
   std::fclose(file_);
   file_ = nullptr;  // reopened here, or by the next Flush if that fails
-  // Oldest first, so that no rename lands on a file still to be moved; the one past the last kept
-  // is overwritten by the rename before it and then removed.
-  const auto rotated = [&path](int n) { return path + "." + std::to_string(n); };
+  // dump.txt is moved aside first: if that fails, the rotated files stay as they are, and the
+  // next try waits for another max_bytes (a lasting failure must not eat the history).
+  const std::string staged = path + ".rotating";
+  if (std::rename(path.c_str(), staged.c_str()) != 0) {
+    absl::Status status = storage::ErrnoError("cannot rotate", path);
+    file_ = std::fopen(path.c_str(), "a");
+    size_ = 0;
+    return status;
+  }
+  // Oldest first, so that no rename lands on a file still to be moved; then whatever lies past
+  // the last kept one (left by an earlier, larger DUMP_KEEP_FILES) goes.
   std::remove(rotated(options_.keep_files).c_str());
   for (int n = options_.keep_files - 1; n >= 1; --n) {
     std::rename(rotated(n).c_str(), rotated(n + 1).c_str());  // absent files: nothing to move
   }
-  const bool renamed = std::rename(path.c_str(), rotated(1).c_str()) == 0;
-  absl::Status status = renamed ? absl::OkStatus() : storage::ErrnoError("cannot rotate", path);
+  for (int n = options_.keep_files + 1; std::remove(rotated(n).c_str()) == 0; ++n) {
+  }
+  const bool renamed = std::rename(staged.c_str(), rotated(1).c_str()) == 0;
+  absl::Status status = renamed ? absl::OkStatus() : storage::ErrnoError("cannot rotate", staged);
   file_ = std::fopen(path.c_str(), "a");
+  size_ = 0;
   if (!renamed) return status;
   if (file_ == nullptr) return storage::ErrnoError("cannot reopen", path);
-  size_ = 0;
   return absl::OkStatus();
 }
 

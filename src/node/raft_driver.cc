@@ -66,6 +66,10 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
                                                               PeerTransport* transport) {
   if (absl::Status status = config::ValidateNodeConfig(config); !status.ok()) return status;
   const std::string dir = config.data_dir + "/logs_node_" + std::to_string(config.raft.id);
+  // The directory is ours before anything in it is opened, dump.txt included: a second process
+  // refused here must not write to, or rotate, the running node's event log.
+  absl::StatusOr<std::unique_ptr<storage::DirLock>> lock = storage::PosixEnv()->LockDir(dir);
+  if (!lock.ok()) return lock.status();
   EventLog::Options log_options;
   log_options.verbosity = config.verbosity;
   log_options.to_stdout = config.log_to_stdout;
@@ -83,6 +87,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   }
   const NodeClock clock(config.testing.clock_rate);
   auto driver = std::unique_ptr<RaftDriver>(new RaftDriver(config, clock, std::move(*events)));
+  driver->lock_ = std::move(*lock);
   storage::Env* env = storage::PosixEnv();
   if (config.testing.fsync_delay.count() > 0) {
     driver->slow_disk_ =
@@ -92,6 +97,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   node::ReplicaOptions options;
   options.raft = config.raft;
   options.dir = dir;
+  options.dir_locked_by_owner = true;
   options.max_key_bytes = config.max_key_bytes;
   options.max_value_bytes = config.max_value_bytes;
   options.max_sessions = config.max_sessions;

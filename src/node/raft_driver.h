@@ -127,6 +127,7 @@ class RaftDriver {
   const NodeConfig config_;
   const NodeClock clock_;
   // The test-only slow disk in front of the real file system, when TestingOptions ask for it.
+  std::unique_ptr<storage::DirLock> lock_;  // the node directory's; released after the rest
   std::unique_ptr<SlowDisk> slow_disk_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<node::Replica> replica_;  // owned by the driver thread (but TryLeaseRead)

@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                                                        ReplicaObserver* observer, TimePoint now,
                                                        uint64_t rng_seed) {
   // One process per node directory: a second one would rename metadata.txt under the first.
-  absl::StatusOr<std::unique_ptr<storage::DirLock>> lock = env->LockDir(options.dir);
+  absl::StatusOr<std::unique_ptr<storage::DirLock>> lock =
+      options.dir_locked_by_owner ? std::unique_ptr<storage::DirLock>() : env->LockDir(options.dir);
   if (!lock.ok()) return lock.status();
   // Both files are read and checked against each other, and the core built from them, before
   // anything is changed on disk.

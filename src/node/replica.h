@@ -135,6 +135,9 @@ class ReplicaObserver {
 struct ReplicaOptions {
   raft::RaftConfig raft;
   std::string dir;  // logs.txt and metadata.txt live here
+  // The owner already holds `dir`'s lock (Env::LockDir): the server's driver takes it before it
+  // opens dump.txt there. Otherwise the replica takes it itself.
+  bool dir_locked_by_owner = false;
   int64_t max_key_bytes = 1024;
   int64_t max_value_bytes = 1 << 20;
   // What this node writes into the OPEN-SESSION entries it proposes as leader. Whatever they say

@@ -104,16 +104,21 @@ absl::StatusOr<std::unique_ptr<DirLock>> Posix::LockDir(const std::string& dir) 
       errno = error;
       return ErrnoError("cannot lock", path);
     }
+    // The holder writes its pid just after taking the lock: it may not be there yet.
     std::string pid(holder, n > 0 ? static_cast<size_t>(n) : 0);
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    pid = pid.substr(0, pid.find('\n'));
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) pid = "unknown";
+    const std::string who = pid == std::to_string(::getpid()) ? "this process" : "another process";
     return absl::FailedPreconditionError(
-        dir + " is in use by another process (pid " + (pid.empty() ? "unknown" : pid) +
-        ", holding " + path + "): stop it first, or give this node a data directory of its own");
+        dir + " is in use by " + who + " (pid " + pid + ", holding " + path +
+        "): stop it first, or give this node a data directory of its own");
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    absl::Status status = ErrnoError("cannot write", path);  // before close() changes errno
     ::close(fd);
-    return ErrnoError("cannot write", path);
+    return status;
   }
   return std::make_unique<PosixDirLock>(fd);
 }

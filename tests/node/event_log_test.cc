@@ -148,5 +148,28 @@ TEST(EventLog, KeepsTheConfiguredNumberOfRotatedFiles) {
   EXPECT_GT(first_line("dump.txt.1"), first_line("dump.txt.2"));
 }
 
+// A smaller DUMP_KEEP_FILES than last time: the surplus rotated files go at the next rotation.
+TEST(EventLog, ALowerKeepCountDeletesTheSurplus) {
+  TempDir dir;
+  for (int n = 1; n <= 5; ++n) std::ofstream(dir.path() + "/dump.txt." + std::to_string(n)) << n;
+  EventLog::Options options;
+  options.to_stdout = false;
+  options.max_bytes = 4096;
+  options.keep_files = 2;
+  options.timestamp = [] { return std::string("T"); };
+  auto log = EventLog::Open(dir.path(), 0, options);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 200; ++i) {
+    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
+    ASSERT_TRUE((*log)->Flush().ok());
+  }
+  std::vector<std::string> names;
+  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+    names.push_back(file.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"dump.txt", "dump.txt.1", "dump.txt.2"}));
+}
+
 }  // namespace
 }  // namespace raftkv::node

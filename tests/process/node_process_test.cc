@@ -347,7 +347,8 @@ TEST(NodeProcess, SessionsComeFromTheClusterAndCannotBeAbused) {
 // Runs one more raftkv-node as node `id` of `cluster` with `data_dir`, and waits (up to 10 s) for
 // it to exit; returns its wait status and what it printed.
 std::pair<int, std::string> RunExtraNode(ProcessCluster& cluster, int id,
-                                         const std::string& data_dir) {
+                                         const std::string& data_dir,
+                                         std::vector<std::string> extra_args = {}) {
   const std::string out = cluster.dir() + "/extra.out";
   std::fflush(nullptr);
   const pid_t pid = fork();
@@ -355,6 +356,7 @@ std::pair<int, std::string> RunExtraNode(ProcessCluster& cluster, int id,
     std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
     args.insert(args.end(), cluster.addresses().begin(), cluster.addresses().end());
     args.insert(args.end(), {"--config", cluster.config_path(), "--data-dir", data_dir});
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -383,10 +385,15 @@ std::pair<int, std::string> RunExtraNode(ProcessCluster& cluster, int id,
 TEST(NodeProcess, ASecondProcessOnTheSameDirectoryOrPortRefusesToStart) {
   ProcessCluster cluster(3);
   ASSERT_GE(cluster.WaitForLeader(), 0);
-  auto [same_dir, same_dir_out] = RunExtraNode(cluster, 0, cluster.dir());
+  // (With fault injection, which a node announces first thing in its dump.txt: the refused one
+  // must not get that far into the running node's directory.)
+  auto [same_dir, same_dir_out] =
+      RunExtraNode(cluster, 0, cluster.dir(), {"--test-clock-rate", "1.01"});
   EXPECT_TRUE(WIFEXITED(same_dir) && WEXITSTATUS(same_dir) != 0) << same_dir_out;
   EXPECT_NE(same_dir_out.find("is in use by another process (pid "), std::string::npos)
       << same_dir_out;
+  EXPECT_EQ(storage::ReadWholeFile(cluster.dir() + "/logs_node_0/dump.txt")->find("TESTING"),
+            std::string::npos);
   // A symlink to the node's directory is the same directory.
   const std::string linked = cluster.dir() + "/linked";
   std::filesystem::create_directories(linked);
