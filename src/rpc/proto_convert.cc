@@ -1,5 +1,7 @@
 #include "rpc/proto_convert.h"
 
+#include "kv/command.h"
+
 #include "raft/config.h"
 
 #include <string>
@@ -132,6 +134,18 @@ absl::StatusOr<raft::Message> Decode(const AppendEntriesRequest& request, NodeId
           "entries must follow prev_log_index contiguously with non-decreasing terms no newer "
           "than the request's term (entry index " +
           std::to_string(entry.index()) + ", expected " + std::to_string(expected) + ")");
+    }
+    // A payload this node could not apply once committed would stop it then (a replica cannot
+    // skip a committed entry): refuse it now, while refusing costs nothing.
+    if (entry.type() != LogEntry::NOOP && entry.type() != LogEntry::COMMAND) {
+      return absl::InvalidArgumentError("entry " + std::to_string(entry.index()) +
+                                        ": unknown entry type " + std::to_string(entry.type()));
+    }
+    if (entry.type() == LogEntry::NOOP ? !entry.data().empty()
+                                       : !kv::DecodeCommand(entry.data()).ok()) {
+      return absl::InvalidArgumentError(
+          "entry " + std::to_string(entry.index()) +
+          ": the payload is not a well-formed command (SET or OPEN-SESSION) for its type");
     }
     raft::Entry out;
     out.term = entry.term();

@@ -449,8 +449,30 @@ TEST(NodeProcess, AbsurdTermsAndLeasesAreRefusedAndTheClusterServes) {
     EXPECT_NE(status.error_message().find("lease_duration_ns"), std::string::npos)
         << status.error_message();
   }
+  {
+    // An entry whose payload no node could apply: it used to be accepted, and to stop the
+    // follower once committed.
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + milliseconds(5000));
+    AppendEntriesRequest append;
+    append.set_term(cluster.Status(follower)->term());
+    append.set_leader_id(leader);
+    append.set_receiver_id(follower);
+    append.set_prev_log_index(0);
+    LogEntry* entry = append.add_entries();
+    entry->set_term(append.term());
+    entry->set_index(1);
+    entry->set_type(LogEntry::COMMAND);
+    entry->set_data("garbage");
+    AppendEntriesResponse response;
+    const grpc::Status status = stub->AppendEntries(&context, append, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("not a well-formed command"), std::string::npos)
+        << status.error_message();
+  }
   // The cluster is unharmed, and the follower is still at a sane term.
   EXPECT_TRUE(cluster.Request(Set("after", "forgery", 0, 0)));
+  EXPECT_FALSE(cluster.Exited(follower).has_value());
   const int now_leader = cluster.WaitForLeader();
   ASSERT_GE(now_leader, 0);
 }

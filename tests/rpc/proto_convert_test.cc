@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kv/command.h"
+
 namespace raftkv::rpc {
 namespace {
 
@@ -12,7 +14,8 @@ raft::Message Append() {
   body.prev_log_index = 4;
   body.prev_log_term = 2;
   body.entries = {raft::Entry{3, 5, raft::EntryType::kNoop, {}},
-                  raft::Entry{3, 6, raft::EntryType::kCommand, std::string("a\0b", 3)}};
+                  raft::Entry{3, 6, raft::EntryType::kCommand,
+                              kv::EncodeSet({std::string("a\0b", 3), "v", 0, 0})}};
   body.leader_commit = 4;
   body.lease_duration = milliseconds(400);
   body.sent_at = TimePoint(milliseconds(123456));
@@ -89,6 +92,16 @@ TEST(ProtoConvert, MalformedPeerRequestsAreRefused) {
   bad = good;
   bad.set_lease_duration_ns(-1);
   refused(bad, 2, "lease_duration_ns");
+  // Payloads this node could never apply (a forged entry used to stop the node when it committed).
+  bad = good;
+  bad.mutable_entries(1)->set_data("garbage");
+  refused(bad, 2, "not a well-formed command");
+  bad = good;
+  bad.mutable_entries(0)->set_data("x");
+  refused(bad, 2, "not a well-formed command");
+  bad = good;
+  bad.mutable_entries(1)->set_type(static_cast<LogEntry::Type>(5));
+  refused(bad, 2, "unknown entry type");
   RequestVoteResponse vote;
   vote.set_voter_id(1);
   vote.set_old_lease_remaining_ns(-5);
