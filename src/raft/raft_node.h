@@ -147,6 +147,8 @@ class RaftNode {
   bool SendAppendsTo(NodeId peer, TimePoint now);
   void ExpireStalledAppends(TimePoint now);
   void HandleAppendEntries(const Message& message, TimePoint now);
+  // Whether `request` (consistent at prev_log_index) would replace a committed entry.
+  bool ConflictsWithCommitted(const AppendEntries& request) const;
   void HandleAppendEntriesReply(const Message& message, TimePoint now);
   void MaybeAdvanceCommit(TimePoint now);
 

@@ -188,3 +188,49 @@ TEST(Replication, IgnoredRequestsTakeNoReplySlot) {
 
 }  // namespace
 }  // namespace raftkv::raft::testing
+
+namespace raftkv::raft::testing {
+namespace {
+
+// A forged AppendEntries in the current term, naming the real leader, with an entry that conflicts
+// with a committed one (Leader Completeness, §5.4.3, says no correct leader sends it): refused,
+// the log left as it is, and the node alive (it used to abort on its invariant).
+TEST(Replication, AnEntryConflictingWithACommittedOneIsRefusedNotApplied) {
+  TestCluster cluster(3);
+  const NodeId first = cluster.ElectLeader();
+  for (int i = 0; i < 3; ++i) cluster.Propose(first, "real" + std::to_string(i));
+  cluster.Process(first);
+  cluster.Run(50);
+  // A new term, so that the committed entries are from an earlier one.
+  cluster.Crash(first);
+  const NodeId leader = cluster.ElectLeader();
+  cluster.Run(50);
+  const NodeId follower = 3 - first - leader;
+  const LogIndex committed = cluster.node(follower).commit_index();
+  ASSERT_GE(committed, 3u);
+  const Term term = cluster.node(follower).term();
+  const Entry before = cluster.node(follower).log().At(2);
+  AppendEntries forged;
+  forged.prev_log_index = 1;
+  forged.prev_log_term = cluster.node(follower).log().TermAt(1);
+  // In the current term: it differs from the committed entry's.
+  forged.entries = {Entry{term, 2, EntryType::kCommand, kv::EncodeSet({"forged", "value", 0, 0})}};
+  ASSERT_NE(before.term, term) << "the test needs a committed entry from an earlier term";
+  forged.leader_commit = committed;
+  forged.lease_duration = std::chrono::milliseconds(400);
+  forged.sent_at = cluster.now();
+  cluster.in_flight().clear();
+  cluster.Step(Message{leader, follower, term, forged});
+  EXPECT_EQ(cluster.node(follower).log().At(2), before);
+  EXPECT_EQ(cluster.node(follower).commit_index(), committed);
+  bool refused = false;
+  for (const Message& m : cluster.in_flight()) {
+    if (const auto* reply = std::get_if<AppendEntriesReply>(&m.body)) refused = !reply->success;
+  }
+  EXPECT_TRUE(refused);
+  cluster.Run(50);  // and the cluster carries on
+  EXPECT_TRUE(cluster.Propose(leader, "after").accepted);
+}
+
+}  // namespace
+}  // namespace raftkv::raft::testing
