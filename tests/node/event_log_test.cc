@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "storage/file_util.h"
@@ -95,18 +97,41 @@ TEST(EventLog, BuffersUntilFlushThenAppends) {
       << "a restart appends, it does not truncate";
 }
 
-TEST(EventLog, RotatesAtTheSizeCap) {
-  TempDir dir;
+// A log of 4 KiB files without stdout, keeping `keep` rotated ones, stamping lines with `stamp`.
+EventLog::Options SmallFiles(int keep, std::function<std::string()> stamp) {
   EventLog::Options options;
   options.to_stdout = false;
   options.max_bytes = 4096;
-  options.timestamp = [] { return std::string("T"); };
-  auto log = EventLog::Open(dir.path(), 0, options);
-  ASSERT_TRUE(log.ok());
-  for (int i = 0; i < 1000; ++i) {
-    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
-    ASSERT_TRUE((*log)->Flush().ok());
+  options.keep_files = keep;
+  options.timestamp = std::move(stamp);
+  return options;
+}
+
+// Writes `lines` heartbeat lines, one Flush (one driver turn) each.
+void WriteLines(EventLog& log, int lines) {
+  for (int i = 0; i < lines; ++i) {
+    log.RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
+    ASSERT_TRUE(log.Flush().ok());
   }
+}
+
+// The files in `dir`, sorted, and their total size.
+std::pair<std::vector<std::string>, uintmax_t> Files(const std::string& dir) {
+  std::vector<std::string> names;
+  uintmax_t total = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir)) {
+    names.push_back(file.path().filename().string());
+    total += file.file_size();
+  }
+  std::sort(names.begin(), names.end());
+  return {names, total};
+}
+
+TEST(EventLog, RotatesAtTheSizeCap) {
+  TempDir dir;
+  auto log = EventLog::Open(dir.path(), 0, SmallFiles(3, [] { return std::string("T"); }));
+  ASSERT_TRUE(log.ok());
+  WriteLines(**log, 1000);
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/dump.txt.1"));
   EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt"), 4096u + 64);
   EXPECT_LE(std::filesystem::file_size(dir.path() + "/dump.txt.1"), 4096u + 64);
@@ -116,25 +141,12 @@ TEST(EventLog, RotatesAtTheSizeCap) {
 // is .1, and the oldest go. Total size stays within (keep + 1) × max bytes however long it runs.
 TEST(EventLog, KeepsTheConfiguredNumberOfRotatedFiles) {
   TempDir dir;
-  EventLog::Options options;
-  options.to_stdout = false;
-  options.max_bytes = 4096;
-  options.keep_files = 2;
   int line = 0;
-  options.timestamp = [&line] { return "line" + std::to_string(line++); };
-  auto log = EventLog::Open(dir.path(), 0, options);
+  auto log = EventLog::Open(dir.path(), 0,
+                            SmallFiles(2, [&line] { return "line" + std::to_string(line++); }));
   ASSERT_TRUE(log.ok());
-  for (int i = 0; i < 2000; ++i) {
-    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
-    ASSERT_TRUE((*log)->Flush().ok());
-  }
-  std::vector<std::string> names;
-  uintmax_t total = 0;
-  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
-    names.push_back(file.path().filename().string());
-    total += file.file_size();
-  }
-  std::sort(names.begin(), names.end());
+  WriteLines(**log, 2000);
+  const auto [names, total] = Files(dir.path());
   EXPECT_EQ(names, (std::vector<std::string>{"dump.txt", "dump.txt.1", "dump.txt.2"}));
   EXPECT_LE(total, 3 * (4096u + 64));
   // Newest first: the last line written is in dump.txt, and .1 holds later lines than .2.
@@ -152,23 +164,11 @@ TEST(EventLog, KeepsTheConfiguredNumberOfRotatedFiles) {
 TEST(EventLog, ALowerKeepCountDeletesTheSurplus) {
   TempDir dir;
   for (int n = 1; n <= 5; ++n) std::ofstream(dir.path() + "/dump.txt." + std::to_string(n)) << n;
-  EventLog::Options options;
-  options.to_stdout = false;
-  options.max_bytes = 4096;
-  options.keep_files = 2;
-  options.timestamp = [] { return std::string("T"); };
-  auto log = EventLog::Open(dir.path(), 0, options);
+  auto log = EventLog::Open(dir.path(), 0, SmallFiles(2, [] { return std::string("T"); }));
   ASSERT_TRUE(log.ok());
-  for (int i = 0; i < 200; ++i) {
-    (*log)->RecordEvent(raft::Event{Kind::kHeartbeatRound, 0, 1, Duration(0)});
-    ASSERT_TRUE((*log)->Flush().ok());
-  }
-  std::vector<std::string> names;
-  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
-    names.push_back(file.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"dump.txt", "dump.txt.1", "dump.txt.2"}));
+  WriteLines(**log, 200);
+  EXPECT_EQ(Files(dir.path()).first,
+            (std::vector<std::string>{"dump.txt", "dump.txt.1", "dump.txt.2"}));
 }
 
 }  // namespace
