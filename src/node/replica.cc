@@ -180,7 +180,8 @@ void Replica::OpenSession(ClientCallback done, TimePoint answer_by, TimePoint no
 uint64_t Replica::LogTimeForProposal(TimePoint now) const {
   const auto elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(now - applied_log_time_at_).count();
-  return applied_log_time_ms_ + static_cast<uint64_t>(std::max<int64_t>(0, elapsed));
+  ReaderLock lock(&kv_mu_);
+  return kv_.log_time_ms() + static_cast<uint64_t>(std::max<int64_t>(0, elapsed));
 }
 
 void Replica::Propose(std::string payload, const std::string& operation, ClientCallback done,
@@ -337,7 +338,6 @@ void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint 
       } else {
         applied[i].open =
             kv_.ApplyOpenSession(std::get<kv::OpenSessionCommand>(*commands[i]), entries[i].index);
-        applied_log_time_ms_ = kv_.log_time_ms();
         applied_log_time_at_ = now;
       }
     }

@@ -230,7 +230,7 @@ class Replica {
   // Applies committed entries to kv_ under the writer lock, then answers their clients.
   void ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint now);
   // The log time (kv/kv_state_machine.h) an OPEN-SESSION proposed now carries.
-  uint64_t LogTimeForProposal(TimePoint now) const;
+  uint64_t LogTimeForProposal(TimePoint now) const ABSL_LOCKS_EXCLUDED(kv_mu_);
   // What applying an entry did, for the client waiting on it.
   struct Applied {
     std::optional<kv::ApplyOutcome> set;  // a SET
@@ -274,9 +274,9 @@ class Replica {
   // of whoever proposes the next one: a leader stamps the log time it last applied plus the time
   // its own clock says has passed since. No wall clock is read, so clocks that disagree across
   // machines cannot make it jump; a restart or a lagging apply only makes it slower (sessions
-  // then live longer, never shorter, than the idle timeout).
-  uint64_t applied_log_time_ms_ = 0;
-  TimePoint applied_log_time_at_{};  // when this node applied (or, before any, started)
+  // then live longer, never shorter, than the idle timeout). This is when this node last applied
+  // an OPEN-SESSION (the log time it brought is kv_.log_time_ms()), or started.
+  TimePoint applied_log_time_at_{};
   bool failed_ = false;
 
   // Written by the owner only, read by it and by the fast path's callers.

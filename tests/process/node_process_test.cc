@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,22 +349,8 @@ std::pair<int, std::string> RunExtraNode(ProcessCluster& cluster, int id,
                                          const std::string& data_dir,
                                          std::vector<std::string> extra_args = {}) {
   const std::string out = cluster.dir() + "/extra.out";
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
-    args.insert(args.end(), cluster.addresses().begin(), cluster.addresses().end());
-    args.insert(args.end(), {"--config", cluster.config_path(), "--data-dir", data_dir});
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    freopen(out.c_str(), "w", stdout);
-    dup2(fileno(stdout), fileno(stderr));
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  std::filesystem::remove(out);  // one run's output each
+  const pid_t pid = cluster.Spawn(id, data_dir, extra_args, out);
   int status = -1;
   for (int i = 0; i < 500; ++i) {
     if (waitpid(pid, &status, WNOHANG) == pid) break;

@@ -50,22 +50,30 @@ class ProcessCluster {
   }
 
   void Start(int id) {
+    pids_[id] = Spawn(id, dir_, {}, dir_ + "/node" + std::to_string(id) + ".out");
+  }
+  // Starts a raftkv-node process as node `id` of this cluster with `data_dir` and `extra_args`,
+  // its stdout and stderr appended to `output`; returns its pid. Start uses it; tests may run
+  // more (e.g. a second process on a node's directory) and wait for them themselves.
+  pid_t Spawn(int id, const std::string& data_dir, const std::vector<std::string>& extra_args,
+              const std::string& output) const {
     std::fflush(nullptr);  // or the child's freopen writes out a copy of our buffered output
     const pid_t pid = fork();
     if (pid == 0) {
       std::vector<std::string> args = {RAFTKV_NODE_BINARY, std::to_string(id)};
       args.insert(args.end(), addresses_.begin(), addresses_.end());
-      args.insert(args.end(), {"--config", dir_ + "/config.ini", "--data-dir", dir_});
+      args.insert(args.end(), {"--config", config_path(), "--data-dir", data_dir});
+      args.insert(args.end(), extra_args.begin(), extra_args.end());
       std::vector<char*> argv;
       for (std::string& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);
-      freopen((dir_ + "/node" + std::to_string(id) + ".out").c_str(), "a", stdout);
+      freopen(output.c_str(), "a", stdout);
       dup2(fileno(stdout), fileno(stderr));  // start-up errors land in the same file
       prctl(PR_SET_PDEATHSIG, SIGKILL);      // no orphaned nodes if the test dies
       execv(argv[0], argv.data());
       _exit(127);
     }
-    pids_[id] = pid;
+    return pid;
   }
   // The node's exit status if it has exited (it is then no longer running), else nullopt.
   std::optional<int> Exited(int id) {
