@@ -50,12 +50,41 @@ void SafetyChecker::OnLogChanged(NodeId node, const raft::Ready& ready) {
   }
 }
 
-void SafetyChecker::OnRestart(NodeId node, const std::vector<raft::Entry>& log) {
+void SafetyChecker::OnRestart(NodeId node, LogIndex base, const std::vector<raft::Entry>& log) {
   chains_[node].clear();
+  if (base > 0) {
+    // A snapshot stands for the committed history up to its index: nothing else may be in it.
+    if (base > canonical_.size()) {
+      Fail("node " + std::to_string(node) + " restarted with a log starting after index " +
+           std::to_string(base) + ", beyond what was ever committed (" +
+           std::to_string(canonical_.size()) + ")");
+      return;
+    }
+    chains_[node].assign(canonical_.begin(),
+                         canonical_.begin() + static_cast<std::ptrdiff_t>(base));
+  }
   raft::Ready ready;
   ready.entries = log;
   OnLogChanged(node, ready);
   was_leader_[node] = false;
+}
+
+void SafetyChecker::OnSnapshotInstalled(NodeId node, LogIndex index, LogIndex last) {
+  std::vector<uint64_t>& chain = chains_[node];
+  if (index > canonical_.size()) {
+    Fail("node " + std::to_string(node) + " installed a snapshot up to index " +
+         std::to_string(index) + ", beyond what was ever committed (" +
+         std::to_string(canonical_.size()) + ")");
+    return;
+  }
+  const bool kept = last > index;
+  if (kept && (chain.size() < last || chain[index - 1] != canonical_[index - 1])) {
+    Fail("log matching: node " + std::to_string(node) + " kept entries after snapshot index " +
+         std::to_string(index) + " on a log that differs from the committed one there");
+    return;
+  }
+  if (!kept)
+    chain.assign(canonical_.begin(), canonical_.begin() + static_cast<std::ptrdiff_t>(index));
 }
 
 void SafetyChecker::OnState(NodeId node, const raft::RaftNode& raft) {

@@ -25,8 +25,12 @@ class SafetyChecker {
 
   // The node's in-memory log changed as described by `ready` (truncation, then appends).
   void OnLogChanged(NodeId node, const raft::Ready& ready);
-  // The node restarted from its disk with this log.
-  void OnRestart(NodeId node, const std::vector<raft::Entry>& log);
+  // The node restarted from its disk with this log, which starts after `base` (the entries up to
+  // it are in the node's snapshot, which must hold committed entries only).
+  void OnRestart(NodeId node, LogIndex base, const std::vector<raft::Entry>& log);
+  // The node installed a leader's snapshot up to `index`; its log now ends at `last` (it kept its
+  // entries after the snapshot's, or has none).
+  void OnSnapshotInstalled(NodeId node, LogIndex index, LogIndex last);
   // After the node processed an event: role, term, vote and commit checks.
   void OnState(NodeId node, const raft::RaftNode& raft);
   void OnApplied(NodeId node, const raft::Entry& entry);

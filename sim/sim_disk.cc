@@ -50,6 +50,30 @@ absl::StatusOr<std::string> SimDisk::ReadFile(const std::string& path) {
   return inodes_[it->second].bytes;
 }
 
+absl::StatusOr<std::string> SimDisk::ReadAt(const std::string& path, uint64_t offset,
+                                            uint64_t length) {
+  auto it = names_.find(path);
+  if (it == names_.end()) return absl::NotFoundError("cannot open " + path + ": no such file");
+  const std::string& bytes = inodes_[it->second].bytes;
+  if (offset >= bytes.size()) return std::string();
+  return bytes.substr(offset, length);
+}
+
+absl::StatusOr<uint64_t> SimDisk::FileSize(const std::string& path) {
+  auto it = names_.find(path);
+  if (it == names_.end()) return absl::NotFoundError("cannot open " + path + ": no such file");
+  return inodes_[it->second].bytes.size();
+}
+
+absl::Status SimDisk::DeleteFile(const std::string& path) {
+  auto it = names_.find(path);
+  if (it == names_.end()) return absl::OkStatus();
+  if (Skip(Op::kDelete)) return absl::OkStatus();
+  unsynced_names_.push_back(NameChange{path, "", it->second});
+  names_.erase(it);
+  return absl::OkStatus();
+}
+
 absl::Status SimDisk::CreateDir(const std::string&) {
   // Directories are taken as always present: the node's directory is made once, at first start.
   return absl::OkStatus();
@@ -91,12 +115,11 @@ absl::Status SimDisk::SyncDir(const std::string& dir) {
   // Commit, in order, the name changes inside `dir`; the others stay pending.
   std::vector<NameChange> still_pending;
   for (const NameChange& change : unsynced_names_) {
-    if (DirOf(change.to) != dir) {
+    if (DirOf(change.to.empty() ? change.from : change.to) != dir) {
       still_pending.push_back(change);
       continue;
     }
-    if (!change.from.empty()) durable_names_.erase(change.from);
-    durable_names_[change.to] = change.inode;
+    Commit(change);
   }
   unsynced_names_ = std::move(still_pending);
   return absl::OkStatus();
@@ -154,6 +177,11 @@ absl::Status SimDisk::Sync(int id) {
   if (Skip(Op::kSync, RiskOf(id))) return absl::OkStatus();
   inodes_[id].unsynced.clear();
   return absl::OkStatus();
+}
+
+void SimDisk::Commit(const NameChange& change) {
+  if (!change.from.empty()) durable_names_.erase(change.from);
+  if (!change.to.empty()) durable_names_[change.to] = change.inode;
 }
 
 void SimDisk::Undo(Inode& inode) {
@@ -228,11 +256,7 @@ void SimDisk::Crash(CrashKind kind, Rng& rng) {
     inode.unsynced.clear();
   }
   const size_t landed = rng.Below(unsynced_names_.size() + 1);
-  for (size_t i = 0; i < landed; ++i) {
-    const NameChange& change = unsynced_names_[i];
-    if (!change.from.empty()) durable_names_.erase(change.from);
-    durable_names_[change.to] = change.inode;
-  }
+  for (size_t i = 0; i < landed; ++i) Commit(unsynced_names_[i]);
   unsynced_names_.clear();
   names_ = durable_names_;
 }

@@ -33,7 +33,7 @@ namespace raftkv::sim {
 
 class SimDisk : public storage::Env {
  public:
-  enum class Op { kCreate, kWrite, kTruncate, kAllocate, kSync, kRename, kSyncDir };
+  enum class Op { kCreate, kWrite, kTruncate, kAllocate, kSync, kRename, kDelete, kSyncDir };
   enum class CrashKind { kProcess, kPowerLoss };
   // How much a crash right before an operation can tear: kUnsynced when the file holds writes not
   // yet synced, kTruncation inside the window between a truncation and the sync that makes it
@@ -51,6 +51,10 @@ class SimDisk : public storage::Env {
 
   // storage::Env
   absl::StatusOr<std::string> ReadFile(const std::string& path) override;
+  absl::StatusOr<std::string> ReadAt(const std::string& path, uint64_t offset,
+                                     uint64_t length) override;
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override;
+  absl::Status DeleteFile(const std::string& path) override;
   absl::Status CreateDir(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<storage::WritableFile>> OpenWritable(const std::string& path,
                                                                       bool truncate) override;
@@ -82,7 +86,7 @@ class SimDisk : public storage::Env {
   };
   struct NameChange {
     std::string from;  // empty: a creation
-    std::string to;
+    std::string to;    // empty: a deletion
     int inode;
   };
 
@@ -93,6 +97,7 @@ class SimDisk : public storage::Env {
   absl::Status Truncate(int inode, uint64_t size);
   absl::Status Allocate(int inode, uint64_t offset, uint64_t length);
   absl::Status Sync(int inode);
+  void Commit(const NameChange& change);  // makes it durable
   static void Undo(Inode& inode);
   static void ReplayTorn(Inode& inode, Rng& rng);
 

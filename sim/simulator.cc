@@ -39,6 +39,14 @@ Simulator::Simulator(const SimOptions& options)
       nodes_(options.nodes),
       clients_(options.clients) {
   if (session_rng_.Chance(0.3)) max_sessions_ = std::max(1, options.clients - 1);
+  Rng snapshot_rng(options.seed ^ 0x54a950075a9ULL);
+  if (snapshot_rng.Chance(0.7)) {
+    snapshot_entries_ = snapshot_rng.Between(2, 40);
+    snapshot_keep_entries_ = snapshot_rng.Between(0, 8);
+    // Small chunks, so that transfers take many, some lost, reordered or cut by crashes.
+    base_config_.snapshot_chunk_bytes = snapshot_rng.Between(16, 300);
+    base_config_.max_inflight_snapshot_chunks = static_cast<int>(snapshot_rng.Between(1, 4));
+  }
   for (NodeId id = 0; id < options.nodes; ++id) {
     nodes_[id].link = std::make_unique<NodeLink>(this, id);
     nodes_[id].disk->SetCrashHook(
@@ -164,6 +172,10 @@ void Simulator::Dispatch(const Event& event) {
         if constexpr (std::is_same_v<P, Deliver>) {
           const NodeId to = payload.message.to;
           if (!nodes_[to].replica || DeferIfPaused(to, event)) return;
+          if (std::holds_alternative<raft::InstallSnapshot>(payload.message.body) ||
+              std::holds_alternative<raft::InstallSnapshotReply>(payload.message.body)) {
+            Trace(raft::Describe(payload.message));
+          }
           nodes_[to].replica->Step(payload.message, LocalNow(to));
           AfterNodeEvent(to);
         } else if constexpr (std::is_same_v<P, TickNode>) {
@@ -250,10 +262,21 @@ void Simulator::NodeLink::OnApplied(const raft::Entry& entry) {
   if (!Dead()) sim_->checker_.OnApplied(id_, entry);
 }
 
+void Simulator::NodeLink::OnSnapshotInstalled(const raft::RaftNode& core) {
+  if (Dead()) return;
+  ++sim_->result_.snapshots_installed;
+  sim_->checker_.OnSnapshotInstalled(id_, core.snapshot().index, core.log().LastIndex());
+}
+
 // ---- nodes ----
 
-bool Simulator::CrashHook(SimDisk::Op, SimDisk::Risk risk) {
+bool Simulator::CrashHook(SimDisk::Op op, SimDisk::Risk risk) {
   if (!fault_phase_ || !options_.faults.crashes) return false;
+  // Renames, deletions and directory syncs mark the steps of a snapshot and of a log compaction
+  // (written, renamed, log cut): crash between them often enough to try every step.
+  if (op == SimDisk::Op::kRename || op == SimDisk::Op::kDelete || op == SimDisk::Op::kSyncDir) {
+    return rng_.Chance(0.02);
+  }
   // Rare in general; more often where a crash can tear what was written, and most often inside
   // the window between a log truncation and its sync, where the worst torn states live.
   switch (risk) {
@@ -275,8 +298,13 @@ void Simulator::StartNode(NodeId id) {
   options.dir = "/sim/node" + std::to_string(id);
   options.max_sessions = max_sessions_;
   options.session_idle_timeout = std::chrono::seconds(1);
+  options.snapshot_entries = snapshot_entries_;
+  options.snapshot_keep_entries = snapshot_keep_entries_;
   options.clock = [this, id] { return LocalNow(id); };
   options.on_fatal = [this, id](const absl::Status& status) {
+    // After the power went mid-turn, the disk ignores writes: what the node then reads back is
+    // not its fault, and it is dead anyway.
+    if (nodes_[id].disk->powered_off()) return;
     Fail("node " + std::to_string(id) + " failed: " + std::string(status.message()));
   };
   NodeLink* link = node.link.get();
@@ -293,8 +321,10 @@ void Simulator::StartNode(NodeId id) {
   node.scheduled_tick = INT64_MAX;
   const raft::RaftNode& core = node.replica->core();
   std::vector<raft::Entry> log;
-  for (LogIndex i = 1; i <= core.log().LastIndex(); ++i) log.push_back(core.log().At(i));
-  checker_.OnRestart(id, log);
+  for (LogIndex i = core.log().FirstIndex(); i <= core.log().LastIndex(); ++i) {
+    log.push_back(core.log().At(i));
+  }
+  checker_.OnRestart(id, core.log().BaseIndex(), log);
   Trace("start " + std::to_string(id) + " term=" + std::to_string(core.term()) +
         " log=" + std::to_string(log.size()) + " commit=" + std::to_string(core.commit_index()));
   AfterNodeEvent(id);

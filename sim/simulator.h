@@ -62,6 +62,7 @@ struct SimResult {
   // Session table activity: opens granted, opens refused (table full of sessions in use), SETs
   // refused because their session had been evicted.
   int sessions_opened = 0, sessions_refused = 0, sessions_expired = 0;
+  int snapshots_installed = 0;  // by followers, from a leader's InstallSnapshot
   Term max_term = 0;
   LogIndex committed = 0;
   bool linearizability_inconclusive = false;
@@ -147,6 +148,7 @@ class Simulator {
     void OnReady(const raft::Ready& ready) override;
     void OnPersisted(const raft::RaftNode& core) override;
     void OnApplied(const raft::Entry& entry) override;
+    void OnSnapshotInstalled(const raft::RaftNode& core) override;
 
    private:
     bool Dead() const;
@@ -225,6 +227,10 @@ class Simulator {
   // that sessions are evicted and refused, and clients that pause long enough to lose theirs.
   Rng session_rng_;
   int64_t max_sessions_ = 1000;
+  // Snapshot policy of this seed (most seeds snapshot often, so compaction, InstallSnapshot and
+  // restarts from a snapshot happen under every fault): ReplicaOptions::snapshot_entries, _keep_.
+  int64_t snapshot_entries_ = 0;
+  int64_t snapshot_keep_entries_ = 0;
   SimNetwork network_;
   SafetyChecker checker_;
   std::vector<Node> nodes_;

@@ -19,6 +19,14 @@ class RaftDriver::SlowDisk : public storage::Env {
   absl::StatusOr<std::string> ReadFile(const std::string& path) override {
     return real_->ReadFile(path);
   }
+  absl::StatusOr<std::string> ReadAt(const std::string& path, uint64_t offset,
+                                     uint64_t length) override {
+    return real_->ReadAt(path, offset, length);
+  }
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    return real_->FileSize(path);
+  }
+  absl::Status DeleteFile(const std::string& path) override { return real_->DeleteFile(path); }
   absl::Status CreateDir(const std::string& path) override { return real_->CreateDir(path); }
   absl::StatusOr<std::unique_ptr<storage::WritableFile>> OpenWritable(const std::string& path,
                                                                       bool truncate) override {

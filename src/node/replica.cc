@@ -59,18 +59,64 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   absl::StatusOr<raft::HardState> hard_state =
       storage::LoadMetadata(options.dir, env, &metadata_checksummed);
   if (!hard_state.ok()) return hard_state.status();
+  // The snapshot first: the state it holds, and what the log must hold after it. A damaged one
+  // is refused whole (ReadSnapshot checks everything before the state is used).
+  raft::SnapshotMeta snapshot;
+  std::unique_ptr<kv::KvStateMachine> loaded;
+  {
+    kv::KvStateMachine::SnapshotLoader loader;
+    absl::StatusOr<raft::SnapshotMeta> meta = storage::ReadSnapshot(
+        env, options.dir + "/" + storage::kSnapshotFile,
+        [&](std::string_view fields) { return loader.Header(fields); },
+        [&](std::string_view line) { return loader.Line(line); });
+    if (meta.ok()) {
+      absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> kv = loader.Finish();
+      if (!kv.ok()) return kv.status();
+      if (meta->cluster_size != options.raft.cluster_size) {
+        return absl::FailedPreconditionError(
+            options.dir + "/snapshot.txt was taken in a cluster of " +
+            std::to_string(meta->cluster_size) + " nodes, this node is configured with " +
+            std::to_string(options.raft.cluster_size) +
+            ": start it with its own cluster's addresses");
+      }
+      snapshot = *meta;
+      loaded = std::move(*kv);
+    } else if (!absl::IsNotFound(meta.status())) {
+      return meta.status();
+    }
+  }
   absl::StatusOr<storage::LogFile::Recovered> recovered =
       storage::LogFile::Read(options.dir, kCommandCodec, env);
   if (!recovered.ok()) return recovered.status();
-  if (absl::Status status =
-          storage::CheckLogAgainstMetadata(options.dir, *hard_state, recovered->entries.size(),
-                                           recovered->missing, metadata_checksummed);
+  // A crash between installing a leader's snapshot and cutting the log leaves a log that does not
+  // hold the snapshot's entry: the snapshot supersedes all of it (Raft Figure 13, step 7).
+  bool log_superseded = false;
+  if (snapshot.index > 0) {
+    const LogIndex base = recovered->base_index;
+    const LogIndex last = base + recovered->entries.size();
+    const bool holds =
+        snapshot.index == base
+            ? recovered->base_term == snapshot.term
+            : snapshot.index > base && snapshot.index <= last &&
+                  recovered->entries[snapshot.index - base - 1].term == snapshot.term;
+    if (!holds && base <= snapshot.index) {
+      log_superseded = true;
+      recovered->entries.clear();
+    }
+  }
+  const LogIndex log_base = log_superseded ? snapshot.index : recovered->base_index;
+  const Term log_base_term = log_superseded ? snapshot.term : recovered->base_term;
+  const uint64_t log_last = log_base + recovered->entries.size();
+  if (absl::Status status = storage::CheckLogAgainstMetadata(
+          options.dir, *hard_state, log_last, recovered->missing && snapshot.index == 0,
+          metadata_checksummed);
       !status.ok()) {
     return status;
   }
-  absl::StatusOr<std::unique_ptr<raft::RaftNode>> core = raft::RaftNode::Create(
-      options.raft, raft::RecoveredState{*hard_state, std::move(recovered->entries)}, now,
-      rng_seed);
+  raft::RecoveredState state{*hard_state, snapshot, log_base, log_base_term,
+                             std::move(recovered->entries)};
+  absl::StatusOr<std::unique_ptr<raft::RaftNode>> core =
+      raft::RaftNode::Create(options.raft, std::move(state), now, rng_seed);
   if (!core.ok()) {
     return absl::Status(core.status().code(),
                         options.dir + ": " + std::string(core.status().message()));
@@ -78,6 +124,16 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   absl::StatusOr<std::unique_ptr<storage::LogFile>> log =
       storage::LogFile::Open(options.dir, *recovered, kCommandCodec, env);
   if (!log.ok()) return log.status();
+  if (log_superseded) {
+    if (absl::Status s = (*log)->Rewrite(snapshot.index, snapshot.term, 0); !s.ok()) return s;
+  }
+  // Leftovers of a snapshot being written or received when the node stopped.
+  for (const char* leftover : {".tmp", ".incoming"}) {
+    if (absl::Status s = env->DeleteFile(options.dir + "/" + storage::kSnapshotFile + leftover);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (options.raft.Injected(raft::InjectedBug::kOneSyncForCutAndAppend)) {
     (*log)->SyncTruncationsForTesting(false);
   }
@@ -93,6 +149,10 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
                                            std::move(*log), std::move(*core), saved));
   replica->lock_ = std::move(*lock);
   replica->applied_log_time_at_ = now;
+  if (loaded) {
+    WriterLock kv_lock(&replica->kv_mu_);
+    replica->kv_ = std::move(*loaded);
+  }
   return replica;
 }
 
@@ -234,6 +294,8 @@ void Replica::Process(TimePoint now) {
   core_->Tick(now);
   ProcessReadies(now);
   if (failed_) return;
+  MaybeTakeSnapshot(now);
+  if (failed_) return;
   PublishReadWindow();
   AnswerOverdue(now);
 }
@@ -252,6 +314,8 @@ void Replica::ProcessReadies(TimePoint now) {
     if (events_ != nullptr) {
       for (const raft::Event& event : ready.events) events_->RecordEvent(event);
     }
+    FillSnapshotChunks(ready.messages);
+    if (failed_) return;
     for (const raft::Message& message : ready.messages) transport_->Send(message);
     // Persist: vote and term first (§5.2), then the log; one fsync covers the whole batch.
     // The commit index that rides along is the one already saved, never this Ready's: the log
@@ -276,9 +340,13 @@ void Replica::ProcessReadies(TimePoint now) {
     if (ready.truncate_from || !ready.entries.empty()) {
       if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
     }
+    WriteSnapshotChunks(ready.snapshot_chunks);
+    if (failed_) return;
     if (observer_ != nullptr) observer_->OnPersisted(*core_);
     for (raft::Message& message : ready.messages_after_persist) {
       // A reply to a request that came as an RPC goes back as that RPC's response.
+      // (InstallSnapshot travels as messages both ways, never as an RPC awaiting its answer: the
+      // answer to a last chunk comes a Ready later, after the file was checked.)
       const bool is_reply = std::holds_alternative<raft::AppendEntriesReply>(message.body) ||
                             std::holds_alternative<raft::RequestVoteReply>(message.body);
       auto slots = reply_slots_.find(message.to);
@@ -293,6 +361,10 @@ void Replica::ProcessReadies(TimePoint now) {
     ApplyCommitted(ready.committed_entries, now);
     if (failed_) return;
     core_->Advance(ready);
+    if (ready.snapshot_to_install) {
+      InstallReceivedSnapshot(*ready.snapshot_to_install, now);
+      if (failed_) return;
+    }
     while (!waiting_reads_.empty() && waiting_reads_.begin()->first <= core_->applied_index()) {
       WaitingRead& read = waiting_reads_.begin()->second;
       ServeRead(read.key, read.done);

@@ -36,6 +36,7 @@
 #include "raft/raft_node.h"
 #include "storage/env.h"
 #include "storage/log_file.h"
+#include "storage/snapshot_file.h"
 
 namespace raftkv::node {
 
@@ -130,6 +131,8 @@ class ReplicaObserver {
   // The Ready's state is durable; its replies have not left and nothing has been applied.
   virtual void OnPersisted(const raft::RaftNode& core) = 0;
   virtual void OnApplied(const raft::Entry& entry) = 0;
+  // The core installed a snapshot a leader sent (its log and state now start there).
+  virtual void OnSnapshotInstalled(const raft::RaftNode& core) = 0;
 };
 
 struct ReplicaOptions {
@@ -144,6 +147,11 @@ struct ReplicaOptions {
   // on other nodes, every replica applies each entry by the values in it (kv/command.h).
   int64_t max_sessions = 100'000;
   Duration session_idle_timeout = std::chrono::minutes(10);
+  // Snapshots (config.ini [snapshot]): one is taken once this many entries were applied since the
+  // last (0: never), and the log keeps this many entries before it for followers that lag a
+  // little (they then catch up by entries, not by a whole snapshot).
+  int64_t snapshot_entries = 0;
+  int64_t snapshot_keep_entries = 5000;
   // The node's monotonic clock, read by TryLeaseRead (from any thread).
   std::function<TimePoint()> clock;
   // Called when this node can no longer keep its own promises (a file it cannot write, a
@@ -207,6 +215,8 @@ class Replica {
   std::optional<kv::StoredValue> Find(const std::string& key) const ABSL_LOCKS_EXCLUDED(kv_mu_);
   // Test-only: the number of client sessions in the state machine.
   size_t SessionCount() const ABSL_LOCKS_EXCLUDED(kv_mu_);
+  // Takes a snapshot of the applied state now, whatever the policy says (tests, the simulator).
+  void TakeSnapshot(TimePoint now);
 
  private:
   struct PendingSet {
@@ -251,6 +261,18 @@ class Replica {
   void MaybeSaveCommitIndex(TimePoint now, bool force);
   void Fatal(const absl::Status& status);
   void Record(const std::string& statement);
+  // Snapshots (node/replica_snapshot.cc).
+  std::string SnapshotPath() const { return options_.dir + "/" + storage::kSnapshotFile; }
+  void MaybeTakeSnapshot(TimePoint now);
+  // Writes the applied state to `snapshot.txt.tmp`; nullopt after Fatal.
+  std::optional<raft::SnapshotMeta> WriteSnapshot();
+  // Makes the written snapshot snapshot.txt and lets the log go up to it (minus the tail).
+  void CompleteSnapshot(const raft::SnapshotMeta& meta);
+  // Follower: writes received chunks; after Advance, checks and installs the snapshot.
+  void WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks);
+  void InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint now);
+  // Leader: fills the chunks of outgoing InstallSnapshot messages from snapshot.txt.
+  void FillSnapshotChunks(std::vector<raft::Message>& messages);
 
   const ReplicaOptions options_;
   storage::Env* const env_;
@@ -278,6 +300,8 @@ class Replica {
   // an OPEN-SESSION (the log time it brought is kv_.log_time_ms()), or started.
   TimePoint applied_log_time_at_{};
   bool failed_ = false;
+  // The snapshot being received from a leader (snapshot.txt.incoming), open while chunks come.
+  std::unique_ptr<storage::WritableFile> incoming_;
 
   // Written by the owner only, read by it and by the fast path's callers.
   mutable SharedMutex kv_mu_;

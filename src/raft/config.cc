@@ -22,6 +22,9 @@ constexpr BugName kBugNames[] = {
     {InjectedBug::kSkipNoopBeforeRead, "skip-noop-before-read"},
     {InjectedBug::kSaveCommitBeforeLogCut, "save-commit-before-log-cut"},
     {InjectedBug::kOneSyncForCutAndAppend, "one-sync-for-cut-and-append"},
+    {InjectedBug::kCompactBeforeSnapshotDurable, "compact-before-snapshot-durable"},
+    {InjectedBug::kInstallOlderSnapshot, "install-older-snapshot"},
+    {InjectedBug::kSnapshotWithoutSessions, "snapshot-without-sessions"},
 };
 
 Duration Scale(Duration duration, double factor) {
@@ -116,6 +119,11 @@ absl::Status RaftConfig::Validate() const {
                      Ms(election_timeout_min),
                      "); lower the lease, raise the timeout, or set ALLOW_LONG_LEASE to accept "
                      "slower failover"));
+  }
+  if (snapshot_chunk_bytes < 1 || snapshot_chunk_bytes > (64 << 20) ||
+      max_inflight_snapshot_chunks < 1) {
+    return absl::InvalidArgumentError(
+        "snapshot chunks must be 1 byte to 64 MiB, with at least one in flight");
   }
   if (max_entries_per_append < 1 || max_bytes_per_append < 1 || max_inflight_appends < 1) {
     return absl::InvalidArgumentError(

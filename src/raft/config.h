@@ -22,6 +22,9 @@ enum class InjectedBug : uint32_t {
   // Driver-level (node/replica.cc), for the simulator's power-loss disk:
   kSaveCommitBeforeLogCut,  // metadata.txt gets the new commit index before the log is cut/synced
   kOneSyncForCutAndAppend,  // a log truncation and the append over it share one fsync
+  kCompactBeforeSnapshotDurable,  // cut the log before the snapshot covering it is synced/renamed
+  kInstallOlderSnapshot,          // a follower installs a snapshot older than its commit index
+  kSnapshotWithoutSessions,       // snapshots leave out the client session table
 };
 
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);
@@ -59,6 +62,10 @@ struct RaftConfig {
   int max_entries_per_append = 512;
   int64_t max_bytes_per_append = 1 << 20;
   int max_inflight_appends = 8;  // pipelined AppendEntries per follower
+  // InstallSnapshot: the size of a chunk, and how many may be in flight to one follower (so a
+  // transfer shares the leader's link and disk with its other followers and its clients).
+  int64_t snapshot_chunk_bytes = 512 << 10;
+  int max_inflight_snapshot_chunks = 4;
 
   InjectedBug injected_bug = InjectedBug::kNone;
   // Whether `bug` is switched on: every deliberate bug is asked for through here.

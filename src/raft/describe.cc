@@ -55,6 +55,15 @@ std::string Describe(const Message& message, const PayloadFormatter& payload) {
                std::to_string(ack->conflict_term);
       }
     }
+  } else if (const auto* chunk = std::get_if<InstallSnapshot>(&message.body)) {
+    out += " snapshot=" + std::to_string(chunk->snapshot.index) + "/" +
+           std::to_string(chunk->snapshot.term) + " bytes=" + std::to_string(chunk->offset) + "+" +
+           std::to_string(chunk->length) + "/" + std::to_string(chunk->snapshot.bytes) +
+           (chunk->done ? " done" : "") + " lease=" + Ms(chunk->lease_duration);
+  } else if (const auto* got = std::get_if<InstallSnapshotReply>(&message.body)) {
+    out += " snapshot=" + std::to_string(got->snapshot_index) +
+           " received=" + std::to_string(got->received);
+    if (got->installed) out += " installed match=" + std::to_string(got->match_index);
   }
   return out;
 }

@@ -60,7 +60,46 @@ struct AppendEntriesReply {
   TimePoint echoed_sent_at{};
 };
 
-using MessageBody = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply>;
+// What a snapshot covers: every entry up to and including (index, term), in a cluster of
+// `cluster_size` nodes (the membership it was taken with); `bytes` is the size of its file.
+struct SnapshotMeta {
+  LogIndex index = 0;
+  Term term = 0;
+  int cluster_size = 0;
+  uint64_t bytes = 0;
+
+  friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;
+};
+
+// InstallSnapshot RPC (Raft §7, Figure 13): one chunk of the leader's snapshot file, sent when the
+// entries a follower needs next were compacted away. Chunks leave in order with a few in flight;
+// `offset` says where this one goes, `done` that it is the last. The core never holds the file:
+// the leader's core sends `length` and leaves `data` empty, and its driver fills `data` with bytes
+// [offset, offset + length) of the snapshot file `snapshot` describes before the message leaves.
+// Like AppendEntries, it carries the lease the leader asks for and its send time (design.md §4).
+struct InstallSnapshot {
+  SnapshotMeta snapshot;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string data;
+  bool done = false;
+  Duration lease_duration{0};
+  TimePoint sent_at{};
+};
+
+// InstallSnapshot reply: how many bytes of `snapshot_index`'s file the follower holds (from
+// offset 0, durably), and, once the last chunk is in and the snapshot installed, the index up to
+// which its log now matches the leader's.
+struct InstallSnapshotReply {
+  LogIndex snapshot_index = 0;
+  uint64_t received = 0;
+  bool installed = false;
+  LogIndex match_index = 0;
+  TimePoint echoed_sent_at{};
+};
+
+using MessageBody = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply,
+                                 InstallSnapshot, InstallSnapshotReply>;
 
 struct Message {
   NodeId from = kNoNode;

@@ -5,6 +5,8 @@
 //   kProbe ──Acknowledged (the logs match up to here)──▶ kReplicate
 //     ▲                                                       │
 //     └───── BackOff (a rejection) / BecomeProbe (stalled) ───┘
+//   either ──the entries it needs were compacted (StartSnapshot)──▶ kSnapshot
+//   kSnapshot ──SnapshotInstalled──▶ kReplicate
 //
 // Invariants: match_index < next_index; in kProbe nothing is in `inflight`; in kReplicate no probe
 // is outstanding, and `inflight` holds the last indexes of the requests not yet acknowledged,
@@ -16,6 +18,7 @@
 #include <optional>
 
 #include "common/types.h"
+#include "raft/message.h"
 
 namespace raftkv::raft {
 
@@ -23,7 +26,9 @@ struct Progress {
   // kProbe: we do not know where the follower's log matches ours; send one AppendEntries at a
   // time and move next_index back on each rejection. kReplicate: the follower is known to match
   // up to match_index; stream entries optimistically with up to max_inflight_appends in flight.
-  enum class Mode { kProbe, kReplicate };
+  // kSnapshot: the entries it needs next are compacted away; send our snapshot in chunks, at most
+  // max_inflight_snapshot_chunks ahead of what it acknowledged (Raft §7).
+  enum class Mode { kProbe, kReplicate, kSnapshot };
 
   Mode mode = Mode::kProbe;
   LogIndex next_index = 1;
@@ -43,6 +48,14 @@ struct Progress {
   // Invariant: leader_since <= *acked_sent_at <= now (an echo of a request sent before this node
   // became leader is never taken: the follower may have rejected it for its old term).
   std::optional<TimePoint> acked_sent_at;
+
+  // Snapshot mode: which snapshot, the bytes sent and acknowledged (held by the follower from
+  // offset 0), and when the transfer last moved, to resend from `acked` if it stalls.
+  // Invariant: snapshot_acked <= snapshot_sent <= snapshot.bytes.
+  SnapshotMeta snapshot;
+  uint64_t snapshot_sent = 0;
+  uint64_t snapshot_acked = 0;
+  TimePoint snapshot_moved_at{};
 
   // Whether another AppendEntries carrying entries may leave now.
   bool CanSend(int max_inflight) const {
@@ -92,6 +105,38 @@ struct Progress {
   bool Stalled(TimePoint now, Duration patience) const {
     return mode == Mode::kReplicate && !inflight.empty() &&
            now - inflight.front().sent_at >= patience;
+  }
+  void StartSnapshot(const SnapshotMeta& meta, TimePoint now) {
+    mode = Mode::kSnapshot;
+    inflight.clear();
+    probe_sent_at.reset();
+    snapshot = meta;
+    snapshot_sent = snapshot_acked = 0;
+    snapshot_moved_at = now;
+  }
+  // The follower holds `received` bytes of the snapshot. Less than we thought (a lost chunk, or
+  // the follower started over): go back and send from there.
+  void SnapshotReceived(uint64_t received, TimePoint now) {
+    received = std::min(received, snapshot.bytes);
+    if (received > snapshot_acked) {
+      snapshot_acked = received;
+      snapshot_sent = std::max(snapshot_sent, received);
+      snapshot_moved_at = now;
+    } else if (received < snapshot_sent) {
+      snapshot_acked = received;
+      snapshot_sent = received;
+    }
+  }
+  // The follower installed a snapshot: its log matches ours up to `match`.
+  void SnapshotInstalled(LogIndex match) {
+    mode = Mode::kProbe;
+    match_index = std::max(match_index, match);
+    next_index = match_index + 1;
+    Acknowledged(match);
+  }
+  bool SnapshotStalled(TimePoint now, Duration patience) const {
+    return mode == Mode::kSnapshot && snapshot_sent > snapshot_acked &&
+           now - snapshot_moved_at >= patience;
   }
   void BecomeProbe() {
     mode = Mode::kProbe;

@@ -6,11 +6,16 @@
 
 namespace raftkv::raft {
 
-RaftLog::RaftLog(std::vector<Entry> entries)
-    : unsent_from_(entries.size() + 1), stable_index_(entries.size()) {
+RaftLog::RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries)
+    : base_index_(base_index),
+      base_term_(base_term),
+      unsent_from_(base_index + entries.size() + 1),
+      stable_index_(base_index + entries.size()) {
   for (size_t i = 0; i < entries.size(); ++i) {
-    RAFTKV_CHECK(entries[i].index == i + 1, "recovered log must be contiguous from index 1");
-    RAFTKV_CHECK(i == 0 || entries[i].term >= entries[i - 1].term, "terms in a log never decrease");
+    RAFTKV_CHECK(entries[i].index == base_index + i + 1,
+                 "recovered log must be contiguous from its base");
+    RAFTKV_CHECK(entries[i].term >= (i == 0 ? base_term : entries[i - 1].term),
+                 "terms in a log never decrease");
     Store(entries[i]);
     std::string().swap(entries[i].data);  // keep one copy at a time while recovering
   }
@@ -25,32 +30,34 @@ void RaftLog::Store(const Entry& entry) {
     chunks_.emplace_back().reserve(std::max(kChunkBytes, size));
   }
   std::string& chunk = chunks_.back();
-  records_.push_back(Record{entry.term, static_cast<uint32_t>(chunks_.size() - 1),
+  records_.push_back(Record{entry.term, static_cast<uint32_t>(first_chunk_ + chunks_.size() - 1),
                             static_cast<uint32_t>(chunk.size()), static_cast<uint32_t>(size),
                             entry.type});
   chunk.append(entry.data);  // fits the capacity checked above: no reallocation in practice
 }
 
 std::string_view RaftLog::DataOf(const Record& record) const {
-  return std::string_view(chunks_[record.chunk]).substr(record.offset, record.size);
+  return std::string_view(chunks_[record.chunk - first_chunk_]).substr(record.offset, record.size);
 }
 
 Term RaftLog::TermAt(LogIndex index) const {
   if (index == 0) return 0;
+  if (index == base_index_) return base_term_;
+  RAFTKV_CHECK(index > base_index_, "term lookup of a compacted entry");
   RAFTKV_CHECK(index <= LastIndex(), "term lookup past the end of the log");
-  return records_[index - 1].term;
+  return records_[index - base_index_ - 1].term;
 }
 
 Entry RaftLog::At(LogIndex index) const {
-  RAFTKV_CHECK(index >= 1 && index <= LastIndex(), "entry lookup outside the log");
-  const Record& record = records_[index - 1];
+  RAFTKV_CHECK(index > base_index_ && index <= LastIndex(), "entry lookup outside the log");
+  const Record& record = records_[index - base_index_ - 1];
   return Entry{record.term, index, record.type, std::string(DataOf(record))};
 }
 
 LogIndex RaftLog::FirstIndexOfTermEndingAt(LogIndex from) const {
   const Term term = TermAt(from);
   LogIndex index = from;
-  while (index > 1 && TermAt(index - 1) == term) --index;
+  while (index > FirstIndex() && TermAt(index - 1) == term) --index;
   return index;
 }
 
@@ -58,18 +65,21 @@ std::optional<LogIndex> RaftLog::LastIndexOfTerm(Term term) const {
   // Terms are non-decreasing along the log, so a binary search finds the last entry <= term.
   auto it = std::upper_bound(records_.begin(), records_.end(), term,
                              [](Term t, const Record& r) { return t < r.term; });
-  if (it == records_.begin()) return std::nullopt;
+  if (it == records_.begin()) {
+    if (base_index_ > 0 && base_term_ == term) return base_index_;
+    return std::nullopt;
+  }
   --it;
   if (it->term != term) return std::nullopt;
-  return static_cast<LogIndex>(it - records_.begin()) + 1;
+  return base_index_ + static_cast<LogIndex>(it - records_.begin()) + 1;
 }
 
 std::vector<Entry> RaftLog::Slice(LogIndex from, int max_entries, int64_t max_bytes) const {
-  RAFTKV_CHECK(from >= 1, "log indexes start at 1");
+  RAFTKV_CHECK(from > base_index_, "a slice starts after the base");
   std::vector<Entry> out;
   int64_t bytes = 0;
   for (LogIndex index = from; index <= LastIndex(); ++index) {
-    const int64_t size = records_[index - 1].size;
+    const int64_t size = records_[index - base_index_ - 1].size;
     if (!out.empty() && (static_cast<int>(out.size()) >= max_entries || bytes + size > max_bytes)) {
       break;
     }
@@ -91,11 +101,11 @@ void RaftLog::Append(const Entry& entry) {
 }
 
 void RaftLog::TruncateFrom(LogIndex from) {
-  RAFTKV_CHECK(from >= 1 && from <= LastIndex(), "truncation point outside the log");
-  const Record& first_cut = records_[from - 1];
-  chunks_.resize(first_cut.chunk + 1);
+  RAFTKV_CHECK(from > base_index_ && from <= LastIndex(), "truncation point outside the log");
+  const Record& first_cut = records_[from - base_index_ - 1];
+  chunks_.resize(first_cut.chunk - first_chunk_ + 1);
   chunks_.back().resize(first_cut.offset);  // later appends refill it (records hold offsets)
-  records_.resize(from - 1);
+  records_.resize(from - base_index_ - 1);
   // The entries now at these indexes (appended later) are not durable until handed out again.
   stable_index_ = std::min(stable_index_, from - 1);
   if (from < unsent_from_) {
@@ -103,6 +113,34 @@ void RaftLog::TruncateFrom(LogIndex from) {
     pending_truncation_ = std::min(pending_truncation_.value_or(from), from);
     unsent_from_ = from;
   }
+}
+
+void RaftLog::CompactTo(LogIndex index) {
+  if (index <= base_index_) return;
+  RAFTKV_CHECK(index <= stable_index_, "only durable entries are compacted");
+  base_term_ = TermAt(index);
+  records_.erase(records_.begin(), records_.begin() + static_cast<long>(index - base_index_));
+  base_index_ = index;
+  // Drop the chunks no retained entry points into.
+  const uint32_t keep_from = records_.empty()
+                                 ? first_chunk_ + static_cast<uint32_t>(chunks_.size()) - 1
+                                 : records_.front().chunk;
+  while (first_chunk_ < keep_from) {
+    chunks_.pop_front();
+    ++first_chunk_;
+  }
+  records_.shrink_to_fit();
+}
+
+void RaftLog::ResetTo(LogIndex index, Term term) {
+  records_.clear();
+  chunks_.clear();
+  first_chunk_ = 0;
+  base_index_ = index;
+  base_term_ = term;
+  unsent_from_ = index + 1;
+  stable_index_ = index;
+  pending_truncation_.reset();
 }
 
 std::optional<LogIndex> RaftLog::TakeTruncation() {

@@ -2,10 +2,15 @@
 // server, a simulated disk in sim/); this class tracks which suffix has not been handed to the
 // driver yet (`unsent_from_`) and which prefix is known durable (`stable_index_`).
 //
-// The whole log stays in memory (there is no compaction yet), so it is stored compactly: a
-// 24-byte record per entry, and the payloads packed end to end in 1 MiB chunks, rather than an
-// Entry with its own std::string and heap block per entry (docs/benchmarks.md, Design figures);
-// a std::deque never copies the whole log to grow.
+// The log starts after a base entry (base_index, base_term): everything up to it is in the node's
+// snapshot and gone from the log (Raft §7). Index 0 (term 0) and the base are the only indexes at
+// or below the base whose term is known; anything else there must not be asked for (callers check
+// FirstIndex()). Without a snapshot the base is index 0.
+//
+// The retained entries stay in memory, stored compactly: a 24-byte record per entry, and the
+// payloads packed end to end in 1 MiB chunks, rather than an Entry with its own std::string and
+// heap block per entry (docs/benchmarks.md, Design figures); a std::deque never copies the whole
+// log to grow, and gives back its front when the log is compacted.
 #pragma once
 
 #include <cstdint>
@@ -21,12 +26,20 @@ namespace raftkv::raft {
 
 class RaftLog {
  public:
-  // `entries` must be contiguous from index 1; they are taken as durable (recovered from disk).
-  explicit RaftLog(std::vector<Entry> entries);
+  // `entries` must be contiguous from base_index + 1; they are taken as durable (recovered).
+  RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries);
+  explicit RaftLog(std::vector<Entry> entries) : RaftLog(0, 0, std::move(entries)) {}
 
-  LogIndex LastIndex() const { return records_.size(); }
+  LogIndex BaseIndex() const { return base_index_; }
+  Term BaseTerm() const { return base_term_; }
+  LogIndex FirstIndex() const { return base_index_ + 1; }
+  LogIndex LastIndex() const { return base_index_ + records_.size(); }
   Term LastTerm() const { return TermAt(LastIndex()); }
-  // Term of the entry at `index`; 0 for index 0. `index` must be <= LastIndex().
+  // Whether TermAt(index) may be asked: 0, the base, or a retained entry.
+  bool HasTermAt(LogIndex index) const {
+    return index == 0 || (index >= base_index_ && index <= LastIndex());
+  }
+  // Term of the entry at `index`; 0 for index 0. HasTermAt(index) must hold.
   Term TermAt(LogIndex index) const;
   Entry At(LogIndex index) const;
   // First index holding `term`, searching back from `from` while the term matches.
@@ -39,8 +52,13 @@ class RaftLog {
   bool IsUpToDate(LogIndex last_index, Term last_term) const;
 
   void Append(const Entry& entry);
-  // Removes every entry with index >= `from`.
+  // Removes every entry with index >= `from` (> the base).
   void TruncateFrom(LogIndex from);
+  // Drops the entries up to `index` (a retained, durable one), which becomes the base.
+  void CompactTo(LogIndex index);
+  // Drops every entry: the log is now empty after (index, term), which is durable elsewhere (an
+  // installed snapshot). Nothing is left for the driver to write or cut.
+  void ResetTo(LogIndex index, Term term);
 
   // Hand-off to the driver.
   std::optional<LogIndex> TakeTruncation();
@@ -65,11 +83,16 @@ class RaftLog {
   std::string_view DataOf(const Record& record) const;
   void Store(const Entry& entry);
 
-  std::deque<Record> records_;  // records_[i] is the entry at index i + 1
+  LogIndex base_index_ = 0;
+  Term base_term_ = 0;
+  std::deque<Record> records_;  // records_[i] is the entry at index base_index_ + i + 1
   // Payloads in order of index. A chunk is filled up to its capacity (at least kChunkBytes, or one
   // larger payload alone), trimmed, and a new one starts; truncation shrinks the chunk it lands in
-  // and drops the ones after. Records hold offsets, never pointers, so a chunk may move freely.
+  // and drops the ones after; compaction drops the chunks wholly before the new first entry.
+  // Records hold chunk numbers and offsets, never pointers, so a chunk may move freely; chunk
+  // number n is chunks_[n - first_chunk_].
   std::deque<std::string> chunks_;
+  uint32_t first_chunk_ = 0;
   LogIndex unsent_from_;   // first index not yet handed to the driver
   LogIndex stable_index_;  // entries <= this are durable on this node
   std::optional<LogIndex> pending_truncation_;

@@ -21,8 +21,9 @@ const char* RoleName(Role role) {
 }
 
 const char* MessageTypeName(const Message& message) {
-  static constexpr const char* kNames[] = {"RequestVote", "RequestVoteReply", "AppendEntries",
-                                           "AppendEntriesReply"};
+  static constexpr const char* kNames[] = {"RequestVote",     "RequestVoteReply",
+                                           "AppendEntries",   "AppendEntriesReply",
+                                           "InstallSnapshot", "InstallSnapshotReply"};
   return kNames[message.body.index()];
 }
 
@@ -36,20 +37,44 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
                                " is beyond any term a cluster reaches (" +
                                std::to_string(kMaxTerm) + "): metadata.txt is damaged");
   }
+  const LogIndex base = recovered.log_base_index;
   for (size_t i = 0; i < recovered.log.size(); ++i) {
     const Entry& entry = recovered.log[i];
-    if (entry.index != i + 1) {
-      return absl::DataLossError("recovered log is not contiguous from index 1 at entry " +
-                                 std::to_string(i + 1));
+    if (entry.index != base + i + 1) {
+      return absl::DataLossError("recovered log is not contiguous from index " +
+                                 std::to_string(base + 1) + " at entry " +
+                                 std::to_string(base + i + 1));
     }
     if (entry.term > hs.term) {
       return absl::DataLossError("recovered log holds an entry of term " +
                                  std::to_string(entry.term) + " beyond the current term " +
                                  std::to_string(hs.term) + ": metadata is older than the log");
     }
-    if (i > 0 && entry.term < recovered.log[i - 1].term) {
+    const Term previous = i > 0 ? recovered.log[i - 1].term : recovered.log_base_term;
+    if (entry.term < previous) {
       return absl::DataLossError("recovered log has a decreasing term at index " +
-                                 std::to_string(i + 1));
+                                 std::to_string(entry.index));
+    }
+  }
+  const SnapshotMeta& snapshot = recovered.snapshot;
+  const LogIndex last = base + recovered.log.size();
+  if (base > 0 && base > snapshot.index) {
+    return absl::DataLossError("the log starts after index " + std::to_string(base) +
+                               " but the snapshot covers only up to " +
+                               std::to_string(snapshot.index) + ": entries in between are lost");
+  }
+  if (snapshot.index > 0) {
+    const bool holds = snapshot.index == base
+                           ? recovered.log_base_term == snapshot.term
+                           : snapshot.index <= last &&
+                                 recovered.log[snapshot.index - base - 1].term == snapshot.term;
+    if (!holds) {
+      return absl::DataLossError("the log does not hold the snapshot's last entry (index " +
+                                 std::to_string(snapshot.index) + ", term " +
+                                 std::to_string(snapshot.term) + ")");
+    }
+    if (snapshot.term > hs.term) {
+      return absl::DataLossError("the snapshot's term is beyond the current term in metadata.txt");
     }
   }
   if (hs.voted_for != kNoNode && (hs.voted_for < 0 || hs.voted_for >= config.cluster_size)) {
@@ -65,13 +90,16 @@ RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint
       rng_(rng_seed),
       current_term_(recovered.hard_state.term),
       voted_for_(recovered.hard_state.voted_for),
-      log_(std::move(recovered.log)),
+      log_(recovered.log_base_index, recovered.log_base_term, std::move(recovered.log)),
+      snapshot_(recovered.snapshot),
       last_now_(now),
       progress_(static_cast<size_t>(config.cluster_size)),
       last_persisted_hard_state_(recovered.hard_state) {
   // The recovered commit index is only a hint: never trust it beyond what the log holds. The
-  // entries up to it are re-applied by the driver (it replays from index 1: no snapshots yet).
-  commit_index_ = std::min(recovered.hard_state.commit_index, log_.LastIndex());
+  // driver loaded the snapshot; the entries after it up to the commit index are re-applied.
+  commit_index_ =
+      std::max(std::min(recovered.hard_state.commit_index, log_.LastIndex()), snapshot_.index);
+  applied_index_ = snapshot_.index;
   // Raft thesis §6.4.1 after a restart: we may have promised a lease to a leader just before the
   // crash, and we cannot know when, so assume a whole lease was granted just now.
   known_lease_end_ = now + config_.lease_duration;
@@ -99,7 +127,8 @@ void RaftNode::Step(const Message& message, TimePoint now) {
   // §5.1: a higher term makes us a follower of that term. Only an AppendEntries tells us who
   // leads it; a vote request or a reply does not.
   if (message.term > current_term_) {
-    const bool from_leader = std::holds_alternative<AppendEntries>(message.body);
+    const bool from_leader = std::holds_alternative<AppendEntries>(message.body) ||
+                             std::holds_alternative<InstallSnapshot>(message.body);
     BecomeFollower(message.term, from_leader ? message.from : kNoNode, now);
   }
   std::visit(
@@ -111,8 +140,12 @@ void RaftNode::Step(const Message& message, TimePoint now) {
           HandleRequestVoteReply(message, now);
         } else if constexpr (std::is_same_v<Body, AppendEntries>) {
           HandleAppendEntries(message, now);
-        } else {
+        } else if constexpr (std::is_same_v<Body, AppendEntriesReply>) {
           HandleAppendEntriesReply(message, now);
+        } else if constexpr (std::is_same_v<Body, InstallSnapshot>) {
+          HandleInstallSnapshot(message, now);
+        } else {
+          HandleInstallSnapshotReply(message, now);
         }
       },
       message.body);
@@ -169,6 +202,7 @@ LeaseReadResult RaftNode::LeaseRead(TimePoint now) const {
 
 void RaftNode::AcceptInput(TimePoint now) {
   RAFTKV_CHECK(!ready_outstanding_, "input between TakeReady and Advance");
+  RAFTKV_CHECK(!install_handed_out_, "input between Advance and SnapshotInstalled");
   RAFTKV_CHECK(now >= last_now_, "time must not go backwards");
   last_now_ = now;
 }
@@ -232,14 +266,12 @@ void RaftNode::SetTerm(Term term) {
 }
 
 void RaftNode::Send(NodeId to, MessageBody body) {
-  Message message{config_.id, to, current_term_, std::move(body)};
-  // A leader's AppendEntries promises nothing about its own disk, so it may leave before the
-  // leader's fsync (thesis §10.2.1). Everything else vouches for persisted state.
-  if (std::holds_alternative<AppendEntries>(message.body)) {
-    messages_.push_back(std::move(message));
-  } else {
-    messages_after_persist_.push_back(std::move(message));
-  }
+  // A leader's AppendEntries or snapshot chunk promises nothing about its own disk, so it may
+  // leave before the leader's fsync (thesis §10.2.1). Everything else vouches for persisted state.
+  const bool before_persist =
+      std::holds_alternative<AppendEntries>(body) || std::holds_alternative<InstallSnapshot>(body);
+  std::vector<Message>& queue = before_persist ? messages_ : messages_after_persist_;
+  queue.push_back(Message{config_.id, to, current_term_, std::move(body)});
 }
 
 void RaftNode::Emit(Event::Kind kind, NodeId peer, Term term, Duration duration) {
@@ -252,7 +284,8 @@ bool RaftNode::HasReady() const {
                                   durable.voted_for != last_persisted_hard_state_.voted_for;
   const bool unapplied = applied_index_ < commit_index_;
   return hard_state_changed || pending_broadcast_ || log_.HandedOutIndex() != log_.LastIndex() ||
-         !messages_.empty() || !messages_after_persist_.empty() || !events_.empty() || unapplied;
+         !messages_.empty() || !messages_after_persist_.empty() || !events_.empty() || unapplied ||
+         !chunks_to_write_.empty() || install_pending_;
 }
 
 Ready RaftNode::TakeReady() {
@@ -278,6 +311,12 @@ Ready RaftNode::TakeReady() {
   ready.messages = std::move(messages_);
   ready.messages_after_persist = std::move(messages_after_persist_);
   ready.events = std::move(events_);
+  ready.snapshot_chunks = std::move(chunks_to_write_);
+  if (install_pending_) {
+    ready.snapshot_to_install = std::get<InstallSnapshot>(install_pending_->body).snapshot;
+    install_handed_out_ = true;
+  }
+  chunks_to_write_.clear();
   messages_.clear();
   messages_after_persist_.clear();
   events_.clear();
@@ -337,6 +376,8 @@ void RaftNode::CheckInvariants() {
   if (leader_id_ != kNoNode) last.leader = leader_id_;
 
   RAFTKV_CHECK(commit_index_ <= log_.LastIndex(), "commitIndex never exceeds the log");
+  RAFTKV_CHECK(log_.BaseIndex() <= snapshot_.index && snapshot_.index <= applied_index_,
+               "the log starts at or below the snapshot, which holds only applied entries");
   RAFTKV_CHECK(applied_index_ <= commit_index_, "lastApplied never exceeds commitIndex");
   RAFTKV_CHECK(log_.StableIndex() <= log_.LastIndex(), "the durable prefix lies inside the log");
   RAFTKV_CHECK((role_ == Role::kLeader) == (leader_id_ == config_.id),

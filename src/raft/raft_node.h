@@ -45,7 +45,14 @@ const char* RoleName(Role role);
 // What survived on this node's disk, handed to the constructor on start-up.
 struct RecoveredState {
   HardState hard_state;
-  std::vector<Entry> log;  // contiguous from index 1
+  // The newest durable snapshot (index 0: none); its state is the driver's, already loaded.
+  SnapshotMeta snapshot;
+  // The log: entries contiguous from log_base_index + 1, the entry at the base having
+  // log_base_term. The base is at or below the snapshot's index, and the log holds the snapshot's
+  // entry (index and term) unless the base is the snapshot itself.
+  LogIndex log_base_index = 0;
+  Term log_base_term = 0;
+  std::vector<Entry> log;
 };
 
 struct ProposeResult {
@@ -100,6 +107,19 @@ class RaftNode {
   Ready TakeReady();
   void Advance(const Ready& ready);
 
+  // Snapshots (Raft §7; snapshot.cc).
+  // The driver made a snapshot of the applied state up to `meta.index` durable (the file written,
+  // synced, renamed, the directory synced): the log may now go up to `compact_to` (at most
+  // meta.index: the driver keeps a tail for followers that lag a little), and followers that need
+  // older entries get this snapshot.
+  void SnapshotTaken(const SnapshotMeta& meta, LogIndex compact_to);
+  // After Advance() of a Ready with `snapshot_to_install`, and before any other input: whether
+  // the received file checked out and is now this node's durable snapshot and state. If it is,
+  // the log is cut to match it (Figure 13: kept after the snapshot's entry if ours has it, else
+  // emptied); the driver must make logs.txt match log() before the next Ready's replies leave.
+  void SnapshotInstalled(bool ok, TimePoint now);
+  const SnapshotMeta& snapshot() const { return snapshot_; }
+
   // Observers, for status pages, tests and the simulator's checkers.
   NodeId id() const { return config_.id; }
   Role role() const { return role_; }
@@ -152,6 +172,12 @@ class RaftNode {
   void HandleAppendEntriesReply(const Message& message, TimePoint now);
   void MaybeAdvanceCommit(TimePoint now);
 
+  // Snapshots (snapshot.cc).
+  bool SendSnapshotChunks(NodeId peer, TimePoint now);
+  void SendSnapshotChunk(NodeId peer, uint64_t offset, uint64_t length, TimePoint now);
+  void HandleInstallSnapshot(const Message& message, TimePoint now);
+  void HandleInstallSnapshotReply(const Message& message, TimePoint now);
+
   // Leases (lease.cc).
   void RecordFollowerLease(Duration lease_duration, TimePoint now);
   Duration KnownLeaseRemaining(TimePoint now) const;
@@ -168,6 +194,9 @@ class RaftNode {
   Term current_term_ = 0;
   NodeId voted_for_ = kNoNode;
   RaftLog log_;
+  // The newest snapshot the driver made durable or installed (index 0: none).
+  // Invariant: log_.BaseIndex() <= snapshot_.index <= applied_index_.
+  SnapshotMeta snapshot_;
 
   // Volatile state.
   Role role_ = Role::kFollower;
@@ -179,6 +208,17 @@ class RaftNode {
 
   // Candidate state.
   std::set<NodeId> votes_granted_;
+
+  // Follower: the snapshot being received (chunks written by the driver, from offset 0 up to
+  // `received`), and the one whose last chunk is in, awaiting SnapshotInstalled().
+  struct Receiving {
+    SnapshotMeta meta;
+    uint64_t received = 0;
+  };
+  std::optional<Receiving> receiving_;
+  std::optional<Message> install_pending_;  // the last chunk's message, to answer once installed
+  bool install_handed_out_ = false;         // in a Ready: SnapshotInstalled comes next
+  std::vector<InstallSnapshot> chunks_to_write_;
 
   // Leader state.
   std::vector<Progress> progress_;  // indexed by NodeId; this node's own slot unused

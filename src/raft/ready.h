@@ -5,11 +5,13 @@
 //                                            this is how the leader's own fsync runs in parallel
 //                                            with replication, Raft thesis §10.2.1)
 //   2. persist `hard_state`, then truncate the log at `truncate_from`, then append `entries`,
-//      and make all of it durable (fsync) before going on;
+//      and write `snapshot_chunks` into the snapshot being received, and make all of it durable
+//      (fsync) before going on;
 //   3. send `messages_after_persist`        (vote grants, AppendEntries replies, vote requests:
 //                                            each promises something that step 2 made durable)
 //   4. apply `committed_entries` in order   (every one is durable on this node after step 2)
-//   5. call RaftNode::Advance(ready).
+//   5. call RaftNode::Advance(ready), then, if `snapshot_to_install` is set, check the received
+//      snapshot file, load it as the state, and call RaftNode::SnapshotInstalled (raft_node.h).
 //
 // No other call into the node may happen between TakeReady() and Advance().
 #pragma once
@@ -64,11 +66,18 @@ struct Ready {
   std::vector<Message> messages_after_persist;
   std::vector<Entry> committed_entries;
   std::vector<Event> events;
+  // Follower: chunks of a leader's snapshot to write at their offsets into the file being received
+  // (a chunk at offset 0 starts a new one), and, when the last is among them, the snapshot to check
+  // and install once they are durable.
+  std::vector<InstallSnapshot> snapshot_chunks;
+  std::optional<SnapshotMeta> snapshot_to_install;
 
-  bool MustSync() const { return hard_state.has_value() || truncate_from || !entries.empty(); }
+  bool MustSync() const {
+    return hard_state.has_value() || truncate_from || !entries.empty() || !snapshot_chunks.empty();
+  }
   bool Empty() const {
     return !MustSync() && messages.empty() && messages_after_persist.empty() &&
-           committed_entries.empty() && events.empty();
+           committed_entries.empty() && events.empty() && !snapshot_to_install;
   }
 };
 

@@ -17,12 +17,18 @@ void RaftNode::BroadcastHeartbeat(TimePoint now) {
     Progress& progress = progress_[peer];
     progress.ProbeAnswered();  // a probe that got no answer may go again with this round
     if (SendAppendsTo(peer, now)) continue;  // entries went out: they renew the lease too
+    if (progress.mode == Progress::Mode::kSnapshot) {
+      // An empty chunk at what the follower acknowledged: renews the lease, asks where it is.
+      SendSnapshotChunk(peer, progress.snapshot_acked, 0, now);
+      continue;
+    }
     // A pure heartbeat checks the log only at match_index, which the follower is known to hold,
-    // so it always succeeds and never disturbs entries still in flight behind it.
+    // so it always succeeds and never disturbs entries still in flight behind it. (If we
+    // compacted that entry away, it checks at index 0, which every log holds.)
     AppendEntries heartbeat;
-    heartbeat.prev_log_index = progress.match_index;
-    heartbeat.prev_log_term = log_.TermAt(progress.match_index);
-    heartbeat.leader_commit = std::min(commit_index_, progress.match_index);
+    heartbeat.prev_log_index = log_.HasTermAt(progress.match_index) ? progress.match_index : 0;
+    heartbeat.prev_log_term = log_.TermAt(heartbeat.prev_log_index);
+    heartbeat.leader_commit = std::min(commit_index_, heartbeat.prev_log_index);
     heartbeat.lease_duration = config_.lease_duration;
     heartbeat.sent_at = now;
     Send(peer, std::move(heartbeat));
@@ -38,6 +44,11 @@ void RaftNode::SendAppends(TimePoint now) {
 // Sends what flow control allows; returns whether anything was sent.
 bool RaftNode::SendAppendsTo(NodeId peer, TimePoint now) {
   Progress& progress = progress_[peer];
+  if (progress.mode != Progress::Mode::kSnapshot && progress.next_index <= log_.BaseIndex()) {
+    // The entries it needs next are compacted away: only our snapshot can bring it up (§7).
+    progress.StartSnapshot(snapshot_, now);
+  }
+  if (progress.mode == Progress::Mode::kSnapshot) return SendSnapshotChunks(peer, now);
   auto send_from = [&](LogIndex next) {
     AppendEntries request;
     request.prev_log_index = next - 1;
@@ -60,7 +71,8 @@ bool RaftNode::SendAppendsTo(NodeId peer, TimePoint now) {
     return true;
   }
   bool sent = false;
-  while (progress.CanSend(config_.max_inflight_appends) &&
+  while (progress.mode == Progress::Mode::kReplicate &&
+         progress.CanSend(config_.max_inflight_appends) &&
          progress.next_index <= log_.LastIndex()) {
     progress.Sent(send_from(progress.next_index), now);
     sent = true;
@@ -76,6 +88,11 @@ void RaftNode::ExpireStalledAppends(TimePoint now) {
     if (peer == config_.id) continue;
     Progress& progress = progress_[peer];
     if (progress.Stalled(now, patience)) progress.BecomeProbe();
+    // A transfer whose chunks or replies were lost resumes from what the follower holds.
+    if (progress.SnapshotStalled(now, patience)) {
+      progress.snapshot_sent = progress.snapshot_acked;
+      progress.snapshot_moved_at = now;
+    }
   }
 }
 
@@ -83,6 +100,7 @@ bool RaftNode::ConflictsWithCommitted(const AppendEntries& request) const {
   if (!config_.Injected(InjectedBug::kNone)) return false;
   for (const Entry& entry : request.entries) {
     if (entry.index > commit_index_ || entry.index > log_.LastIndex()) break;
+    if (entry.index < log_.BaseIndex()) continue;  // compacted: in the snapshot, committed
     if (log_.TermAt(entry.index) != entry.term) return true;
   }
   return false;
@@ -112,10 +130,13 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
   ResetElectionTimer(now);
   RecordFollowerLease(request.lease_duration, now);
 
-  // §5.3 consistency check: our log must contain prev_log_index with prev_log_term.
+  // §5.3 consistency check: our log must contain prev_log_index with prev_log_term. Entries we
+  // compacted are in our snapshot, so committed, so in every correct leader's log alike (§5.4.3):
+  // a prev_log_index below our base matches, and entries up to the base are skipped below.
   if (request.prev_log_index > log_.LastIndex()) {
     reply.conflict_index = log_.LastIndex() + 1;
-  } else if (log_.TermAt(request.prev_log_index) != request.prev_log_term) {
+  } else if (log_.HasTermAt(request.prev_log_index) &&
+             log_.TermAt(request.prev_log_index) != request.prev_log_term) {
     reply.conflict_term = log_.TermAt(request.prev_log_index);
     reply.conflict_index = log_.FirstIndexOfTermEndingAt(request.prev_log_index);
   } else if (ConflictsWithCommitted(request)) {
@@ -125,6 +146,7 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
     // checker is left to see what truncating would do).
   } else {
     for (const Entry& entry : request.entries) {
+      if (entry.index <= log_.BaseIndex()) continue;  // compacted, so committed: we have it
       if (entry.index <= log_.LastIndex()) {
         if (log_.TermAt(entry.index) == entry.term) continue;  // already have it (a duplicate)
         log_.TruncateFrom(entry.index);  // §5.3: a conflicting entry and all that follow it go
@@ -146,6 +168,11 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
   if (role_ != Role::kLeader || message.term != current_term_) return;  // stale
   const auto& reply = std::get<AppendEntriesReply>(message.body);
   Progress& progress = progress_[message.from];
+  if (progress.mode == Progress::Mode::kSnapshot && !reply.success) {
+    // An answer to entries sent before the transfer began: only the snapshot can help now.
+    progress.RecordAck(reply.echoed_sent_at, leader_since_, now);
+    return;
+  }
   // Only a request sent while we lead in this term can have given us a lease: an echo from
   // before (a rejection of a request of ours from an older term, answered in this one) cannot.
   progress.RecordAck(reply.echoed_sent_at, leader_since_, now);  // renews our lease (lease.cc)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,43 @@ class Posix : public Env {
  public:
   absl::StatusOr<std::string> ReadFile(const std::string& path) override {
     return ReadWholeFile(path);
+  }
+  absl::StatusOr<std::string> ReadAt(const std::string& path, uint64_t offset,
+                                     uint64_t length) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return absl::NotFoundError("cannot open " + path + ": no such file");
+      return ErrnoError("cannot open", path);
+    }
+    std::string out(length, '\0');
+    size_t got = 0;
+    while (got < length) {
+      const ssize_t n =
+          ::pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        absl::Status status = ErrnoError("cannot read", path);
+        ::close(fd);
+        return status;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    out.resize(got);
+    return out;
+  }
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return absl::NotFoundError("cannot open " + path + ": no such file");
+      return ErrnoError("cannot stat", path);
+    }
+    return static_cast<uint64_t>(st.st_size);
+  }
+  absl::Status DeleteFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete", path);
+    return absl::OkStatus();
   }
   absl::Status CreateDir(const std::string& path) override { return CreateDirectories(path); }
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,

@@ -43,6 +43,13 @@ class Env {
  public:
   virtual ~Env() = default;
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;  // NotFound if absent
+  // Up to `length` bytes of `path` from `offset` (fewer at the end of the file): files too large to
+  // read whole (a snapshot) are read in pieces. NotFound if absent.
+  virtual absl::StatusOr<std::string> ReadAt(const std::string& path, uint64_t offset,
+                                             uint64_t length) = 0;
+  virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;  // NotFound if absent
+  // Removes `path`'s name (ok if absent); durable once SyncDir of its directory returns.
+  virtual absl::Status DeleteFile(const std::string& path) = 0;
   virtual absl::Status CreateDir(const std::string& path) = 0;  // and its parents; ok if present
   // Opens `path` for writing, creating it if absent; `truncate` empties it.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,

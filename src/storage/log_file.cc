@@ -73,6 +73,34 @@ std::optional<std::pair<std::string_view, std::string_view>> SplitLastField(std:
 
 }  // namespace
 
+namespace {
+
+std::string FormatStartLine(LogIndex base_index, Term base_term) {
+  const std::string text =
+      "START index=" + std::to_string(base_index + 1) + " prev_term=" + std::to_string(base_term);
+  return text + " crc=" + Hex8(RecordChecksum(0, text));
+}
+
+// Parses a START line into the base (index, term).
+absl::StatusOr<std::pair<LogIndex, Term>> ParseStartLine(std::string_view line) {
+  auto split = SplitLastField(line, "crc=");
+  if (!split || split->second.size() != 8 ||
+      Hex8(RecordChecksum(0, split->first)) != split->second) {
+    return absl::InvalidArgumentError("the START line's checksum does not match");
+  }
+  const std::vector<std::string_view> fields = Split(split->first, ' ');
+  LogIndex first = 0;
+  Term term = 0;
+  if (fields.size() != 3 || fields[0] != "START" || fields[1].substr(0, 6) != "index=" ||
+      !ParseNumber(fields[1].substr(6), &first) || first == 0 ||
+      fields[2].substr(0, 10) != "prev_term=" || !ParseNumber(fields[2].substr(10), &term)) {
+    return absl::InvalidArgumentError("the first line must be START index=<n> prev_term=<n>");
+  }
+  return std::make_pair(first - 1, term);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> FormatRecord(const raft::Entry& entry, bool starts_write,
                                          const EntryCodec& codec) {
   absl::StatusOr<std::string> text = FormatEntryLine(entry, codec);
@@ -142,6 +170,26 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const
   Recovered recovered;
   size_t start = 0;
   size_t line_number = 1;
+  if (text.compare(0, 6, "START ") == 0) {
+    const size_t newline = text.find('\n');
+    absl::StatusOr<std::pair<LogIndex, Term>> base = ParseStartLine(
+        std::string_view(text).substr(0, newline == std::string::npos ? text.size() : newline));
+    if (newline == std::string::npos || !base.ok()) {
+      // The START line is written with the file, synced before the rename that makes it
+      // logs.txt: it is never torn.
+      return absl::DataLossError(
+          path +
+          ":1: " + (base.ok() ? std::string("no newline") : std::string(base.status().message())) +
+          ": the START line was damaged after it was written " + kDamaged);
+    }
+    recovered.base_index = base->first;
+    recovered.base_term = base->second;
+    recovered.header_bytes = newline + 1;
+    start = newline + 1;
+    line_number = 2;
+  }
+  const LogIndex first_line_index = recovered.base_index + 1;  // the index at line `first_line`
+  const size_t first_line = line_number;
   bool checksummed = false;  // once a line has a checksum, every later one must
   std::string damage;        // why the line at `start` is not an intact entry
   while (start < text.size()) {
@@ -155,13 +203,15 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const
       break;
     }
     const std::string_view line(text.data() + start, newline - start);
-    absl::StatusOr<Record> record = line.find('\0') != std::string_view::npos
-                                        ? absl::InvalidArgumentError("zero bytes in the line")
-                                        : ParseRecord(line, line_number, !checksummed, codec);
-    if (record.ok() && !recovered.entries.empty() &&
-        record->entry.term < recovered.entries.back().term) {
-      record = absl::InvalidArgumentError("term goes down from " +
-                                          std::to_string(recovered.entries.back().term));
+    absl::StatusOr<Record> record =
+        line.find('\0') != std::string_view::npos
+            ? absl::InvalidArgumentError("zero bytes in the line")
+            : ParseRecord(line, first_line_index + line_number - first_line,
+                          !checksummed && recovered.base_index == 0, codec);
+    const Term previous_term =
+        recovered.entries.empty() ? recovered.base_term : recovered.entries.back().term;
+    if (record.ok() && record->entry.term < previous_term) {
+      record = absl::InvalidArgumentError("term goes down from " + std::to_string(previous_term));
     }
     if (!record.ok()) {
       damage = std::string(record.status().message());
@@ -239,8 +289,10 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir,
   const std::string path = dir + "/logs.txt";
   absl::StatusOr<std::unique_ptr<WritableFile>> opened = env->OpenWritable(path, false);
   if (!opened.ok()) return opened.status();
-  auto file =
-      std::unique_ptr<LogFile>(new LogFile(std::move(*opened), path, recovered.line_ends, codec));
+  auto file = std::unique_ptr<LogFile>(
+      new LogFile(std::move(*opened), path, recovered.line_ends, codec, env, dir));
+  file->base_index_ = recovered.base_index;
+  file->header_bytes_ = recovered.header_bytes;
   // Cut the torn tail off for good, so that appends start at a line boundary.
   const uint64_t good = file->End();
   if (good != recovered.file_bytes) {
@@ -261,9 +313,11 @@ absl::StatusOr<std::unique_ptr<LogFile>> LogFile::Open(const std::string& dir, R
 }
 
 LogFile::LogFile(std::unique_ptr<WritableFile> file, std::string path,
-                 std::vector<uint64_t> line_ends, EntryCodec codec)
+                 std::vector<uint64_t> line_ends, EntryCodec codec, Env* env, std::string dir)
     : file_(std::move(file)),
       codec_(codec),
+      env_(env),
+      dir_(std::move(dir)),
       path_(std::move(path)),
       line_ends_(std::move(line_ends)) {}
 
@@ -310,13 +364,14 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
 }
 
 absl::Status LogFile::TruncateFrom(LogIndex index) {
-  if (index < 1 || index > LastIndex() + 1) {
+  if (index <= base_index_ || index > LastIndex() + 1) {
     return absl::InternalError("truncation at " + std::to_string(index) + " outside the log");
   }
-  const uint64_t keep = index == 1 ? 0 : line_ends_[index - 2];
+  const uint64_t keep =
+      index == base_index_ + 1 ? header_bytes_ : line_ends_[index - base_index_ - 2];
   // Cutting the file (rather than zeroing the suffix) keeps "zero bytes only past the entries".
   if (absl::Status status = file_->Truncate(keep); !status.ok()) return status;
-  line_ends_.resize(index - 1);
+  line_ends_.resize(index - base_index_ - 1);
   file_size_ = keep;
   // The cut is made durable before anything is written over it: with one sync for both, a power
   // loss can keep the new data's block but lose the truncation (ext4 data=ordered, XFS), leaving
@@ -325,5 +380,53 @@ absl::Status LogFile::TruncateFrom(LogIndex index) {
 }
 
 absl::Status LogFile::Sync() { return file_->Sync(); }
+
+absl::Status LogFile::Rewrite(LogIndex base_index, Term base_term, LogIndex keep_through) {
+  if (base_index < base_index_ || keep_through > LastIndex()) {
+    return absl::InternalError("rewrite of the log after " + std::to_string(base_index) +
+                               " keeping up to " + std::to_string(keep_through) + " of " +
+                               std::to_string(base_index_) + ".." + std::to_string(LastIndex()));
+  }
+  const std::string temp = path_ + ".tmp";
+  std::vector<uint64_t> ends;
+  uint64_t size = 0;
+  std::string header;
+  {
+    absl::StatusOr<std::unique_ptr<WritableFile>> out = env_->OpenWritable(temp, /*truncate=*/true);
+    if (!out.ok()) return out.status();
+    header = base_index == 0 ? "" : FormatStartLine(base_index, base_term) + "\n";
+    if (absl::Status s = (*out)->WriteAt(0, header); !s.ok()) return s;
+    size = header.size();
+    if (keep_through > base_index) {
+      // Copy the kept lines' bytes in pieces (the tail kept may be large).
+      const uint64_t from =
+          base_index == base_index_ ? header_bytes_ : line_ends_[base_index - base_index_ - 1];
+      const uint64_t to = line_ends_[keep_through - base_index_ - 1];
+      constexpr uint64_t kPiece = 1 << 20;
+      for (uint64_t at = from; at < to;) {
+        absl::StatusOr<std::string> piece = env_->ReadAt(path_, at, std::min(kPiece, to - at));
+        if (!piece.ok()) return piece.status();
+        if (piece->empty()) return absl::DataLossError(path_ + " is shorter than its entries");
+        if (absl::Status s = (*out)->WriteAt(size + at - from, *piece); !s.ok()) return s;
+        at += piece->size();
+      }
+      for (LogIndex index = base_index + 1; index <= keep_through; ++index) {
+        ends.push_back(line_ends_[index - base_index_ - 1] - from + size);
+      }
+      size += to - from;
+    }
+    if (absl::Status s = (*out)->Sync(); !s.ok()) return s;
+  }
+  if (absl::Status s = env_->Rename(temp, path_); !s.ok()) return s;
+  if (absl::Status s = env_->SyncDir(dir_); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<WritableFile>> reopened = env_->OpenWritable(path_, false);
+  if (!reopened.ok()) return reopened.status();
+  file_ = std::move(*reopened);
+  base_index_ = base_index;
+  header_bytes_ = header.size();
+  line_ends_ = std::move(ends);
+  file_size_ = size;
+  return absl::OkStatus();
+}
 
 }  // namespace raftkv::storage

@@ -1,9 +1,13 @@
-// logs.txt: the node's Raft log as text, one entry a line, the line number being the log index.
-// The grammar, the checksum and the recovery rules are specified once, in docs/file-formats.md
-// ("logs.txt"); in short:
+// logs.txt: the node's Raft log as text, one entry a line. The grammar, the checksum and the
+// recovery rules are specified once, in docs/file-formats.md ("logs.txt"); in short:
 //
+//   [START index=<first> prev_term=<t> crc=<8 hex>]
 //   NO-OP <term> [index=<n>] crc=<8 hex>
 //   <command text> <term> [index=<n>] crc=<8 hex>
+//
+// Without a START line, line n holds entry n. Once the log has been compacted (the entries before
+// <first> are in snapshot.txt), the START line says which index the next line holds, and the entry
+// before it (the base) had term <t>.
 //
 // The command text ("SET <key> <value> …", "OPEN-SESSION …") is the state machine's business:
 // this file frames it and never looks inside (an EntryCodec turns payloads into text and back;
@@ -72,9 +76,12 @@ class LogFile {
   static constexpr uint64_t kPreallocateBytes = 1 << 20;
 
   struct Recovered {
+    LogIndex base_index = 0;  // entries[0] is at base_index + 1
+    Term base_term = 0;
     std::vector<raft::Entry> entries;
     std::vector<std::string> warnings;  // for dump.txt
     std::vector<uint64_t> line_ends;    // byte offset just past each entry's line
+    uint64_t header_bytes = 0;          // the START line's length with its newline
     bool missing = false;               // there was no logs.txt
     uint64_t file_bytes = 0;            // the file's size, zero tail and torn bytes included
   };
@@ -108,7 +115,13 @@ class LogFile {
   absl::Status Append(const std::vector<raft::Entry>& entries);
   absl::Status TruncateFrom(LogIndex index);  // removes entries >= index, durably
   absl::Status Sync();
-  LogIndex LastIndex() const { return line_ends_.size(); }
+  // Replaces the file, durably and atomically (a crash leaves the old or the new one), by one
+  // that starts after (base_index, base_term) and keeps the entries up to `keep_through` of this
+  // one (none if keep_through <= base_index): compaction after a snapshot, or a log superseded by
+  // an installed one. The kept lines are copied as they are (their checksums cover their index).
+  absl::Status Rewrite(LogIndex base_index, Term base_term, LogIndex keep_through);
+  LogIndex BaseIndex() const { return base_index_; }
+  LogIndex LastIndex() const { return base_index_ + line_ends_.size(); }
   // Test-only (the simulator's deliberate bug one-sync-for-cut-and-append): TruncateFrom leaves
   // the cut to the next Sync().
   void SyncTruncationsForTesting(bool sync) { sync_truncations_ = sync; }
@@ -116,19 +129,23 @@ class LogFile {
 
  private:
   LogFile(std::unique_ptr<WritableFile> file, std::string path, std::vector<uint64_t> line_ends,
-          EntryCodec codec);
-  uint64_t End() const { return line_ends_.empty() ? 0 : line_ends_.back(); }
+          EntryCodec codec, Env* env, std::string dir);
+  uint64_t End() const { return line_ends_.empty() ? header_bytes_ : line_ends_.back(); }
   // Tries to make the file at least `size` bytes long, zero-filled past End(), in
   // kPreallocateBytes steps; on failure appends simply grow the file.
   void Preallocate(uint64_t size);
 
   std::unique_ptr<WritableFile> file_;
   EntryCodec codec_;
-  uint64_t file_size_ = 0;  // End() plus the preallocated zero tail
+  Env* env_;
+  std::string dir_;
+  LogIndex base_index_ = 0;
+  uint64_t header_bytes_ = 0;  // the START line's, when there is one
+  uint64_t file_size_ = 0;     // End() plus the preallocated zero tail
   bool preallocate_ = true;
   bool sync_truncations_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;
-  std::vector<uint64_t> line_ends_;  // byte offset just past line i+1 (entry index i+1)
+  std::vector<uint64_t> line_ends_;  // byte offset just past entry base_index_ + i + 1
 };
 
 }  // namespace raftkv::storage

@@ -173,8 +173,8 @@ TEST(Election, AbsurdTermsAreIgnored) {
   (*node)->Step(Vote(1, 0, ~Term{0}, 0, 0), At(1));
   EXPECT_EQ((*node)->term(), 0u);
   EXPECT_FALSE((*node)->HasReady() && !(*node)->TakeReady().messages_after_persist.empty());
-  auto damaged =
-      RaftNode::Create(TestConfig(0, 3), RecoveredState{HardState{~Term{0}, 1, 0}, {}}, At(0), 1);
+  auto damaged = RaftNode::Create(
+      TestConfig(0, 3), RecoveredState{HardState{~Term{0}, 1, 0}, {}, 0, 0, {}}, At(0), 1);
   EXPECT_FALSE(damaged.ok());
   // Nor is a term that jumps more than 2^32 ahead of ours, even one below kMaxTerm.
   EXPECT_FALSE((*node)->WillAct(Vote(1, 0, kMaxTerm, 0, 0)));
@@ -186,8 +186,8 @@ TEST(Election, AbsurdTermsAreIgnored) {
 // A node that holds kMaxTerm (only a forged term can get it there) stops starting elections
 // instead of going past it: it waits as a follower, and never aborts.
 TEST(Election, NoElectionPastTheMaximumTerm) {
-  auto node = RaftNode::Create(TestConfig(0, 3),
-                               RecoveredState{HardState{kMaxTerm, kNoNode, 0}, {}}, At(0), 1);
+  auto node = RaftNode::Create(
+      TestConfig(0, 3), RecoveredState{HardState{kMaxTerm, kNoNode, 0}, {}, 0, 0, {}}, At(0), 1);
   ASSERT_TRUE(node.ok());
   for (int64_t ms = 0; ms <= 2000; ms += 50) {
     (*node)->Tick(At(ms));

@@ -88,9 +88,9 @@ class TestCluster {
     n.applied.clear();
     if (checker_) {
       std::vector<Entry> log;
-      for (LogIndex i = 1; i <= node(id).log().LastIndex(); ++i)
+      for (LogIndex i = node(id).log().FirstIndex(); i <= node(id).log().LastIndex(); ++i)
         log.push_back(node(id).log().At(i));
-      checker_->OnRestart(id, log);
+      checker_->OnRestart(id, node(id).log().BaseIndex(), log);
     }
     Process(id);
   }
@@ -206,6 +206,11 @@ class TestCluster {
     void OnApplied(const Entry& entry) override {
       cluster_->nodes_[id_].applied.push_back(entry);
       if (cluster_->checker_) cluster_->checker_->OnApplied(id_, entry);
+    }
+    void OnSnapshotInstalled(const RaftNode& core) override {
+      if (cluster_->checker_) {
+        cluster_->checker_->OnSnapshotInstalled(id_, core.snapshot().index, core.log().LastIndex());
+      }
     }
 
    private:

@@ -104,7 +104,14 @@ INSTANTIATE_TEST_SUITE_P(
         // (replays a stale entry), and a torn truncate + append (a line half new,
         // half old, which recovery refuses).
         BugCase{raft::InjectedBug::kSaveCommitBeforeLogCut, 3, 60, "state-machine safety"},
-        BugCase{raft::InjectedBug::kOneSyncForCutAndAppend, 3, 200, "failed to start"}),
+        BugCase{raft::InjectedBug::kOneSyncForCutAndAppend, 3, 200, "failed to start"},
+        // Snapshots: the log cut before the snapshot covering it is durable (a crash between
+        // loses entries), a follower rolled back to a snapshot older than its commit index, and
+        // snapshots without the session table (a retried SET applies twice).
+        BugCase{raft::InjectedBug::kCompactBeforeSnapshotDurable, 3, 50,
+                "entries in between are lost"},
+        BugCase{raft::InjectedBug::kInstallOlderSnapshot, 3, 300, "linearizability"},
+        BugCase{raft::InjectedBug::kSnapshotWithoutSessions, 3, 50, "linearizability"}),
     [](const ::testing::TestParamInfo<BugCase>& info) {
       std::string name = raft::InjectedBugName(info.param.bug);
       std::replace(name.begin(), name.end(), '-', '_');

@@ -1,0 +1,148 @@
+// Replica: taking snapshots, compacting the log, and the two ends of InstallSnapshot (Raft §7).
+// The order of every step is what makes a crash anywhere recoverable (docs/file-formats.md,
+// "Recovery"): a snapshot is durable (written, synced, renamed, directory synced) before the log
+// entries it covers are cut, and a received one is checked whole before it replaces anything.
+#include <algorithm>
+
+#include "kv/kv_state_machine.h"
+#include "node/replica.h"
+
+namespace raftkv::node {
+
+void Replica::MaybeTakeSnapshot(TimePoint now) {
+  if (options_.snapshot_entries <= 0) return;
+  const LogIndex applied = core_->applied_index();
+  if (applied - core_->snapshot().index < static_cast<uint64_t>(options_.snapshot_entries)) return;
+  TakeSnapshot(now);
+}
+
+void Replica::TakeSnapshot(TimePoint) {
+  if (failed_) return;
+  if (std::optional<raft::SnapshotMeta> meta = WriteSnapshot()) CompleteSnapshot(*meta);
+}
+
+std::optional<raft::SnapshotMeta> Replica::WriteSnapshot() {
+  const LogIndex index = core_->applied_index();
+  if (index == 0 || index <= core_->snapshot().index) return std::nullopt;
+  raft::SnapshotMeta meta{index, core_->log().TermAt(index), options_.raft.cluster_size, 0};
+  const bool sessions = !options_.raft.Injected(raft::InjectedBug::kSnapshotWithoutSessions);
+  ReaderLock lock(&kv_mu_);  // the owner is the only writer: this only keeps the analysis honest
+  absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer = storage::SnapshotWriter::Create(
+      env_, SnapshotPath() + ".tmp", meta, kv_.SnapshotHeaderFields(sessions));
+  if (!writer.ok()) {
+    Fatal(writer.status());
+    return std::nullopt;
+  }
+  absl::Status status = kv_.WriteSnapshotLines(
+      [&](std::string_view line) { return (*writer)->AddLine(line); }, sessions);
+  absl::StatusOr<uint64_t> bytes = status.ok() ? (*writer)->Finish() : status;
+  if (!bytes.ok()) {
+    Fatal(bytes.status());
+    return std::nullopt;
+  }
+  meta.bytes = *bytes;
+  return meta;
+}
+
+void Replica::CompleteSnapshot(const raft::SnapshotMeta& meta) {
+  const LogIndex keep = static_cast<LogIndex>(std::max<int64_t>(0, options_.snapshot_keep_entries));
+  const LogIndex compact_to = meta.index > keep ? meta.index - keep : 0;
+  const bool bug = options_.raft.Injected(raft::InjectedBug::kCompactBeforeSnapshotDurable);
+  auto cut_log = [&]() -> absl::Status {
+    const LogIndex base = std::max(log_->BaseIndex(), compact_to);
+    if (base <= log_->BaseIndex()) return absl::OkStatus();
+    return log_->Rewrite(base, core_->log().TermAt(base), log_->LastIndex());
+  };
+  if (bug) {
+    if (absl::Status s = cut_log(); !s.ok()) return Fatal(s);
+  }
+  if (absl::Status s = env_->Rename(SnapshotPath() + ".tmp", SnapshotPath()); !s.ok()) {
+    return Fatal(s);
+  }
+  if (absl::Status s = env_->SyncDir(options_.dir); !s.ok()) return Fatal(s);
+  // Durable: the entries it covers may go.
+  if (!bug) {
+    if (absl::Status s = cut_log(); !s.ok()) return Fatal(s);
+  }
+  core_->SnapshotTaken(meta, log_->BaseIndex());
+  Record("snapshot taken at index " + std::to_string(meta.index) + " term " +
+         std::to_string(meta.term) + " (" + std::to_string(meta.bytes) +
+         " bytes); the log starts after " + std::to_string(log_->BaseIndex()));
+}
+
+void Replica::FillSnapshotChunks(std::vector<raft::Message>& messages) {
+  for (raft::Message& message : messages) {
+    auto* chunk = std::get_if<raft::InstallSnapshot>(&message.body);
+    if (chunk == nullptr || chunk->length == 0) continue;
+    // The core asks only for its current snapshot, which is snapshot.txt (SnapshotTaken follows
+    // the rename within the same turn).
+    absl::StatusOr<std::string> data = env_->ReadAt(SnapshotPath(), chunk->offset, chunk->length);
+    if (!data.ok()) return Fatal(data.status());
+    if (data->size() != chunk->length) {
+      return Fatal(absl::DataLossError(SnapshotPath() + " is shorter than the snapshot recorded"));
+    }
+    chunk->data = std::move(*data);
+  }
+}
+
+void Replica::WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks) {
+  if (chunks.empty()) return;
+  const std::string path = SnapshotPath() + ".incoming";
+  for (const raft::InstallSnapshot& chunk : chunks) {
+    if (chunk.offset == 0) {
+      absl::StatusOr<std::unique_ptr<storage::WritableFile>> file =
+          env_->OpenWritable(path, /*truncate=*/true);
+      if (!file.ok()) return Fatal(file.status());
+      incoming_ = std::move(*file);
+    }
+    if (!incoming_) {
+      return Fatal(absl::InternalError("a snapshot chunk past offset 0 with no file open"));
+    }
+    if (absl::Status s = incoming_->WriteAt(chunk.offset, chunk.data); !s.ok()) return Fatal(s);
+  }
+  if (absl::Status s = incoming_->Sync(); !s.ok()) return Fatal(s);
+}
+
+void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint now) {
+  incoming_.reset();
+  const std::string path = SnapshotPath() + ".incoming";
+  kv::KvStateMachine::SnapshotLoader loader;
+  absl::StatusOr<raft::SnapshotMeta> read = storage::ReadSnapshot(
+      env_, path, [&](std::string_view fields) { return loader.Header(fields); },
+      [&](std::string_view line) { return loader.Line(line); });
+  absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> loaded =
+      read.ok() ? loader.Finish() : read.status();
+  if (loaded.ok() && *read != meta) {
+    loaded =
+        absl::DataLossError("the received file describes snapshot " + std::to_string(read->index) +
+                            "/" + std::to_string(read->term) + ", not the one announced");
+  }
+  if (!loaded.ok()) {
+    // Another process's fault (or the link's): refused, and the leader starts over.
+    Record("WARNING a snapshot received from the leader was refused: " +
+           std::string(loaded.status().message()));
+    if (absl::Status s = env_->DeleteFile(path); !s.ok()) return Fatal(s);
+    core_->SnapshotInstalled(false, now);
+    return;
+  }
+  if (absl::Status s = env_->Rename(path, SnapshotPath()); !s.ok()) return Fatal(s);
+  if (absl::Status s = env_->SyncDir(options_.dir); !s.ok()) return Fatal(s);
+  {
+    WriterLock lock(&kv_mu_);
+    kv_ = std::move(**loaded);
+  }
+  applied_log_time_at_ = now;
+  core_->SnapshotInstalled(true, now);
+  // The core kept its entries after the snapshot's (if it had that entry) or none: so must the
+  // file, before the reply (sent with the next Ready) says the follower holds them.
+  const raft::RaftLog& log = core_->log();
+  const LogIndex keep_through = std::min(log.LastIndex(), log_->LastIndex());
+  if (absl::Status s = log_->Rewrite(log.BaseIndex(), log.BaseTerm(), keep_through); !s.ok()) {
+    return Fatal(s);
+  }
+  if (observer_ != nullptr) observer_->OnSnapshotInstalled(*core_);
+  Record("installed a snapshot from the leader at index " + std::to_string(meta.index) + " term " +
+         std::to_string(meta.term) + " (" + std::to_string(meta.bytes) + " bytes)");
+}
+
+}  // namespace raftkv::node
