@@ -69,4 +69,15 @@ absl::StatusOr<std::string> Unescape(std::string_view token) {
   return out;
 }
 
+bool TakeNumberField(std::string_view* fields, std::string_view name, uint64_t* out) {
+  const size_t space = fields->find(' ');
+  const std::string_view field = fields->substr(0, space);
+  if (field.size() <= name.size() + 1 || field.substr(0, name.size()) != name ||
+      field[name.size()] != '=' || !ParseNumber(field.substr(name.size() + 1), out)) {
+    return false;
+  }
+  fields->remove_prefix(space == std::string_view::npos ? fields->size() : space + 1);
+  return true;
+}
+
 }  // namespace raftkv

@@ -26,6 +26,10 @@ bool ParseNumber(std::string_view text, Number* out) {
   return error == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
+// Takes a leading "<name>=<number>" field (and the space after it) off `fields`; false, leaving
+// `fields` alone, when the first field is not that.
+bool TakeNumberField(std::string_view* fields, std::string_view name, uint64_t* out);
+
 // Splits on every `separator`, keeping empty pieces (so "a  b" has an empty middle field).
 std::vector<std::string_view> Split(std::string_view text, char separator);
 absl::StatusOr<std::string> Unescape(std::string_view token);

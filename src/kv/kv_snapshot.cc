@@ -36,17 +36,6 @@ bool ParseSequences(std::string_view text, uint64_t* through, std::set<uint64_t>
   return true;
 }
 
-bool TakeField(std::string_view* fields, std::string_view name, uint64_t* out) {
-  const size_t space = fields->find(' ');
-  const std::string_view field = fields->substr(0, space);
-  if (field.size() <= name.size() + 1 || field.substr(0, name.size()) != name ||
-      field[name.size()] != '=' || !ParseNumber(field.substr(name.size() + 1), out)) {
-    return false;
-  }
-  fields->remove_prefix(space == std::string_view::npos ? fields->size() : space + 1);
-  return true;
-}
-
 }  // namespace
 
 std::string KvStateMachine::SnapshotHeaderFields(bool sessions) const {
@@ -94,9 +83,10 @@ absl::Status KvStateMachine::WriteSnapshotLines(
 }
 
 absl::Status KvStateMachine::SnapshotLoader::Header(std::string_view fields) {
-  if (!TakeField(&fields, "keys", &keys_) || !TakeField(&fields, "sessions", &sessions_) ||
-      !TakeField(&fields, "legacy", &legacy_) ||
-      !TakeField(&fields, "log_time", &kv_->log_time_ms_) || !fields.empty()) {
+  if (!TakeNumberField(&fields, "keys", &keys_) ||
+      !TakeNumberField(&fields, "sessions", &sessions_) ||
+      !TakeNumberField(&fields, "legacy", &legacy_) ||
+      !TakeNumberField(&fields, "log_time", &kv_->log_time_ms_) || !fields.empty()) {
     return absl::InvalidArgumentError(
         "the header's state fields must be keys=<n> sessions=<n> legacy=<n> log_time=<ms>");
   }

@@ -92,14 +92,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   // hold the snapshot's entry: the snapshot supersedes all of it (Raft Figure 13, step 7).
   bool log_superseded = false;
   if (snapshot.index > 0) {
-    const LogIndex base = recovered->base_index;
-    const LogIndex last = base + recovered->entries.size();
-    const bool holds =
-        snapshot.index == base
-            ? recovered->base_term == snapshot.term
-            : snapshot.index > base && snapshot.index <= last &&
-                  recovered->entries[snapshot.index - base - 1].term == snapshot.term;
-    if (!holds && base <= snapshot.index) {
+    const bool holds = raft::LogHolds(recovered->base_index, recovered->base_term,
+                                      recovered->entries, snapshot.index, snapshot.term);
+    if (!holds && recovered->base_index <= snapshot.index) {
       log_superseded = true;
       recovered->entries.clear();
     }
@@ -294,7 +289,7 @@ void Replica::Process(TimePoint now) {
   core_->Tick(now);
   ProcessReadies(now);
   if (failed_) return;
-  MaybeTakeSnapshot(now);
+  MaybeTakeSnapshot();
   if (failed_) return;
   PublishReadWindow();
   AnswerOverdue(now);

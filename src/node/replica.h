@@ -215,8 +215,6 @@ class Replica {
   std::optional<kv::StoredValue> Find(const std::string& key) const ABSL_LOCKS_EXCLUDED(kv_mu_);
   // Test-only: the number of client sessions in the state machine.
   size_t SessionCount() const ABSL_LOCKS_EXCLUDED(kv_mu_);
-  // Takes a snapshot of the applied state now, whatever the policy says (tests, the simulator).
-  void TakeSnapshot(TimePoint now);
 
  private:
   struct PendingSet {
@@ -263,7 +261,8 @@ class Replica {
   void Record(const std::string& statement);
   // Snapshots (node/replica_snapshot.cc).
   std::string SnapshotPath() const { return options_.dir + "/" + storage::kSnapshotFile; }
-  void MaybeTakeSnapshot(TimePoint now);
+  // Takes a snapshot once snapshot_entries were applied since the last.
+  void MaybeTakeSnapshot();
   // Writes the applied state to `snapshot.txt.tmp`; nullopt after Fatal.
   std::optional<raft::SnapshotMeta> WriteSnapshot();
   // Makes the written snapshot snapshot.txt and lets the log go up to it (minus the tail).

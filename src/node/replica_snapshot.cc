@@ -9,15 +9,10 @@
 
 namespace raftkv::node {
 
-void Replica::MaybeTakeSnapshot(TimePoint now) {
+void Replica::MaybeTakeSnapshot() {
   if (options_.snapshot_entries <= 0) return;
   const LogIndex applied = core_->applied_index();
   if (applied - core_->snapshot().index < static_cast<uint64_t>(options_.snapshot_entries)) return;
-  TakeSnapshot(now);
-}
-
-void Replica::TakeSnapshot(TimePoint) {
-  if (failed_) return;
   if (std::optional<raft::SnapshotMeta> meta = WriteSnapshot()) CompleteSnapshot(*meta);
 }
 

@@ -127,6 +127,11 @@ struct Progress {
       snapshot_sent = received;
     }
   }
+  // Chunks after what the follower acknowledged were lost (or it started over): send them again.
+  void ResendSnapshotFromAcked(TimePoint now) {
+    snapshot_sent = snapshot_acked;
+    snapshot_moved_at = now;
+  }
   // The follower installed a snapshot: its log matches ours up to `match`.
   void SnapshotInstalled(LogIndex match) {
     mode = Mode::kProbe;

@@ -6,6 +6,13 @@
 
 namespace raftkv::raft {
 
+bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& entries,
+              LogIndex index, Term term) {
+  if (index == base_index) return base_term == term;
+  return index > base_index && index - base_index <= entries.size() &&
+         entries[index - base_index - 1].term == term;
+}
+
 RaftLog::RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries)
     : base_index_(base_index),
       base_term_(base_term),

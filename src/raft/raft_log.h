@@ -24,6 +24,11 @@
 
 namespace raftkv::raft {
 
+// The same question of a log recovered from disk, before a RaftLog is built from it: does the log
+// after (base_index, base_term) holding `entries` hold the entry (index, term)?
+bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& entries,
+              LogIndex index, Term term);
+
 class RaftLog {
  public:
   // `entries` must be contiguous from base_index + 1; they are taken as durable (recovered).
@@ -41,6 +46,8 @@ class RaftLog {
   }
   // Term of the entry at `index`; 0 for index 0. HasTermAt(index) must hold.
   Term TermAt(LogIndex index) const;
+  // Whether the log holds the entry (index, term), as its base or a retained entry.
+  bool Holds(LogIndex index, Term term) const { return HasTermAt(index) && TermAt(index) == term; }
   Entry At(LogIndex index) const;
   // First index holding `term`, searching back from `from` while the term matches.
   LogIndex FirstIndexOfTermEndingAt(LogIndex from) const;

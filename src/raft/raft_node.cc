@@ -57,18 +57,13 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
     }
   }
   const SnapshotMeta& snapshot = recovered.snapshot;
-  const LogIndex last = base + recovered.log.size();
   if (base > 0 && base > snapshot.index) {
     return absl::DataLossError("the log starts after index " + std::to_string(base) +
                                " but the snapshot covers only up to " +
                                std::to_string(snapshot.index) + ": entries in between are lost");
   }
   if (snapshot.index > 0) {
-    const bool holds = snapshot.index == base
-                           ? recovered.log_base_term == snapshot.term
-                           : snapshot.index <= last &&
-                                 recovered.log[snapshot.index - base - 1].term == snapshot.term;
-    if (!holds) {
+    if (!LogHolds(base, recovered.log_base_term, recovered.log, snapshot.index, snapshot.term)) {
       return absl::DataLossError("the log does not hold the snapshot's last entry (index " +
                                  std::to_string(snapshot.index) + ", term " +
                                  std::to_string(snapshot.term) + ")");

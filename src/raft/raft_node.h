@@ -162,6 +162,10 @@ class RaftNode {
   void HandleRequestVoteReply(const Message& message, TimePoint now);
 
   // Replication (replication.cc).
+  // What every request from a leader (AppendEntries, an InstallSnapshot chunk) does first: false
+  // when it must be refused untouched (a stale term, or a second leader in ours); otherwise this
+  // node follows the sender, resets its election timer and records the lease it asks for.
+  bool FollowLeader(const Message& message, Duration lease_duration, TimePoint now);
   void BroadcastHeartbeat(TimePoint now);
   void SendAppends(TimePoint now);
   bool SendAppendsTo(NodeId peer, TimePoint now);

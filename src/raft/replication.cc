@@ -89,10 +89,7 @@ void RaftNode::ExpireStalledAppends(TimePoint now) {
     Progress& progress = progress_[peer];
     if (progress.Stalled(now, patience)) progress.BecomeProbe();
     // A transfer whose chunks or replies were lost resumes from what the follower holds.
-    if (progress.SnapshotStalled(now, patience)) {
-      progress.snapshot_sent = progress.snapshot_acked;
-      progress.snapshot_moved_at = now;
-    }
+    if (progress.SnapshotStalled(now, patience)) progress.ResendSnapshotFromAcked(now);
   }
 }
 
@@ -106,29 +103,30 @@ bool RaftNode::ConflictsWithCommitted(const AppendEntries& request) const {
   return false;
 }
 
+bool RaftNode::FollowLeader(const Message& message, Duration lease_duration, TimePoint now) {
+  // §5.1: a stale leader; our reply's term makes it step down. Or two leaders in one term:
+  // election safety is broken (only possible with an injected bug); refuse without touching
+  // anything and let the simulator's checker report it.
+  if (message.term < current_term_ || role_ == Role::kLeader) return false;
+  if (role_ == Role::kCandidate || leader_id_ != message.from) {
+    BecomeFollower(current_term_, message.from, now);
+  }
+  ResetElectionTimer(now);
+  RecordFollowerLease(lease_duration, now);
+  return true;
+}
+
 void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
   const auto& request = std::get<AppendEntries>(message.body);
   AppendEntriesReply reply;
   reply.rejected_prev_index = request.prev_log_index;
   reply.echoed_sent_at = request.sent_at;
-  if (message.term < current_term_) {
-    // §5.1: a stale leader; our reply's term makes it step down.
-    Emit(Event::Kind::kAppendRejected, message.from, message.term);
-    Send(message.from, reply);
+  if (!FollowLeader(message, request.lease_duration, now)) {
+    if (message.term < current_term_)
+      Emit(Event::Kind::kAppendRejected, message.from, message.term);
+    Send(message.from, reply);  // every request gets exactly one reply (the server pairs them)
     return;
   }
-  if (role_ == Role::kLeader) {
-    // Two leaders in one term: election safety is broken (only possible with an injected bug).
-    // Refuse without touching the log and let the simulator's checker report it. Still answer:
-    // every request gets exactly one reply, which the server relies on to pair them up.
-    Send(message.from, reply);
-    return;
-  }
-  if (role_ == Role::kCandidate || leader_id_ != message.from) {
-    BecomeFollower(current_term_, message.from, now);
-  }
-  ResetElectionTimer(now);
-  RecordFollowerLease(request.lease_duration, now);
 
   // §5.3 consistency check: our log must contain prev_log_index with prev_log_term. Entries we
   // compacted are in our snapshot, so committed, so in every correct leader's log alike (§5.4.3):
@@ -168,14 +166,12 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
   if (role_ != Role::kLeader || message.term != current_term_) return;  // stale
   const auto& reply = std::get<AppendEntriesReply>(message.body);
   Progress& progress = progress_[message.from];
-  if (progress.mode == Progress::Mode::kSnapshot && !reply.success) {
-    // An answer to entries sent before the transfer began: only the snapshot can help now.
-    progress.RecordAck(reply.echoed_sent_at, leader_since_, now);
-    return;
-  }
   // Only a request sent while we lead in this term can have given us a lease: an echo from
   // before (a rejection of a request of ours from an older term, answered in this one) cannot.
   progress.RecordAck(reply.echoed_sent_at, leader_since_, now);  // renews our lease (lease.cc)
+  if (progress.mode == Progress::Mode::kSnapshot && !reply.success) {
+    return;  // an answer to entries sent before the transfer began: only the snapshot helps now
+  }
   if (reply.success) {
     if (reply.match_index > log_.LastIndex()) return;  // cannot be ours: ignore
     progress.Acknowledged(reply.match_index);

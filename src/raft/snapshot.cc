@@ -22,8 +22,7 @@ void RaftNode::SnapshotTaken(const SnapshotMeta& meta, LogIndex compact_to) {
   RAFTKV_CHECK(meta.index <= applied_index_, "a snapshot holds only applied entries");
   RAFTKV_CHECK(compact_to <= meta.index, "the log is cut only up to the snapshot");
   RAFTKV_CHECK(meta.index == 0 || meta.index >= snapshot_.index, "snapshots only move forward");
-  RAFTKV_CHECK(log_.HasTermAt(meta.index) && log_.TermAt(meta.index) == meta.term,
-               "the snapshot's last entry is in the log");
+  RAFTKV_CHECK(log_.Holds(meta.index, meta.term), "the snapshot's last entry is in the log");
   snapshot_ = meta;
   log_.CompactTo(std::min(compact_to, log_.StableIndex()));
   // Transfers of an older snapshot start over with this one: its file is gone.
@@ -69,17 +68,10 @@ void RaftNode::HandleInstallSnapshot(const Message& message, TimePoint now) {
   InstallSnapshotReply reply;
   reply.snapshot_index = request.snapshot.index;
   reply.echoed_sent_at = request.sent_at;
-  if (message.term < current_term_ || role_ == Role::kLeader) {
-    // A stale leader (our term in the reply makes it step down), or two leaders in one term
-    // (only with an injected bug): refuse, untouched.
+  if (!FollowLeader(message, request.lease_duration, now)) {
     Send(message.from, reply);
     return;
   }
-  if (role_ == Role::kCandidate || leader_id_ != message.from) {
-    BecomeFollower(current_term_, message.from, now);
-  }
-  ResetElectionTimer(now);
-  RecordFollowerLease(request.lease_duration, now);
   const SnapshotMeta& meta = request.snapshot;
   if (meta.index <= commit_index_ && !config_.Injected(InjectedBug::kInstallOlderSnapshot)) {
     // We already hold everything it covers, committed, so our log matches the leader's up to its
@@ -136,8 +128,7 @@ void RaftNode::SnapshotInstalled(bool ok, TimePoint now) {
     if (meta.index <= commit_index_) {
       // Only with the injected bug install-older-snapshot: the driver rolled the state machine
       // back to an older state; the log stays as it is.
-    } else if (meta.index <= log_.LastIndex() && log_.HasTermAt(meta.index) &&
-               log_.TermAt(meta.index) == meta.term) {
+    } else if (log_.Holds(meta.index, meta.term)) {
       log_.CompactTo(meta.index);
     } else {
       log_.ResetTo(meta.index, meta.term);

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -81,6 +84,21 @@ absl::Status SyncDirectory(const std::string& dir) {
   absl::Status status = result == 0 ? absl::OkStatus() : ErrnoError("cannot fsync directory", dir);
   ::close(fd);
   return status;
+}
+
+uint32_t Crc32(std::string_view bytes, uint32_t crc) {
+  while (!bytes.empty()) {
+    const uInt n = static_cast<uInt>(std::min<size_t>(bytes.size(), 1u << 30));
+    crc = static_cast<uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), n));
+    bytes.remove_prefix(n);
+  }
+  return crc;
+}
+
+std::string Hex8(uint32_t value) {
+  char buffer[9];
+  std::snprintf(buffer, sizeof buffer, "%08x", value);
+  return buffer;
 }
 
 }  // namespace raftkv::storage

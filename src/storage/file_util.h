@@ -2,6 +2,7 @@
 // system error, so the caller can report it as it is.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,5 +17,10 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path);  // NotFound
 absl::Status CreateDirectories(const std::string& path);
 // Makes a rename or a file creation inside `dir` durable.
 absl::Status SyncDirectory(const std::string& dir);
+
+// The checksum of every node file: CRC-32 (zlib's, the one of gzip and PNG) of `bytes`,
+// continuing from `crc` (0 to start), and how the files spell it: 8 lowercase hex digits.
+uint32_t Crc32(std::string_view bytes, uint32_t crc = 0);
+std::string Hex8(uint32_t value);
 
 }  // namespace raftkv::storage

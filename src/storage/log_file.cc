@@ -1,7 +1,5 @@
 #include "storage/log_file.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -47,16 +45,7 @@ uint32_t RecordChecksum(LogIndex index, std::string_view text) {
   char* end = std::to_chars(prefix_buffer, prefix_buffer + sizeof prefix_buffer - 1, index).ptr;
   *end++ = ' ';
   const std::string_view prefix(prefix_buffer, static_cast<size_t>(end - prefix_buffer));
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(prefix.data()), static_cast<uInt>(prefix.size()));
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));
-  return static_cast<uint32_t>(crc);
-}
-
-std::string Hex8(uint32_t value) {
-  char buffer[9];
-  std::snprintf(buffer, sizeof buffer, "%08x", value);
-  return buffer;
+  return Crc32(text, Crc32(prefix));
 }
 
 // Splits off the line's last space-separated field if it starts with `name` ("crc=", "index="):

@@ -1,7 +1,5 @@
 #include "storage/metadata_file.h"
 
-#include <zlib.h>
-
 #include <cstdio>
 #include <vector>
 
@@ -19,12 +17,6 @@ absl::Status LineError(const std::string& path, size_t line, const std::string& 
 
 }  // namespace
 
-uint32_t Crc(std::string_view bytes) {
-  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
-                                     reinterpret_cast<const Bytef*>(bytes.data()),
-                                     static_cast<uInt>(bytes.size())));
-}
-
 std::string FormatMetadata(const raft::HardState& state) {
   const std::string body =
       "# raftkv node metadata (replaced atomically; do not edit while the node runs)\n"
@@ -32,9 +24,7 @@ std::string FormatMetadata(const raft::HardState& state) {
       std::to_string(state.term) + "\n" + "voted_for " +
       (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) + "\n" +
       "commit_index " + std::to_string(state.commit_index) + "\n";
-  char crc[16];
-  std::snprintf(crc, sizeof crc, "%08x", Crc(body));
-  return body + "crc " + crc + "\n";
+  return body + "crc " + Hex8(Crc32(body)) + "\n";
 }
 
 absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardState& state,
@@ -76,9 +66,7 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env, b
     const std::string_view line = lines[i];
     if (line.empty() || line[0] == '#') continue;
     if (line.substr(0, 4) == "crc ") {
-      char expected[16];
-      std::snprintf(expected, sizeof expected, "%08x",
-                    Crc(std::string_view(*text).substr(0, offset)));
+      const std::string expected = Hex8(Crc32(std::string_view(*text).substr(0, offset)));
       if (line.substr(4) != expected) {
         return LineError(path, i + 1,
                          "checksum mismatch (crc " + std::string(line.substr(4)) +

@@ -1,12 +1,11 @@
 #include "storage/snapshot_file.h"
 
-#include <zlib.h>
-
 #include <cstdio>
 #include <optional>
 #include <vector>
 
 #include "common/escape.h"
+#include "storage/file_util.h"
 
 namespace raftkv::storage {
 namespace {
@@ -15,33 +14,6 @@ constexpr size_t kPieceBytes = 1 << 20;
 // A line of state is at most a key and a value (MAX_VALUE_BYTES is at most 64 MiB, tripled by
 // escaping) plus a little: anything longer is damage, not state.
 constexpr size_t kMaxLineBytes = 256u << 20;
-
-uint32_t Crc(uint32_t crc, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const uInt n = static_cast<uInt>(std::min<size_t>(bytes.size(), 1u << 30));
-    crc = static_cast<uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), n));
-    bytes.remove_prefix(n);
-  }
-  return crc;
-}
-
-std::string Hex8(uint32_t value) {
-  char buffer[9];
-  std::snprintf(buffer, sizeof buffer, "%08x", value);
-  return buffer;
-}
-
-// Takes "<name>=<number>" off the front of `fields`.
-bool TakeNumberField(std::string_view* fields, std::string_view name, uint64_t* out) {
-  const size_t space = fields->find(' ');
-  const std::string_view field = fields->substr(0, space);
-  if (field.substr(0, name.size()) != name || field.size() <= name.size() ||
-      field[name.size()] != '=' || !ParseNumber(field.substr(name.size() + 1), out)) {
-    return false;
-  }
-  fields->remove_prefix(space == std::string_view::npos ? fields->size() : space + 1);
-  return true;
-}
 
 }  // namespace
 
@@ -59,10 +31,10 @@ absl::StatusOr<std::unique_ptr<SnapshotWriter>> SnapshotWriter::Create(
 }
 
 SnapshotWriter::SnapshotWriter(std::unique_ptr<WritableFile> file, std::string path)
-    : file_(std::move(file)), path_(std::move(path)), crc_(Crc(0, {})) {}
+    : file_(std::move(file)), path_(std::move(path)), crc_(0) {}
 
 absl::Status SnapshotWriter::Put(std::string_view bytes) {
-  crc_ = Crc(crc_, bytes);
+  crc_ = Crc32(bytes, crc_);
   buffer_.append(bytes);
   return buffer_.size() >= kPieceBytes ? Flush() : absl::OkStatus();
 }
@@ -106,7 +78,7 @@ absl::StatusOr<SnapshotMeta> ReadSnapshot(
   uint64_t offset = 0;
   std::string pending;  // bytes read; those before `pos` are consumed
   size_t pos = 0;
-  uint32_t crc = Crc(0, {});
+  uint32_t crc = 0;
   uint64_t line_number = 0;
   std::optional<SnapshotMeta> meta;
   uint64_t lines = 0;
@@ -170,7 +142,7 @@ absl::StatusOr<SnapshotMeta> ReadSnapshot(
       if (absl::Status s = on_line(line); !s.ok())
         return damaged(line_number, std::string(s.message()));
     }
-    crc = Crc(crc, std::string_view(pending.data() + pos, newline + 1 - pos));
+    crc = Crc32(std::string_view(pending.data() + pos, newline + 1 - pos), crc);
     pos = newline + 1;
   }
   const uint64_t unread = pending.size() - pos;
