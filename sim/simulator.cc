@@ -177,6 +177,18 @@ void Simulator::Dispatch(const Event& event) {
             Trace(raft::Describe(payload.message));
           }
           nodes_[to].replica->Step(payload.message, LocalNow(to));
+          if (rng_.Chance(0.25)) {
+            // Like the server's mailbox, sometimes let several messages in before the turn:
+            // orders that one message per turn never produces (a snapshot's last chunk and the
+            // AppendEntries that commits past it, in one Ready).
+            Node& node = nodes_[to];
+            const int64_t at = now_ + rng_.Between(100, 1000) * 1000;
+            if (at < node.scheduled_tick) {
+              node.scheduled_tick = at;
+              Schedule(at, TickNode{to, node.incarnation});
+            }
+            return;
+          }
           AfterNodeEvent(to);
         } else if constexpr (std::is_same_v<P, TickNode>) {
           Node& node = nodes_[payload.node];

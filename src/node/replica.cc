@@ -103,8 +103,7 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   const Term log_base_term = log_superseded ? snapshot.term : recovered->base_term;
   const uint64_t log_last = log_base + recovered->entries.size();
   if (absl::Status status = storage::CheckLogAgainstMetadata(
-          options.dir, *hard_state, log_last, recovered->missing && snapshot.index == 0,
-          metadata_checksummed);
+          options.dir, *hard_state, log_last, recovered->missing, metadata_checksummed);
       !status.ok()) {
     return status;
   }
@@ -122,10 +121,11 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   if (log_superseded) {
     if (absl::Status s = (*log)->Rewrite(snapshot.index, snapshot.term, 0); !s.ok()) return s;
   }
-  // Leftovers of a snapshot being written or received when the node stopped.
-  for (const char* leftover : {".tmp", ".incoming"}) {
-    if (absl::Status s = env->DeleteFile(options.dir + "/" + storage::kSnapshotFile + leftover);
-        !s.ok()) {
+  // Leftovers of a snapshot being written or received, or of a log rewrite, when the node stopped.
+  for (const std::string& leftover :
+       {std::string(storage::kSnapshotFile) + ".tmp",
+        std::string(storage::kSnapshotFile) + ".incoming", std::string("logs.txt.tmp")}) {
+    if (absl::Status s = env->DeleteFile(options.dir + "/" + leftover); !s.ok()) {
       return s;
     }
   }
@@ -179,7 +179,15 @@ void Replica::Step(const raft::Message& message, TimePoint now) {
 void Replica::StepRequest(const raft::Message& request, ReplyFn reply, TimePoint now) {
   // The core answers every request it acts on exactly once, in the order stepped per sender; one
   // it would ignore gets no reply, so it must not take a slot the next reply would fill.
-  if (failed_ || !core_->WillAct(request)) return reply(std::nullopt);
+  // InstallSnapshot travels as messages both ways (its answer comes a Ready later, once the file
+  // is checked), so a chunk that came as an RPC is answered "no reply" and stepped as a message.
+  const bool paired = std::holds_alternative<raft::AppendEntries>(request.body) ||
+                      std::holds_alternative<raft::RequestVote>(request.body);
+  if (failed_ || !core_->WillAct(request) || !paired) {
+    reply(std::nullopt);
+    if (!failed_ && !paired) core_->Step(request, now);
+    return;
+  }
   reply_slots_[request.from].push_back(std::move(reply));
   core_->Step(request, now);
 }

@@ -112,6 +112,10 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
         absl::DataLossError("the received file describes snapshot " + std::to_string(read->index) +
                             "/" + std::to_string(read->term) + ", not the one announced");
   }
+  if (!loaded.ok() && !absl::IsDataLoss(loaded.status()) &&
+      !absl::IsInvalidArgument(loaded.status())) {
+    return Fatal(loaded.status());  // this node cannot read its own disk: not the leader's fault
+  }
   if (!loaded.ok()) {
     // Another process's fault (or the link's): refused, and the leader starts over.
     Record("WARNING a snapshot received from the leader was refused: " +

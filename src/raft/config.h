@@ -42,6 +42,9 @@ inline constexpr Term kMaxTerm = Term{1} << 62;
 // Nor does a correct peer's term run more than this far ahead of ours: 2^32 elections at one a
 // millisecond take 50 days. A forged message cannot push a term to kMaxTerm in one step.
 inline constexpr Term kMaxTermJump = Term{1} << 32;
+// No log reaches this index; a peer's message naming one beyond it is refused (so index
+// arithmetic never overflows).
+inline constexpr LogIndex kMaxLogIndex = LogIndex{1} << 62;
 inline constexpr Duration kMaxDuration = std::chrono::seconds(60);
 
 struct RaftConfig {

@@ -114,15 +114,16 @@ struct Progress {
     snapshot_sent = snapshot_acked = 0;
     snapshot_moved_at = now;
   }
-  // The follower holds `received` bytes of the snapshot. Less than we thought (a lost chunk, or
-  // the follower started over): go back and send from there.
+  // The follower holds `received` bytes of the snapshot. The same as before is no news (an
+  // answer to a heartbeat chunk, or to chunks behind a lost one, which SnapshotStalled resends);
+  // less means the follower started over: send from there.
   void SnapshotReceived(uint64_t received, TimePoint now) {
     received = std::min(received, snapshot.bytes);
     if (received > snapshot_acked) {
       snapshot_acked = received;
       snapshot_sent = std::max(snapshot_sent, received);
       snapshot_moved_at = now;
-    } else if (received < snapshot_sent) {
+    } else if (received < snapshot_acked) {
       snapshot_acked = received;
       snapshot_sent = received;
     }

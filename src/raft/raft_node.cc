@@ -285,7 +285,9 @@ bool RaftNode::HasReady() const {
 
 Ready RaftNode::TakeReady() {
   RAFTKV_CHECK(!ready_outstanding_, "TakeReady twice without Advance");
+  RAFTKV_CHECK(!install_handed_out_, "TakeReady before SnapshotInstalled");
   if (pending_broadcast_ && role_ == Role::kLeader) SendAppends(last_now_);
+  if (install_pending_) MaybeDropOvertakenInstall();
   pending_broadcast_ = false;
 
   Ready ready;

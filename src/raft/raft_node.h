@@ -181,6 +181,9 @@ class RaftNode {
   void SendSnapshotChunk(NodeId peer, uint64_t offset, uint64_t length, TimePoint now);
   void HandleInstallSnapshot(const Message& message, TimePoint now);
   void HandleInstallSnapshotReply(const Message& message, TimePoint now);
+  // In TakeReady: a received snapshot the commit index has since reached is answered, not
+  // installed.
+  void MaybeDropOvertakenInstall();
 
   // Leases (lease.cc).
   void RecordFollowerLease(Duration lease_duration, TimePoint now);

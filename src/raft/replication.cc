@@ -179,7 +179,9 @@ void RaftNode::HandleAppendEntriesReply(const Message& message, TimePoint now) {
     SendAppendsTo(message.from, now);
     return;
   }
-  // Rejected. Replies to requests we have since superseded tell us nothing new.
+  // Rejected. Replies to requests we have since superseded tell us nothing new, and a request of
+  // ours never named an index past our log (only a forged reply does).
+  if (reply.rejected_prev_index > log_.LastIndex()) return;
   if (!progress.RejectionIsNews(reply.rejected_prev_index)) return;
   LogIndex next = reply.conflict_index;
   if (reply.conflict_term != 0) {

@@ -76,6 +76,7 @@ void RaftNode::HandleInstallSnapshot(const Message& message, TimePoint now) {
   if (meta.index <= commit_index_ && !config_.Injected(InjectedBug::kInstallOlderSnapshot)) {
     // We already hold everything it covers, committed, so our log matches the leader's up to its
     // end (Leader Completeness, §5.4.3). Installing it would roll our state back.
+    if (receiving_ && receiving_->meta.index <= commit_index_) receiving_.reset();  // obsolete
     reply.received = meta.bytes;
     reply.installed = true;
     reply.match_index = meta.index;
@@ -83,7 +84,7 @@ void RaftNode::HandleInstallSnapshot(const Message& message, TimePoint now) {
     return;
   }
   const bool well_formed =
-      meta.index > 0 && meta.term > 0 && meta.term <= message.term &&
+      meta.index > 0 && meta.index <= kMaxLogIndex && meta.term > 0 && meta.term <= message.term &&
       meta.cluster_size == config_.cluster_size && request.offset <= meta.bytes &&
       request.data.size() <= meta.bytes - request.offset &&
       request.done ==
@@ -110,6 +111,26 @@ void RaftNode::HandleInstallSnapshot(const Message& message, TimePoint now) {
   Send(message.from, reply);
 }
 
+void RaftNode::MaybeDropOvertakenInstall() {
+  const auto& last_chunk = std::get<InstallSnapshot>(install_pending_->body);
+  const SnapshotMeta meta = last_chunk.snapshot;
+  if (meta.index > commit_index_ || config_.Injected(InjectedBug::kInstallOlderSnapshot)) return;
+  // Since its last chunk came, this node learned a commit index at or past the snapshot (the same
+  // turn stepped the leader's AppendEntries): the entries up to it are applied from the log, and
+  // installing the older image on top would lose those after it. Nothing to install, or write.
+  InstallSnapshotReply reply;
+  reply.snapshot_index = meta.index;
+  reply.received = meta.bytes;
+  reply.installed = true;
+  reply.match_index = meta.index;
+  reply.echoed_sent_at = last_chunk.sent_at;
+  if (current_term_ == install_pending_->term) Send(install_pending_->from, reply);
+  std::erase_if(chunks_to_write_,
+                [&](const InstallSnapshot& chunk) { return chunk.snapshot == meta; });
+  install_pending_.reset();
+  receiving_.reset();
+}
+
 void RaftNode::SnapshotInstalled(bool ok, TimePoint now) {
   RAFTKV_CHECK(install_handed_out_ && install_pending_.has_value() && !ready_outstanding_,
                "SnapshotInstalled answers the Ready that carried snapshot_to_install");
@@ -126,8 +147,9 @@ void RaftNode::SnapshotInstalled(bool ok, TimePoint now) {
     // Figure 13, steps 6 and 7: keep the entries after the snapshot's own if our log has it;
     // otherwise the whole log is superseded.
     if (meta.index <= commit_index_) {
-      // Only with the injected bug install-older-snapshot: the driver rolled the state machine
-      // back to an older state; the log stays as it is.
+      // The driver rolled the state machine back to an older state; the log stays as it is.
+      RAFTKV_CHECK(config_.Injected(InjectedBug::kInstallOlderSnapshot),
+                   "TakeReady hands out no snapshot the commit index has overtaken");
     } else if (log_.Holds(meta.index, meta.term)) {
       log_.CompactTo(meta.index);
     } else {

@@ -195,8 +195,7 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const
     absl::StatusOr<Record> record =
         line.find('\0') != std::string_view::npos
             ? absl::InvalidArgumentError("zero bytes in the line")
-            : ParseRecord(line, first_line_index + line_number - first_line,
-                          !checksummed && recovered.base_index == 0, codec);
+            : ParseRecord(line, first_line_index + line_number - first_line, !checksummed, codec);
     const Term previous_term =
         recovered.entries.empty() ? recovered.base_term : recovered.entries.back().term;
     if (record.ok() && record->entry.term < previous_term) {

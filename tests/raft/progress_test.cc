@@ -103,5 +103,30 @@ TEST(Progress, LeaseAcknowledgementsOnlyMoveForward) {
   EXPECT_EQ(p.acked_sent_at, At(110)) << "never back";
 }
 
+// A snapshot transfer moves only on news: a reply that repeats what was acknowledged (an answer
+// to a heartbeat chunk, or to a chunk that came after a lost one) does not resend the window;
+// a lost chunk is resent when the transfer stalls. Fewer bytes than acknowledged means the
+// follower started over.
+TEST(Progress, SnapshotTransferRewindsOnlyWhenTheFollowerStartedOver) {
+  struct Case {
+    uint64_t acked_before, sent_before, received;
+    uint64_t acked_after, sent_after;
+  } cases[] = {
+      {0, 400, 100, 100, 400},    // in order: acknowledged, nothing resent
+      {100, 400, 100, 100, 400},  // no news: a repeat
+      {300, 400, 0, 0, 0},        // the follower started over: from 0
+      {100, 400, 400, 400, 400},  // all of it
+  };
+  for (const Case& c : cases) {
+    Progress p;
+    p.StartSnapshot(SnapshotMeta{10, 2, 3, 400}, At(0));
+    p.snapshot_acked = c.acked_before;
+    p.snapshot_sent = c.sent_before;
+    p.SnapshotReceived(c.received, At(1));
+    EXPECT_EQ(p.snapshot_acked, c.acked_after) << c.received;
+    EXPECT_EQ(p.snapshot_sent, c.sent_after) << c.received;
+  }
+}
+
 }  // namespace
 }  // namespace raftkv::raft

@@ -186,6 +186,36 @@ TEST(Replication, IgnoredRequestsTakeNoReplySlot) {
   EXPECT_TRUE(std::get<AppendEntriesReply>(replies[1]->body).success);
 }
 
+// InstallSnapshot travels as messages both ways: one that comes as an RPC is answered "no reply"
+// at once and takes no slot, so the next AppendEntries reply still pairs with its own request.
+TEST(Replication, ASnapshotChunkTakesNoReplySlot) {
+  TestCluster cluster(3);
+  const NodeId leader = cluster.ElectLeader();
+  const NodeId follower = (leader + 1) % 3;
+  std::vector<std::optional<Message>> replies;
+  auto collect = [&](std::optional<Message> reply) { replies.push_back(std::move(reply)); };
+  const Term term = cluster.node(leader).term();
+  InstallSnapshot chunk;
+  chunk.snapshot = SnapshotMeta{1, term, 3, 4};
+  chunk.length = 2;
+  chunk.data = "ab";
+  chunk.lease_duration = std::chrono::milliseconds(80);
+  cluster.replica(follower).StepRequest(Message{leader, follower, term, chunk}, collect,
+                                        cluster.now());
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0].has_value());
+  AppendEntries heartbeat;
+  heartbeat.prev_log_index = cluster.node(follower).log().LastIndex();
+  heartbeat.prev_log_term = cluster.node(follower).log().LastTerm();
+  heartbeat.lease_duration = std::chrono::milliseconds(80);
+  cluster.replica(follower).StepRequest(Message{leader, follower, term, heartbeat}, collect,
+                                        cluster.now());
+  cluster.Process(follower);
+  ASSERT_EQ(replies.size(), 2u);
+  ASSERT_TRUE(replies[1].has_value());
+  EXPECT_TRUE(std::holds_alternative<AppendEntriesReply>(replies[1]->body));
+}
+
 }  // namespace
 }  // namespace raftkv::raft::testing
 

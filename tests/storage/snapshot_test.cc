@@ -147,5 +147,22 @@ TEST(LogFileCompaction, ADamagedStartLineIsRefused) {
   EXPECT_TRUE(absl::IsDataLoss(read.status())) << read.status();
 }
 
+// Lines written before checksums existed stay readable after compaction keeps them.
+TEST(LogFileCompaction, LinesFromBeforeChecksumsSurviveARewrite) {
+  TempDir dir;
+  std::ofstream(dir.path() + "/logs.txt") << "SET a 1 1\nSET b 2 1\nSET c 3 1\n";
+  LogFile::Recovered recovered;
+  auto log = LogFile::Open(dir.path(), &recovered, kCodec);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->Append({Set(4, 2, "d")}).ok());
+  ASSERT_TRUE((*log)->Sync().ok());
+  ASSERT_TRUE((*log)->Rewrite(1, 1, 4).ok());
+  log->reset();
+  auto read = LogFile::Read(dir.path(), kCodec);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->base_index, 1u);
+  EXPECT_EQ(read->entries.size(), 3u);
+}
+
 }  // namespace
 }  // namespace raftkv::storage
