@@ -8,6 +8,7 @@ namespace raftkv::sim {
 SafetyChecker::SafetyChecker(int nodes)
     : nodes_(nodes),
       chains_(nodes),
+      applied_(nodes, 0),
       last_term_(nodes, 0),
       was_leader_(nodes, false),
       claims_(nodes) {}
@@ -52,6 +53,7 @@ void SafetyChecker::OnLogChanged(NodeId node, const raft::Ready& ready) {
 
 void SafetyChecker::OnRestart(NodeId node, LogIndex base, const std::vector<raft::Entry>& log) {
   chains_[node].clear();
+  applied_[node] = 0;  // it applies again from its snapshot
   if (base > 0) {
     // A snapshot stands for the committed history up to its index: nothing else may be in it.
     if (base > canonical_.size()) {
@@ -71,6 +73,13 @@ void SafetyChecker::OnRestart(NodeId node, LogIndex base, const std::vector<raft
 
 void SafetyChecker::OnSnapshotInstalled(NodeId node, LogIndex index, LogIndex last) {
   std::vector<uint64_t>& chain = chains_[node];
+  if (index < applied_[node]) {
+    Fail("state-machine safety: node " + std::to_string(node) +
+         " installed a snapshot up to index " + std::to_string(index) + " after applying up to " +
+         std::to_string(applied_[node]) + ": its state went back");
+    return;
+  }
+  applied_[node] = index;
   if (index > canonical_.size()) {
     Fail("node " + std::to_string(node) + " installed a snapshot up to index " +
          std::to_string(index) + ", beyond what was ever committed (" +
@@ -150,6 +159,7 @@ void SafetyChecker::OnState(NodeId node, const raft::RaftNode& raft) {
 }
 
 void SafetyChecker::OnApplied(NodeId node, const raft::Entry& entry) {
+  applied_[node] = std::max(applied_[node], entry.index);
   const std::vector<uint64_t>& chain = chains_[node];
   if (entry.index > canonical_.size() || entry.index > chain.size() ||
       chain[entry.index - 1] != canonical_[entry.index - 1]) {

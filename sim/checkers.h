@@ -28,8 +28,9 @@ class SafetyChecker {
   // The node restarted from its disk with this log, which starts after `base` (the entries up to
   // it are in the node's snapshot, which must hold committed entries only).
   void OnRestart(NodeId node, LogIndex base, const std::vector<raft::Entry>& log);
-  // The node installed a leader's snapshot up to `index`; its log now ends at `last` (it kept its
-  // entries after the snapshot's, or has none).
+  // The node installed a leader's snapshot up to `index` as its state; its log now ends at `last`
+  // (it kept its entries after the snapshot's, or has none). An index below what the node had
+  // applied is a state that went back.
   void OnSnapshotInstalled(NodeId node, LogIndex index, LogIndex last);
   // After the node processed an event: role, term, vote and commit checks.
   void OnState(NodeId node, const raft::RaftNode& raft);
@@ -55,6 +56,7 @@ class SafetyChecker {
   int nodes_;
   std::optional<std::string> violation_;
   std::vector<std::vector<uint64_t>> chains_;  // per node: chain hash of entry i at [i-1]
+  std::vector<LogIndex> applied_;              // per node: the highest index it applied
   std::map<std::pair<LogIndex, Term>, uint64_t> index_term_hash_;
   std::vector<uint64_t> canonical_;  // chain hashes of the committed history
   // For each committed index, the term in which it was committed: the term of the entry whose

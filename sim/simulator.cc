@@ -274,10 +274,11 @@ void Simulator::NodeLink::OnApplied(const raft::Entry& entry) {
   if (!Dead()) sim_->checker_.OnApplied(id_, entry);
 }
 
-void Simulator::NodeLink::OnSnapshotInstalled(const raft::RaftNode& core) {
+void Simulator::NodeLink::OnSnapshotInstalled(const raft::RaftNode& core,
+                                              const raft::SnapshotMeta& installed) {
   if (Dead()) return;
   ++sim_->result_.snapshots_installed;
-  sim_->checker_.OnSnapshotInstalled(id_, core.snapshot().index, core.log().LastIndex());
+  sim_->checker_.OnSnapshotInstalled(id_, installed.index, core.log().LastIndex());
 }
 
 // ---- nodes ----

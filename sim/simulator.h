@@ -148,7 +148,8 @@ class Simulator {
     void OnReady(const raft::Ready& ready) override;
     void OnPersisted(const raft::RaftNode& core) override;
     void OnApplied(const raft::Entry& entry) override;
-    void OnSnapshotInstalled(const raft::RaftNode& core) override;
+    void OnSnapshotInstalled(const raft::RaftNode& core,
+                             const raft::SnapshotMeta& installed) override;
 
    private:
     bool Dead() const;

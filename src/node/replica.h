@@ -131,8 +131,9 @@ class ReplicaObserver {
   // The Ready's state is durable; its replies have not left and nothing has been applied.
   virtual void OnPersisted(const raft::RaftNode& core) = 0;
   virtual void OnApplied(const raft::Entry& entry) = 0;
-  // The core installed a snapshot a leader sent (its log and state now start there).
-  virtual void OnSnapshotInstalled(const raft::RaftNode& core) = 0;
+  // The state machine was replaced by `installed`, a snapshot a leader sent.
+  virtual void OnSnapshotInstalled(const raft::RaftNode& core,
+                                   const raft::SnapshotMeta& installed) = 0;
 };
 
 struct ReplicaOptions {

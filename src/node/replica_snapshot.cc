@@ -139,7 +139,7 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
   if (absl::Status s = log_->Rewrite(log.BaseIndex(), log.BaseTerm(), keep_through); !s.ok()) {
     return Fatal(s);
   }
-  if (observer_ != nullptr) observer_->OnSnapshotInstalled(*core_);
+  if (observer_ != nullptr) observer_->OnSnapshotInstalled(*core_, meta);
   Record("installed a snapshot from the leader at index " + std::to_string(meta.index) + " term " +
          std::to_string(meta.term) + " (" + std::to_string(meta.bytes) + " bytes)");
 }

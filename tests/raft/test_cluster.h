@@ -207,9 +207,9 @@ class TestCluster {
       cluster_->nodes_[id_].applied.push_back(entry);
       if (cluster_->checker_) cluster_->checker_->OnApplied(id_, entry);
     }
-    void OnSnapshotInstalled(const RaftNode& core) override {
+    void OnSnapshotInstalled(const RaftNode& core, const SnapshotMeta& installed) override {
       if (cluster_->checker_) {
-        cluster_->checker_->OnSnapshotInstalled(id_, core.snapshot().index, core.log().LastIndex());
+        cluster_->checker_->OnSnapshotInstalled(id_, installed.index, core.log().LastIndex());
       }
     }
 

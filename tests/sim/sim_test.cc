@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
         // snapshots without the session table (a retried SET applies twice).
         BugCase{raft::InjectedBug::kCompactBeforeSnapshotDurable, 3, 50,
                 "entries in between are lost"},
-        BugCase{raft::InjectedBug::kInstallOlderSnapshot, 3, 300, "linearizability"},
+        BugCase{raft::InjectedBug::kInstallOlderSnapshot, 3, 300, "its state went back"},
         BugCase{raft::InjectedBug::kSnapshotWithoutSessions, 3, 50, "linearizability"}),
     [](const ::testing::TestParamInfo<BugCase>& info) {
       std::string name = raft::InjectedBugName(info.param.bug);
