@@ -141,6 +141,21 @@ const std::map<std::string, Setter>& Setters() {
                                                   c.dump_keep_files = n;
                                                   return absl::OkStatus();
                                                 })},
+      {"snapshot.ENTRIES", Make<int64_t>(ParseCount,
+                                         [](NodeConfig& c, int64_t n) {
+                                           c.snapshot_entries = n;
+                                           return absl::OkStatus();
+                                         })},
+      {"snapshot.KEEP_ENTRIES", Make<int64_t>(ParseCount,
+                                              [](NodeConfig& c, int64_t n) {
+                                                c.snapshot_keep_entries = n;
+                                                return absl::OkStatus();
+                                              })},
+      {"snapshot.CHUNK_BYTES", Make<int64_t>(ParseByteSize,
+                                             [](NodeConfig& c, int64_t n) {
+                                               c.raft.snapshot_chunk_bytes = n;
+                                               return absl::OkStatus();
+                                             })},
       {"limits.MAX_KEY_BYTES", Make<int64_t>(ParseByteSize,
                                              [](NodeConfig& c, int64_t n) {
                                                c.max_key_bytes = n;
@@ -274,6 +289,19 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
   if (config.dump_keep_files < 1 || config.dump_keep_files > 100) {
     return absl::InvalidArgumentError(
         "[logging] DUMP_KEEP_FILES must be between 1 and 100 (rotated dump.txt files kept)");
+  }
+  if (config.snapshot_entries != 0 &&
+      (config.snapshot_entries < 10 || config.snapshot_entries > 100'000'000)) {
+    return absl::InvalidArgumentError(
+        "[snapshot] ENTRIES must be 0 (never snapshot) or between 10 and 100000000");
+  }
+  if (config.snapshot_keep_entries < 0 || config.snapshot_keep_entries > 10'000'000) {
+    return absl::InvalidArgumentError("[snapshot] KEEP_ENTRIES must be between 0 and 10000000");
+  }
+  if (config.raft.snapshot_chunk_bytes < 1024 || config.raft.snapshot_chunk_bytes > (2 << 20)) {
+    return absl::InvalidArgumentError(
+        "[snapshot] CHUNK_BYTES must be between 1KiB and 2MiB (every message must fit gRPC's 4 MiB "
+        "limit)");
   }
   if (config.dump_max_bytes < 4096) {
     return absl::InvalidArgumentError("[logging] DUMP_MAX_BYTES must be at least 4KiB");

@@ -20,6 +20,11 @@
 //   STDOUT = true                  echo dump.txt lines to stdout
 //   DUMP_MAX_BYTES = 64MiB         dump.txt is rotated to dump.txt.1 beyond this size
 //   DUMP_KEEP_FILES = 3            rotated files kept (dump.txt.1 … .N); older ones are deleted
+//   [snapshot]
+//   ENTRIES = 100000               a snapshot once this many entries were applied since the last
+//                                  (0: never); the log before it is then cut
+//   KEEP_ENTRIES = 5000            entries kept before the snapshot for followers lagging a little
+//   CHUNK_BYTES = 512KiB           InstallSnapshot chunk size (four in flight per follower)
 //   [limits]
 //   MAX_KEY_BYTES = 4KiB
 //   MAX_VALUE_BYTES = 1MiB
@@ -64,6 +69,8 @@ struct NodeConfig {
   bool log_to_stdout = true;
   int64_t dump_max_bytes = 64 << 20;
   int64_t dump_keep_files = 3;
+  int64_t snapshot_entries = 100'000;
+  int64_t snapshot_keep_entries = 5'000;
   int64_t max_key_bytes = 4 << 10;
   int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;

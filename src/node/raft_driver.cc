@@ -110,6 +110,8 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   options.max_value_bytes = config.max_value_bytes;
   options.max_sessions = config.max_sessions;
   options.session_idle_timeout = config.session_idle_timeout;
+  options.snapshot_entries = config.snapshot_entries;
+  options.snapshot_keep_entries = config.snapshot_keep_entries;
   options.clock = [clock] { return clock.Now(); };
   options.on_fatal = [raw = driver.get()](const absl::Status& status) {
     (void)raw->events_->Flush();

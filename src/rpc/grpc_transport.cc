@@ -61,6 +61,18 @@ void GrpcTransport::Send(const raft::Message& message) {
     SendAppend(message.to, EncodeAppendEntries(message));
   } else if (std::holds_alternative<raft::RequestVote>(message.body)) {
     CallRequestVote(message.to, EncodeRequestVote(message));
+  } else if (std::holds_alternative<raft::InstallSnapshot>(message.body)) {
+    CallOneWay(message.to, EncodeInstallSnapshot(message),
+               [](Raft::Stub* stub, grpc::ClientContext* context,
+                  const InstallSnapshotRequest* request, Delivered* response, auto done) {
+                 stub->async()->InstallSnapshot(context, request, response, std::move(done));
+               });
+  } else if (std::holds_alternative<raft::InstallSnapshotReply>(message.body)) {
+    CallOneWay(message.to, EncodeInstallSnapshotReply(message),
+               [](Raft::Stub* stub, grpc::ClientContext* context,
+                  const InstallSnapshotResponse* request, Delivered* response, auto done) {
+                 stub->async()->InstallSnapshotReply(context, request, response, std::move(done));
+               });
   }
   // Replies travel back on the stream or call their request came by (RaftDriver pairs them).
 }
@@ -168,6 +180,32 @@ void GrpcTransport::CallRequestVote(NodeId to, RequestVoteRequest request) {
         delete state;
         peers_[to]->inflight.fetch_sub(1);
       });
+}
+
+template <typename Request, typename Start>
+void GrpcTransport::CallOneWay(NodeId to, Request request, Start start) {
+  Peer& peer = *peers_[to];
+  if (peer.inflight.fetch_add(1) >= kMaxInflightPerPeer) {
+    peer.inflight.fetch_sub(1);
+    return;  // the peer is not keeping up: drop; the leader resends what is not acknowledged
+  }
+  struct State {
+    grpc::ClientContext context;
+    Request request;
+    Delivered response;
+  };
+  auto* state = new State;
+  state->request = std::move(request);
+  state->context.set_deadline(std::chrono::system_clock::now() +
+                              std::chrono::duration_cast<std::chrono::microseconds>(rpc_timeout_));
+  start(peer.stub.get(), &state->context, &state->request, &state->response,
+        std::function<void(grpc::Status)>([this, to, state](grpc::Status status) {
+          if (!status.ok()) {
+            if (RaftDriver* driver = LiveDriver()) driver->ReportPeerError(to);
+          }
+          delete state;
+          peers_[to]->inflight.fetch_sub(1);
+        }));
 }
 
 }  // namespace raftkv::rpc

@@ -6,7 +6,9 @@
 // no response for an RPC timeout while requests wait (a frozen peer, a dead connection) is
 // cancelled and replaced at the next send, as a unary call would have timed out. Failures are
 // reported to the driver, which logs them without flooding. Channels reconnect with gRPC's
-// exponential backoff.
+// exponential backoff. InstallSnapshot chunks and their replies are one-way unary calls,
+// acknowledged empty at once (the core bounds the chunks in flight; the reply to a chunk comes as a
+// call of its own).
 #pragma once
 
 #include <atomic>
@@ -54,6 +56,10 @@ class GrpcTransport : public PeerTransport {
   void OnResponses(NodeId from, const AppendEntriesResponseBatch& batch);
   void OnStreamEnded(NodeId peer, const AppendStream* stream, const grpc::Status& status);
   void CallRequestVote(NodeId to, RequestVoteRequest request);
+  // A one-way call: `start(stub, context, request, response, done)` makes it; a failure is
+  // reported to the driver, success says nothing.
+  template <typename Request, typename Start>
+  void CallOneWay(NodeId to, Request request, Start start);
   // The driver, unless there is none yet or the transport is stopping.
   RaftDriver* LiveDriver() const;
   // A decoded response goes to the driver; a failure (of the call or the decoding) is reported.

@@ -93,6 +93,38 @@ RequestVoteResponse EncodeRequestVoteReply(const raft::Message& message) {
   return response;
 }
 
+InstallSnapshotRequest EncodeInstallSnapshot(const raft::Message& message) {
+  const auto& body = std::get<raft::InstallSnapshot>(message.body);
+  InstallSnapshotRequest request;
+  request.set_term(message.term);
+  request.set_leader_id(message.from);
+  request.set_receiver_id(message.to);
+  request.set_snapshot_index(body.snapshot.index);
+  request.set_snapshot_term(body.snapshot.term);
+  request.set_snapshot_nodes(body.snapshot.cluster_size);
+  request.set_snapshot_bytes(body.snapshot.bytes);
+  request.set_offset(body.offset);
+  request.set_data(body.data);
+  request.set_done(body.done);
+  request.set_lease_duration_ns(Nanos(body.lease_duration));
+  request.set_sent_at_ns(Nanos(body.sent_at));
+  return request;
+}
+
+InstallSnapshotResponse EncodeInstallSnapshotReply(const raft::Message& message) {
+  const auto& body = std::get<raft::InstallSnapshotReply>(message.body);
+  InstallSnapshotResponse response;
+  response.set_term(message.term);
+  response.set_follower_id(message.from);
+  response.set_receiver_id(message.to);
+  response.set_snapshot_index(body.snapshot_index);
+  response.set_received(body.received);
+  response.set_installed(body.installed);
+  response.set_match_index(body.match_index);
+  response.set_echoed_sent_at_ns(Nanos(body.echoed_sent_at));
+  return response;
+}
+
 // Terms and durations no correct peer sends (raft/config.h) are refused, naming the field.
 absl::Status CheckTerm(const char* field, uint64_t term) {
   if (term <= raft::kMaxTerm) return absl::OkStatus();
@@ -202,6 +234,70 @@ absl::StatusOr<raft::Message> Decode(const RequestVoteResponse& response, NodeId
   }
   raft::RequestVoteReply body{response.vote_granted(), Duration(response.old_lease_remaining_ns())};
   return raft::Message{response.voter_id(), self, response.term(), body};
+}
+
+absl::Status CheckIndex(const char* field, uint64_t index) {
+  if (index <= raft::kMaxLogIndex) return absl::OkStatus();
+  return absl::InvalidArgumentError(std::string(field) + " " + std::to_string(index) +
+                                    " is beyond any log index a cluster reaches (" +
+                                    std::to_string(raft::kMaxLogIndex) + ")");
+}
+
+absl::StatusOr<raft::Message> Decode(const InstallSnapshotRequest& request, NodeId self,
+                                     int cluster_size) {
+  if (absl::Status s = CheckPeer("leader_id", request.leader_id(), self, cluster_size); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckReceiver(request.receiver_id(), self); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("term", request.term()); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("snapshot_term", request.snapshot_term()); !s.ok()) return s;
+  if (absl::Status s = CheckIndex("snapshot_index", request.snapshot_index()); !s.ok()) return s;
+  if (absl::Status s = CheckDuration("lease_duration_ns", request.lease_duration_ns()); !s.ok()) {
+    return s;
+  }
+  const uint64_t bytes = request.snapshot_bytes();
+  if (request.offset() > bytes || request.data().size() > bytes - request.offset() ||
+      request.done() !=
+          (!request.data().empty() && request.offset() + request.data().size() == bytes)) {
+    return absl::InvalidArgumentError("the chunk [" + std::to_string(request.offset()) + ", +" +
+                                      std::to_string(request.data().size()) +
+                                      ") does not fit a snapshot of " + std::to_string(bytes) +
+                                      " bytes, or `done` does not say whether it is the last");
+  }
+  if (request.snapshot_nodes() != cluster_size) {
+    return absl::InvalidArgumentError("the snapshot was taken in a cluster of " +
+                                      std::to_string(request.snapshot_nodes()) +
+                                      " nodes, this one has " + std::to_string(cluster_size));
+  }
+  raft::InstallSnapshot body;
+  body.snapshot = raft::SnapshotMeta{request.snapshot_index(), request.snapshot_term(),
+                                     request.snapshot_nodes(), bytes};
+  body.offset = request.offset();
+  body.length = request.data().size();
+  body.data = request.data();
+  body.done = request.done();
+  body.lease_duration = Duration(request.lease_duration_ns());
+  body.sent_at = TimePoint(Duration(request.sent_at_ns()));
+  return raft::Message{request.leader_id(), self, request.term(), std::move(body)};
+}
+
+absl::StatusOr<raft::Message> Decode(const InstallSnapshotResponse& response, NodeId self,
+                                     int cluster_size) {
+  if (absl::Status s = CheckPeer("follower_id", response.follower_id(), self, cluster_size);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckReceiver(response.receiver_id(), self); !s.ok()) return s;
+  if (absl::Status s = CheckTerm("term", response.term()); !s.ok()) return s;
+  if (absl::Status s = CheckIndex("snapshot_index", response.snapshot_index()); !s.ok()) return s;
+  if (absl::Status s = CheckIndex("match_index", response.match_index()); !s.ok()) return s;
+  raft::InstallSnapshotReply body;
+  body.snapshot_index = response.snapshot_index();
+  body.received = response.received();
+  body.installed = response.installed();
+  body.match_index = response.match_index();
+  body.echoed_sent_at = TimePoint(Duration(response.echoed_sent_at_ns()));
+  return raft::Message{response.follower_id(), self, response.term(), body};
 }
 
 }  // namespace raftkv::rpc

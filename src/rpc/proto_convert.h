@@ -15,6 +15,8 @@ AppendEntriesRequest EncodeAppendEntries(const raft::Message& message);
 AppendEntriesResponse EncodeAppendEntriesReply(const raft::Message& message);
 RequestVoteRequest EncodeRequestVote(const raft::Message& message);
 RequestVoteResponse EncodeRequestVoteReply(const raft::Message& message);
+InstallSnapshotRequest EncodeInstallSnapshot(const raft::Message& message);
+InstallSnapshotResponse EncodeInstallSnapshotReply(const raft::Message& message);
 
 // `self` is the receiving node; `cluster_size` bounds every node id.
 absl::StatusOr<raft::Message> Decode(const AppendEntriesRequest& request, NodeId self,
@@ -24,6 +26,10 @@ absl::StatusOr<raft::Message> Decode(const AppendEntriesResponse& response, Node
 absl::StatusOr<raft::Message> Decode(const RequestVoteRequest& request, NodeId self,
                                      int cluster_size);
 absl::StatusOr<raft::Message> Decode(const RequestVoteResponse& response, NodeId self,
+                                     int cluster_size);
+absl::StatusOr<raft::Message> Decode(const InstallSnapshotRequest& request, NodeId self,
+                                     int cluster_size);
+absl::StatusOr<raft::Message> Decode(const InstallSnapshotResponse& response, NodeId self,
                                      int cluster_size);
 
 }  // namespace raftkv::rpc

@@ -102,6 +102,33 @@ grpc::ServerUnaryReactor* RaftService::Forward(grpc::CallbackServerContext* cont
   return reactor;
 }
 
+template <typename Request>
+grpc::ServerUnaryReactor* RaftService::Deliver(grpc::CallbackServerContext* context,
+                                               const Request& request) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<raft::Message> message = Decode(request, self_, cluster_size_);
+  if (!message.ok()) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message.status().message())));
+    return reactor;
+  }
+  driver_->Deliver(std::move(*message));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RaftService::InstallSnapshot(grpc::CallbackServerContext* context,
+                                                       const InstallSnapshotRequest* request,
+                                                       Delivered*) {
+  return Deliver(context, *request);
+}
+
+grpc::ServerUnaryReactor* RaftService::InstallSnapshotReply(grpc::CallbackServerContext* context,
+                                                            const InstallSnapshotResponse* request,
+                                                            Delivered*) {
+  return Deliver(context, *request);
+}
+
 grpc::ServerUnaryReactor* RaftService::AppendEntries(grpc::CallbackServerContext* context,
                                                      const AppendEntriesRequest* request,
                                                      AppendEntriesResponse* response) {

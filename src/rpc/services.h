@@ -30,6 +30,13 @@ class RaftService final : public Raft::CallbackService {
   grpc::ServerUnaryReactor* RequestVote(grpc::CallbackServerContext* context,
                                         const RequestVoteRequest* request,
                                         RequestVoteResponse* response) override;
+  // One-way messages (InstallSnapshot): decoded, handed to the driver, acknowledged at once.
+  grpc::ServerUnaryReactor* InstallSnapshot(grpc::CallbackServerContext* context,
+                                            const InstallSnapshotRequest* request,
+                                            Delivered* response) override;
+  grpc::ServerUnaryReactor* InstallSnapshotReply(grpc::CallbackServerContext* context,
+                                                 const InstallSnapshotResponse* request,
+                                                 Delivered* response) override;
   grpc::ServerBidiReactor<AppendEntriesBatch, AppendEntriesResponseBatch>* AppendEntriesStream(
       grpc::CallbackServerContext* context) override;
   // Ends every AppendEntries stream (and refuses new ones) once the driver has stopped, so the
@@ -38,6 +45,9 @@ class RaftService final : public Raft::CallbackService {
 
  private:
   class AppendStreamReactor;
+  // Decodes a one-way message and hands it to the driver.
+  template <typename Request>
+  grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* context, const Request& request);
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const Request& request,
                                     Response* response);

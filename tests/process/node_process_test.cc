@@ -129,6 +129,59 @@ TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {
   }
 }
 
+// A follower that misses more than a snapshot's worth of writes comes back by InstallSnapshot
+// (its leader compacted the entries it needs), in many chunks, keeps up with new writes after it,
+// and then, as the only node with the newest log, leads and serves every acknowledged key.
+TEST(NodeProcess, AFollowerBehindTheLeadersSnapshotCatchesUpByInstallSnapshot) {
+  ProcessCluster cluster(3, "[snapshot]\nENTRIES = 50\nKEEP_ENTRIES = 10\nCHUNK_BYTES = 1KiB\n");
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  const int behind = (leader + 1) % 3;
+  const int other = (leader + 2) % 3;
+  cluster.Kill(behind, SIGKILL);
+  std::map<std::string, std::string> acknowledged;
+  const uint64_t session = cluster.OpenSession();
+  uint64_t sequence = 0;
+  auto write = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      ++sequence;
+      const std::string key = "key" + std::to_string(sequence);
+      const std::string value = std::string(40, 'a' + sequence % 26) + std::to_string(sequence);
+      if (cluster.Request(Set(key, value, session, sequence))) acknowledged[key] = value;
+    }
+  };
+  write(300);
+  ASSERT_EQ(acknowledged.size(), 300u);
+  const std::string behind_dir = cluster.dir() + "/logs_node_" + std::to_string(behind);
+  cluster.Start(behind);
+  const uint64_t commit = cluster.Status(leader)->commit_index();
+  bool caught_up = false;
+  for (int attempt = 0; attempt < 500 && !caught_up; ++attempt) {
+    std::optional<StatusReply> status = cluster.Status(behind);
+    caught_up = status && status->last_applied() >= commit;
+    if (!caught_up) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(caught_up) << "the follower did not catch up within 10 s";
+  const std::string dump = *storage::ReadWholeFile(behind_dir + "/dump.txt");
+  EXPECT_NE(dump.find("installed a snapshot from the leader"), std::string::npos) << dump;
+  EXPECT_TRUE(std::filesystem::exists(behind_dir + "/snapshot.txt"));
+  // Its log goes on after the snapshot: with the other follower down, every write needs it.
+  cluster.Kill(other, SIGKILL);
+  write(20);
+  EXPECT_EQ(acknowledged.size(), 320u);
+  EXPECT_EQ(storage::ReadWholeFile(behind_dir + "/logs.txt")->substr(0, 6), "START ");
+  // Only it holds those 20: it must lead, from its snapshot and log.
+  cluster.Kill(leader, SIGKILL);
+  cluster.Start(other);
+  ASSERT_EQ(cluster.WaitForLeader(), behind);
+  for (const auto& [key, value] : acknowledged) {
+    auto got = cluster.Request(Get(key));
+    ASSERT_TRUE(got) << key;
+    EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
+    EXPECT_EQ(got->data(), value) << key;
+  }
+}
+
 // Damaged files on 2 of 3 nodes (a NUL byte in the middle of one logs.txt, another deleted):
 // those nodes refuse to start, saying where and what to do, and the cluster never answers a GET
 // with a missing or wrong acknowledged value. (Defect: the NUL byte dropped every later line as a

@@ -153,5 +153,48 @@ TEST(ProtoConvert, AbsurdTermsAndDurationsAreRefused) {
   refused(Decode(ack, 0, 3), "term");
 }
 
+// InstallSnapshot chunks and replies round-trip, and a chunk no correct leader sends (one that
+// does not fit its snapshot, a `done` that lies, an index no log reaches, another cluster's
+// snapshot) is refused at the boundary.
+TEST(ProtoConvert, SnapshotChunksRoundTripAndMisfitsAreRefused) {
+  raft::InstallSnapshot chunk;
+  chunk.snapshot = raft::SnapshotMeta{40, 3, 3, 10};
+  chunk.offset = 6;
+  chunk.length = 4;
+  chunk.data = "6789";
+  chunk.done = true;
+  chunk.lease_duration = milliseconds(400);
+  chunk.sent_at = TimePoint(milliseconds(99));
+  const raft::Message original{0, 2, 3, chunk};
+  auto decoded = Decode(EncodeInstallSnapshot(original), 2, 3);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  const auto& got = std::get<raft::InstallSnapshot>(decoded->body);
+  EXPECT_EQ(got.snapshot, chunk.snapshot);
+  EXPECT_EQ(got.offset, 6u);
+  EXPECT_EQ(got.length, 4u);
+  EXPECT_EQ(got.data, "6789");
+  EXPECT_TRUE(got.done);
+  EXPECT_EQ(got.sent_at, chunk.sent_at);
+
+  raft::InstallSnapshotReply reply{40, 10, true, 40, TimePoint(milliseconds(99))};
+  auto back = Decode(EncodeInstallSnapshotReply(raft::Message{2, 0, 3, reply}), 0, 3);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(std::get<raft::InstallSnapshotReply>(back->body).match_index, 40u);
+  EXPECT_TRUE(std::get<raft::InstallSnapshotReply>(back->body).installed);
+
+  auto refused = [&](auto mutate) {
+    InstallSnapshotRequest request = EncodeInstallSnapshot(original);
+    mutate(request);
+    return !Decode(request, 2, 3).ok();
+  };
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_offset(8); }));  // past the end
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_done(false); }));
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_offset(~uint64_t{0}); }));
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_snapshot_index(~uint64_t{0}); }));
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_snapshot_nodes(5); }));
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_receiver_id(1); }));
+  EXPECT_TRUE(refused([](InstallSnapshotRequest& r) { r.set_lease_duration_ns(-1); }));
+}
+
 }  // namespace
 }  // namespace raftkv::rpc
