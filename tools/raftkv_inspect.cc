@@ -2,6 +2,8 @@
 //
 //   raftkv-inspect DIR [--all]
 //
+// It checks snapshot.txt, metadata.txt and logs.txt by the node's own rules (docs/file-formats.md)
+// and prints a summary; --all prints every entry and every line of the snapshot's state.
 // DIR is a node directory (logs_node_<id>) or a data directory holding several. Exit status: 0
 // when every directory is valid (a torn last line, which a crash can leave, is only a warning),
 // 1 when a file is damaged, 2 on bad usage.
@@ -14,10 +16,12 @@
 #include <vector>
 
 #include "kv/command.h"
+#include "kv/kv_state_machine.h"
 #include "node/replica.h"
 #include "storage/file_util.h"
 #include "storage/log_file.h"
 #include "storage/metadata_file.h"
+#include "storage/snapshot_file.h"
 
 namespace {
 
@@ -39,12 +43,42 @@ bool Inspect(const std::string& dir, bool all) {
               metadata->voted_for < 0 ? "none" : std::to_string(metadata->voted_for).c_str(),
               static_cast<unsigned long long>(metadata->commit_index));
 
+  // The snapshot, checked whole as the node loads it (docs/file-formats.md, snapshot.txt).
+  raftkv::raft::SnapshotMeta snapshot;
+  {
+    raftkv::kv::KvStateMachine::SnapshotLoader loader;
+    std::vector<std::string> lines;
+    absl::StatusOr<raftkv::raft::SnapshotMeta> read = raftkv::storage::ReadSnapshot(
+        raftkv::storage::PosixEnv(), dir + "/" + raftkv::storage::kSnapshotFile,
+        [&](std::string_view fields) { return loader.Header(fields); },
+        [&](std::string_view line) {
+          if (all) lines.emplace_back(line);
+          return loader.Line(line);
+        });
+    absl::StatusOr<std::unique_ptr<raftkv::kv::KvStateMachine>> kv =
+        read.ok() ? loader.Finish() : read.status();
+    if (!kv.ok() && !absl::IsNotFound(kv.status())) {
+      std::printf("  ERROR %s\n", std::string(kv.status().message()).c_str());
+      return false;
+    }
+    if (kv.ok()) {
+      snapshot = *read;
+      std::printf(
+          "  snapshot.txt  up to index %llu (term %llu), %zu keys, %zu sessions, %llu bytes\n",
+          static_cast<unsigned long long>(snapshot.index),
+          static_cast<unsigned long long>(snapshot.term), (*kv)->size(), (*kv)->session_count(),
+          static_cast<unsigned long long>(snapshot.bytes));
+      for (const std::string& line : lines) std::printf("    %s\n", line.c_str());
+    }
+  }
+
   // The node's own recovery rules (docs/file-formats.md, Recovery), without changing anything.
   absl::StatusOr<raftkv::storage::LogFile::Recovered> log =
       raftkv::storage::LogFile::Read(dir, raftkv::node::kCommandCodec);
   if (log.ok()) {
     if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
-            dir, *metadata, log->entries.size(), log->missing, metadata_checksummed);
+            dir, *metadata, log->base_index + log->entries.size(), log->missing,
+            metadata_checksummed);
         !status.ok()) {
       log = status;
     }
@@ -52,6 +86,23 @@ bool Inspect(const std::string& dir, bool all) {
   if (!log.ok()) {
     std::printf("  ERROR %s\n", std::string(log.status().message()).c_str());
     return false;
+  }
+  switch (raftkv::raft::CompareLogToSnapshot(log->base_index, log->base_term, log->entries,
+                                             snapshot.index, snapshot.term)) {
+    case raftkv::raft::LogVsSnapshot::kContinues:
+      break;
+    case raftkv::raft::LogVsSnapshot::kSuperseded:
+      std::printf(
+          "  note: logs.txt does not hold the snapshot's last entry (a crash while installing a "
+          "leader's snapshot); the node starts from the snapshot with an empty log\n");
+      break;
+    case raftkv::raft::LogVsSnapshot::kGap:
+      std::printf(
+          "  ERROR logs.txt starts after index %llu but the snapshot covers only up to "
+          "%llu: the entries in between are lost\n",
+          static_cast<unsigned long long>(log->base_index),
+          static_cast<unsigned long long>(snapshot.index));
+      return false;
   }
   size_t noops = 0, opens = 0;
   std::set<uint64_t> sessions;  // every session opened or (legacy) named
@@ -69,9 +120,11 @@ bool Inspect(const std::string& dir, bool all) {
   }
   const size_t count = log->entries.size();
   std::printf(
-      "  logs.txt      %zu entries (%zu NO-OP, %zu SET, %zu OPEN-SESSION), terms %llu..%llu, %zu "
+      "  logs.txt      %zu entries%s (%zu NO-OP, %zu SET, %zu OPEN-SESSION), terms %llu..%llu, %zu "
       "sessions\n",
-      count, noops, count - noops - opens, opens,
+      count,
+      log->base_index == 0 ? "" : (" from index " + std::to_string(log->base_index + 1)).c_str(),
+      noops, count - noops - opens, opens,
       static_cast<unsigned long long>(count ? log->entries.front().term : 0),
       static_cast<unsigned long long>(count ? log->entries.back().term : 0), sessions.size());
   for (const std::string& warning : log->warnings) std::printf("  WARNING %s\n", warning.c_str());
@@ -82,7 +135,7 @@ bool Inspect(const std::string& dir, bool all) {
                 static_cast<unsigned long long>(metadata->term));
     valid = false;
   }
-  if (metadata->commit_index > count) {
+  if (metadata->commit_index > std::max<uint64_t>(log->base_index + count, snapshot.index)) {
     std::printf(
         "  note: commit_index is past the durable log (a crash before the log's fsync);"
         " the node relearns it from the leader\n");
@@ -96,7 +149,8 @@ bool Inspect(const std::string& dir, bool all) {
   if (count > 0) std::printf("  %s:\n", all ? "entries" : "last entries");
   for (size_t i = first; i < count; ++i) {
     auto line = raftkv::storage::FormatEntryLine(log->entries[i], raftkv::node::kCommandCodec);
-    std::printf("    %6zu  %s\n", i + 1, line.ok() ? line->c_str() : "<undecodable>");
+    std::printf("    %6llu  %s\n", static_cast<unsigned long long>(log->entries[i].index),
+                line.ok() ? line->c_str() : "<undecodable>");
   }
   return valid;
 }

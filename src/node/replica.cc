@@ -90,15 +90,10 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   if (!recovered.ok()) return recovered.status();
   // A crash between installing a leader's snapshot and cutting the log leaves a log that does not
   // hold the snapshot's entry: the snapshot supersedes all of it (Raft Figure 13, step 7).
-  bool log_superseded = false;
-  if (snapshot.index > 0) {
-    const bool holds = raft::LogHolds(recovered->base_index, recovered->base_term,
-                                      recovered->entries, snapshot.index, snapshot.term);
-    if (!holds && recovered->base_index <= snapshot.index) {
-      log_superseded = true;
-      recovered->entries.clear();
-    }
-  }
+  const bool log_superseded =
+      raft::CompareLogToSnapshot(recovered->base_index, recovered->base_term, recovered->entries,
+                                 snapshot.index, snapshot.term) == raft::LogVsSnapshot::kSuperseded;
+  if (log_superseded) recovered->entries.clear();
   const LogIndex log_base = log_superseded ? snapshot.index : recovered->base_index;
   const Term log_base_term = log_superseded ? snapshot.term : recovered->base_term;
   const uint64_t log_last = log_base + recovered->entries.size();

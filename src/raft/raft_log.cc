@@ -13,6 +13,16 @@ bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& ent
          entries[index - base_index - 1].term == term;
 }
 
+LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, Term base_term,
+                                   const std::vector<Entry>& entries, LogIndex snapshot_index,
+                                   Term snapshot_term) {
+  if (snapshot_index == 0) return base_index == 0 ? LogVsSnapshot::kContinues : LogVsSnapshot::kGap;
+  if (base_index > snapshot_index) return LogVsSnapshot::kGap;
+  return LogHolds(base_index, base_term, entries, snapshot_index, snapshot_term)
+             ? LogVsSnapshot::kContinues
+             : LogVsSnapshot::kSuperseded;
+}
+
 RaftLog::RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries)
     : base_index_(base_index),
       base_term_(base_term),

@@ -29,6 +29,16 @@ namespace raftkv::raft {
 bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& entries,
               LogIndex index, Term term);
 
+// How a recovered log stands to the recovered snapshot (docs/file-formats.md, snapshot.txt,
+// Recovery): it holds the snapshot's last entry (or there is no snapshot); it is superseded by it
+// (a crash between installing a leader's snapshot and cutting the log: start from the snapshot
+// with an empty log, Raft Figure 13 step 7); or it starts after it, and the entries in between
+// are lost.
+enum class LogVsSnapshot { kContinues, kSuperseded, kGap };
+LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, Term base_term,
+                                   const std::vector<Entry>& entries, LogIndex snapshot_index,
+                                   Term snapshot_term);
+
 class RaftLog {
  public:
   // `entries` must be contiguous from base_index + 1; they are taken as durable (recovered).

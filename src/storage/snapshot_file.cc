@@ -71,9 +71,10 @@ absl::StatusOr<SnapshotMeta> ReadSnapshot(
   auto damaged = [&](uint64_t line_number, const std::string& why) {
     return absl::DataLossError(
         path + ":" + std::to_string(line_number) + ": " + why +
-        ": the snapshot is damaged and was not loaded. If other nodes are intact, remove it and "
-        "start the node with --rebuild to fetch a fresh one from the leader (docs/file-formats.md, "
-        "Recovery)");
+        ": the snapshot is damaged and was not loaded, and the node changes nothing. Restore this "
+        "node's directory from a backup; if there is none, and every other node is intact, move "
+        "the directory aside and start the node empty: it catches up from the leader "
+        "(docs/file-formats.md, Recovery)");
   };
   uint64_t offset = 0;
   std::string pending;  // bytes read; those before `pos` are consumed

@@ -7,7 +7,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kv/command_text.h"
+#include "kv/kv_state_machine.h"
+#include "storage/log_file.h"
 #include "storage/metadata_file.h"
+#include "storage/snapshot_file.h"
 
 namespace {
 
@@ -92,6 +96,49 @@ TEST_F(InspectTest, ALogShorterThanTheCommitIndexIsDataLoss) {
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_NE(out.text.find("logs.txt is missing"), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("Restore this node's directory from a backup"), std::string::npos);
+}
+
+// A compacted directory: snapshot.txt is checked whole and summarised, the log is numbered from
+// its START line, and a damaged snapshot is reported with its line.
+TEST_F(InspectTest, ASnapshotAndACompactedLogAreCheckedAndSummarised) {
+  namespace storage = raftkv::storage;
+  raftkv::kv::KvStateMachine kv;
+  kv.ApplySet({"greeting", "hello world", 0, 0, false}, 4);
+  auto writer = storage::SnapshotWriter::Create(storage::PosixEnv(), node_ + "/snapshot.txt",
+                                                {5, 2, 3, 0}, kv.SnapshotHeaderFields());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE(
+      kv.WriteSnapshotLines([&](std::string_view l) { return (*writer)->AddLine(l); }).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  const storage::EntryCodec codec{&raftkv::kv::FormatCommandText, &raftkv::kv::ParseCommandText};
+  {
+    storage::LogFile::Recovered recovered;
+    auto log = storage::LogFile::Open(node_, &recovered, codec);
+    ASSERT_TRUE(log.ok());
+    std::vector<raftkv::raft::Entry> entries;
+    for (uint64_t i = 1; i <= 8; ++i) entries.push_back({2, i, raftkv::raft::EntryType::kNoop, {}});
+    ASSERT_TRUE((*log)->Append(entries).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+    ASSERT_TRUE((*log)->Rewrite(3, 2, 8).ok());
+  }
+  Output out = RunInspect(node_ + " --all");
+  EXPECT_EQ(out.exit_code, 0) << out.text;
+  EXPECT_NE(out.text.find("snapshot.txt  up to index 5 (term 2), 1 keys, 0 sessions"),
+            std::string::npos)
+      << out.text;
+  EXPECT_NE(out.text.find("KEY greeting hello%20world 1"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("5 entries from index 4"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("     8  NO-OP 2"), std::string::npos) << out.text;
+  std::string bytes;
+  {
+    std::ifstream file(node_ + "/snapshot.txt");
+    bytes.assign(std::istreambuf_iterator<char>(file), {});
+  }
+  bytes[bytes.find("hello")] = 'j';
+  Write("snapshot.txt", bytes);
+  out = RunInspect(node_);
+  EXPECT_EQ(out.exit_code, 1) << out.text;
+  EXPECT_NE(out.text.find("snapshot.txt:3: checksum mismatch"), std::string::npos) << out.text;
 }
 
 }  // namespace
