@@ -45,44 +45,36 @@ bool Inspect(const std::string& dir, bool all) {
 
   // The snapshot, checked whole as the node loads it (docs/file-formats.md, snapshot.txt).
   raftkv::raft::SnapshotMeta snapshot;
-  {
-    raftkv::kv::KvStateMachine::SnapshotLoader loader;
-    std::vector<std::string> lines;
-    absl::StatusOr<raftkv::raft::SnapshotMeta> read = raftkv::storage::ReadSnapshot(
-        raftkv::storage::PosixEnv(), dir + "/" + raftkv::storage::kSnapshotFile,
-        [&](std::string_view fields) { return loader.Header(fields); },
-        [&](std::string_view line) {
-          if (all) lines.emplace_back(line);
-          return loader.Line(line);
-        });
-    absl::StatusOr<std::unique_ptr<raftkv::kv::KvStateMachine>> kv =
-        read.ok() ? loader.Finish() : read.status();
-    if (!kv.ok() && !absl::IsNotFound(kv.status())) {
-      std::printf("  ERROR %s\n", std::string(kv.status().message()).c_str());
+  std::vector<std::string> lines;
+  absl::StatusOr<raftkv::node::LoadedSnapshot> loaded = raftkv::node::LoadSnapshot(
+      raftkv::storage::PosixEnv(), dir + "/" + raftkv::storage::kSnapshotFile,
+      [&](std::string_view line) {
+        if (all) lines.emplace_back(line);
+      });
+  if (!loaded.ok() && !absl::IsNotFound(loaded.status())) {
+    std::printf("  ERROR %s\n", std::string(loaded.status().message()).c_str());
+    return false;
+  }
+  if (loaded.ok()) {
+    snapshot = loaded->meta;
+    std::printf(
+        "  snapshot.txt  up to index %llu (term %llu), %zu keys, %zu sessions, %llu bytes\n",
+        static_cast<unsigned long long>(snapshot.index),
+        static_cast<unsigned long long>(snapshot.term), loaded->kv->size(),
+        loaded->kv->session_count(), static_cast<unsigned long long>(snapshot.bytes));
+    for (const std::string& line : lines) std::printf("    %s\n", line.c_str());
+    if (snapshot.term > metadata->term) {
+      std::printf("  ERROR snapshot.txt holds term %llu, newer than metadata.txt's term %llu\n",
+                  static_cast<unsigned long long>(snapshot.term),
+                  static_cast<unsigned long long>(metadata->term));
       return false;
-    }
-    if (kv.ok()) {
-      snapshot = *read;
-      std::printf(
-          "  snapshot.txt  up to index %llu (term %llu), %zu keys, %zu sessions, %llu bytes\n",
-          static_cast<unsigned long long>(snapshot.index),
-          static_cast<unsigned long long>(snapshot.term), (*kv)->size(), (*kv)->session_count(),
-          static_cast<unsigned long long>(snapshot.bytes));
-      for (const std::string& line : lines) std::printf("    %s\n", line.c_str());
     }
   }
 
-  // The node's own recovery rules (docs/file-formats.md, Recovery), without changing anything.
+  // The node's own recovery rules (docs/file-formats.md, Recovery), in its order, without changing
+  // anything: the log against the snapshot, then against metadata.txt.
   absl::StatusOr<raftkv::storage::LogFile::Recovered> log =
       raftkv::storage::LogFile::Read(dir, raftkv::node::kCommandCodec);
-  if (log.ok()) {
-    if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
-            dir, *metadata, log->base_index + log->entries.size(), log->missing,
-            metadata_checksummed);
-        !status.ok()) {
-      log = status;
-    }
-  }
   if (!log.ok()) {
     std::printf("  ERROR %s\n", std::string(log.status().message()).c_str());
     return false;
@@ -95,6 +87,9 @@ bool Inspect(const std::string& dir, bool all) {
       std::printf(
           "  note: logs.txt does not hold the snapshot's last entry (a crash while installing a "
           "leader's snapshot); the node starts from the snapshot with an empty log\n");
+      log->entries.clear();
+      log->base_index = snapshot.index;
+      log->base_term = snapshot.term;
       break;
     case raftkv::raft::LogVsSnapshot::kGap:
       std::printf(
@@ -103,6 +98,13 @@ bool Inspect(const std::string& dir, bool all) {
           static_cast<unsigned long long>(log->base_index),
           static_cast<unsigned long long>(snapshot.index));
       return false;
+  }
+  if (absl::Status status = raftkv::storage::CheckLogAgainstMetadata(
+          dir, *metadata, log->base_index + log->entries.size(), log->missing,
+          metadata_checksummed);
+      !status.ok()) {
+    std::printf("  ERROR %s\n", std::string(status.message()).c_str());
+    return false;
   }
   size_t noops = 0, opens = 0;
   std::set<uint64_t> sessions;  // every session opened or (legacy) named

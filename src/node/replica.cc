@@ -63,27 +63,26 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   // is refused whole (ReadSnapshot checks everything before the state is used).
   raft::SnapshotMeta snapshot;
   std::unique_ptr<kv::KvStateMachine> loaded;
-  {
-    kv::KvStateMachine::SnapshotLoader loader;
-    absl::StatusOr<raft::SnapshotMeta> meta = storage::ReadSnapshot(
-        env, options.dir + "/" + storage::kSnapshotFile,
-        [&](std::string_view fields) { return loader.Header(fields); },
-        [&](std::string_view line) { return loader.Line(line); });
-    if (meta.ok()) {
-      absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> kv = loader.Finish();
-      if (!kv.ok()) return kv.status();
-      if (meta->cluster_size != options.raft.cluster_size) {
-        return absl::FailedPreconditionError(
-            options.dir + "/snapshot.txt was taken in a cluster of " +
-            std::to_string(meta->cluster_size) + " nodes, this node is configured with " +
-            std::to_string(options.raft.cluster_size) +
-            ": start it with its own cluster's addresses");
-      }
-      snapshot = *meta;
-      loaded = std::move(*kv);
-    } else if (!absl::IsNotFound(meta.status())) {
-      return meta.status();
+  absl::StatusOr<LoadedSnapshot> own =
+      LoadSnapshot(env, options.dir + "/" + storage::kSnapshotFile);
+  if (own.ok()) {
+    if (own->meta.cluster_size != options.raft.cluster_size) {
+      return absl::FailedPreconditionError(
+          options.dir + "/snapshot.txt was taken in a cluster of " +
+          std::to_string(own->meta.cluster_size) + " nodes, this node is configured with " +
+          std::to_string(options.raft.cluster_size) +
+          ": start it with its own cluster's addresses");
     }
+    snapshot = own->meta;
+    loaded = std::move(own->kv);
+  } else if (absl::IsDataLoss(own.status())) {
+    return absl::DataLossError(
+        std::string(own.status().message()) +
+        " and was not loaded; the node changes nothing. Restore this node's directory from a "
+        "backup; if there is none, and every other node is intact, move the directory aside and "
+        "start the node empty: it catches up from the leader (docs/file-formats.md, Recovery)");
+  } else if (!absl::IsNotFound(own.status())) {
+    return own.status();
   }
   absl::StatusOr<storage::LogFile::Recovered> recovered =
       storage::LogFile::Read(options.dir, kCommandCodec, env);

@@ -43,6 +43,18 @@ namespace raftkv::node {
 // logs.txt writes commands as kv spells them (kv/command_text.h).
 inline constexpr storage::EntryCodec kCommandCodec{&kv::FormatCommandText, &kv::ParseCommandText};
 
+// A snapshot file read and checked whole, and the state it holds (shared with nothing yet).
+struct LoadedSnapshot {
+  raft::SnapshotMeta meta;
+  std::unique_ptr<kv::KvStateMachine> kv;
+};
+// Reads `path` (storage/snapshot_file.h) into a fresh state machine: DataLoss naming the file and
+// line when it is damaged, NotFound when absent, another error when it cannot be read. `on_line`,
+// if given, sees every line of state (raftkv-inspect --all prints them).
+absl::StatusOr<LoadedSnapshot> LoadSnapshot(
+    storage::Env* env, const std::string& path,
+    const std::function<void(std::string_view line)>& on_line = nullptr);
+
 // The answer to a client request.
 struct ClientResult {
   enum class Kind {

@@ -9,6 +9,25 @@
 
 namespace raftkv::node {
 
+absl::StatusOr<LoadedSnapshot> LoadSnapshot(
+    storage::Env* env, const std::string& path,
+    const std::function<void(std::string_view line)>& on_line) {
+  kv::KvStateMachine::SnapshotLoader loader;
+  absl::StatusOr<raft::SnapshotMeta> meta = storage::ReadSnapshot(
+      env, path, [&](std::string_view fields) { return loader.Header(fields); },
+      [&](std::string_view line) {
+        if (on_line) on_line(line);
+        return loader.Line(line);
+      });
+  if (!meta.ok()) return meta.status();
+  absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> kv = loader.Finish();
+  if (!kv.ok()) {
+    return absl::DataLossError(path + ": " + std::string(kv.status().message()) +
+                               ": the snapshot is damaged");
+  }
+  return LoadedSnapshot{*meta, std::move(*kv)};
+}
+
 void Replica::MaybeTakeSnapshot() {
   if (options_.snapshot_entries <= 0) return;
   const LogIndex applied = core_->applied_index();
@@ -101,25 +120,19 @@ void Replica::WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chun
 void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint now) {
   incoming_.reset();
   const std::string path = SnapshotPath() + ".incoming";
-  kv::KvStateMachine::SnapshotLoader loader;
-  absl::StatusOr<raft::SnapshotMeta> read = storage::ReadSnapshot(
-      env_, path, [&](std::string_view fields) { return loader.Header(fields); },
-      [&](std::string_view line) { return loader.Line(line); });
-  absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> loaded =
-      read.ok() ? loader.Finish() : read.status();
-  if (loaded.ok() && *read != meta) {
-    loaded =
-        absl::DataLossError("the received file describes snapshot " + std::to_string(read->index) +
-                            "/" + std::to_string(read->term) + ", not the one announced");
+  absl::StatusOr<LoadedSnapshot> loaded = LoadSnapshot(env_, path);
+  if (loaded.ok() && loaded->meta != meta) {
+    loaded = absl::DataLossError("the received file describes snapshot " +
+                                 std::to_string(loaded->meta.index) + "/" +
+                                 std::to_string(loaded->meta.term) + ", not the one announced");
   }
-  if (!loaded.ok() && !absl::IsDataLoss(loaded.status()) &&
-      !absl::IsInvalidArgument(loaded.status())) {
+  if (!loaded.ok() && !absl::IsDataLoss(loaded.status())) {
     return Fatal(loaded.status());  // this node cannot read its own disk: not the leader's fault
   }
   if (!loaded.ok()) {
-    // Another process's fault (or the link's): refused, and the leader starts over.
-    Record("WARNING a snapshot received from the leader was refused: " +
-           std::string(loaded.status().message()));
+    // Another process's fault (or the link's): discarded, and the leader sends it again.
+    Record("WARNING a snapshot received from the leader failed its check and was discarded (" +
+           std::string(loaded.status().message()) + "); the leader sends it again");
     if (absl::Status s = env_->DeleteFile(path); !s.ok()) return Fatal(s);
     core_->SnapshotInstalled(false, now);
     return;
@@ -128,7 +141,7 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
   if (absl::Status s = env_->SyncDir(options_.dir); !s.ok()) return Fatal(s);
   {
     WriterLock lock(&kv_mu_);
-    kv_ = std::move(**loaded);
+    kv_ = std::move(*loaded->kv);
   }
   applied_log_time_at_ = now;
   core_->SnapshotInstalled(true, now);

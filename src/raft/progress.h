@@ -56,6 +56,7 @@ struct Progress {
   uint64_t snapshot_sent = 0;
   uint64_t snapshot_acked = 0;
   TimePoint snapshot_moved_at{};
+  TimePoint snapshot_reply_echo{};  // the newest chunk send time a reply echoed
 
   // Whether another AppendEntries carrying entries may leave now.
   bool CanSend(int max_inflight) const {
@@ -113,17 +114,22 @@ struct Progress {
     snapshot = meta;
     snapshot_sent = snapshot_acked = 0;
     snapshot_moved_at = now;
+    snapshot_reply_echo = TimePoint{};
   }
-  // The follower holds `received` bytes of the snapshot. The same as before is no news (an
-  // answer to a heartbeat chunk, or to chunks behind a lost one, which SnapshotStalled resends);
-  // less means the follower started over: send from there.
-  void SnapshotReceived(uint64_t received, TimePoint now) {
+  // The follower holds `received` bytes of the snapshot, says a reply to the chunk sent at
+  // `echoed_sent_at`. The same as before is no news (an answer to a heartbeat chunk, or to chunks
+  // behind a lost one, which SnapshotStalled resends); less, in a reply newer than every one
+  // before, means the follower started over: send from there. (Chunks and replies are separate
+  // calls that may overtake each other: an older reply saying less is only late.)
+  void SnapshotReceived(uint64_t received, TimePoint echoed_sent_at, TimePoint now) {
     received = std::min(received, snapshot.bytes);
+    const bool newest = echoed_sent_at >= snapshot_reply_echo;
+    snapshot_reply_echo = std::max(snapshot_reply_echo, echoed_sent_at);
     if (received > snapshot_acked) {
       snapshot_acked = received;
       snapshot_sent = std::max(snapshot_sent, received);
       snapshot_moved_at = now;
-    } else if (received < snapshot_acked) {
+    } else if (received < snapshot_acked && newest) {
       snapshot_acked = received;
       snapshot_sent = received;
     }

@@ -88,8 +88,12 @@ void RaftNode::ExpireStalledAppends(TimePoint now) {
     if (peer == config_.id) continue;
     Progress& progress = progress_[peer];
     if (progress.Stalled(now, patience)) progress.BecomeProbe();
-    // A transfer whose chunks or replies were lost resumes from what the follower holds.
-    if (progress.SnapshotStalled(now, patience)) progress.ResendSnapshotFromAcked(now);
+    // A transfer whose chunks or replies were lost resumes from what the follower holds. Its
+    // chunks are large and each is a call with an RPC deadline of election_timeout_min: resend
+    // only once those have run out, never on top of chunks still arriving.
+    if (progress.SnapshotStalled(now, 2 * config_.election_timeout_min)) {
+      progress.ResendSnapshotFromAcked(now);
+    }
   }
 }
 

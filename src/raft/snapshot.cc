@@ -189,7 +189,7 @@ void RaftNode::HandleInstallSnapshotReply(const Message& message, TimePoint now)
       reply.snapshot_index != progress.snapshot.index) {
     return;  // about a transfer we are no longer making
   }
-  progress.SnapshotReceived(reply.received, now);
+  progress.SnapshotReceived(reply.received, reply.echoed_sent_at, now);
   SendSnapshotChunks(message.from, now);
 }
 

@@ -69,12 +69,8 @@ absl::StatusOr<SnapshotMeta> ReadSnapshot(
     const std::function<absl::Status(std::string_view header_fields)>& on_header,
     const std::function<absl::Status(std::string_view line)>& on_line) {
   auto damaged = [&](uint64_t line_number, const std::string& why) {
-    return absl::DataLossError(
-        path + ":" + std::to_string(line_number) + ": " + why +
-        ": the snapshot is damaged and was not loaded, and the node changes nothing. Restore this "
-        "node's directory from a backup; if there is none, and every other node is intact, move "
-        "the directory aside and start the node empty: it catches up from the leader "
-        "(docs/file-formats.md, Recovery)");
+    return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + why +
+                               ": the snapshot is damaged");
   };
   uint64_t offset = 0;
   std::string pending;  // bytes read; those before `pos` are consumed

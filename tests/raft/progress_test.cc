@@ -122,10 +122,25 @@ TEST(Progress, SnapshotTransferRewindsOnlyWhenTheFollowerStartedOver) {
     p.StartSnapshot(SnapshotMeta{10, 2, 3, 400}, At(0));
     p.snapshot_acked = c.acked_before;
     p.snapshot_sent = c.sent_before;
-    p.SnapshotReceived(c.received, At(1));
+    p.SnapshotReceived(c.received, At(1), At(1));
     EXPECT_EQ(p.snapshot_acked, c.acked_after) << c.received;
     EXPECT_EQ(p.snapshot_sent, c.sent_after) << c.received;
   }
+}
+
+// Chunks and their replies are separate calls that may overtake each other: a reply to an older
+// chunk saying less than a newer one acknowledged is late, not a follower starting over.
+TEST(Progress, ALateSnapshotReplyDoesNotRewindTheTransfer) {
+  Progress p;
+  p.StartSnapshot(SnapshotMeta{10, 2, 3, 400}, At(0));
+  p.snapshot_sent = 400;
+  p.SnapshotReceived(300, At(3), At(4));  // the reply to the chunk sent at 3
+  p.SnapshotReceived(100, At(1), At(5));  // the reply to the chunk sent at 1, overtaken
+  EXPECT_EQ(p.snapshot_acked, 300u);
+  EXPECT_EQ(p.snapshot_sent, 400u);
+  p.SnapshotReceived(0, At(6), At(7));  // a newer reply: the follower started over
+  EXPECT_EQ(p.snapshot_acked, 0u);
+  EXPECT_EQ(p.snapshot_sent, 0u);
 }
 
 }  // namespace
