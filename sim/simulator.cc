@@ -40,6 +40,7 @@ Simulator::Simulator(const SimOptions& options)
       clients_(options.clients) {
   if (session_rng_.Chance(0.3)) max_sessions_ = std::max(1, options.clients - 1);
   Rng snapshot_rng(options.seed ^ 0x54a950075a9ULL);
+  snapshot_worker_rng_ = Rng(options.seed ^ 0x3a0c4e7b1d2ULL);
   if (snapshot_rng.Chance(0.7)) {
     snapshot_entries_ = snapshot_rng.Between(2, 40);
     snapshot_keep_entries_ = snapshot_rng.Between(0, 8);
@@ -313,6 +314,11 @@ void Simulator::StartNode(NodeId id) {
   options.session_idle_timeout = std::chrono::seconds(1);
   options.snapshot_entries = snapshot_entries_;
   options.snapshot_keep_entries = snapshot_keep_entries_;
+  // Written at once, reported up to a few turns later: the node takes turns (and may crash, or
+  // install a leader's snapshot) while a snapshot is being written, as the server's forked
+  // writer lets it.
+  options.snapshot_worker = std::make_shared<node::InlineSnapshotWorker>(
+      [this] { return static_cast<int>(snapshot_worker_rng_.Between(0, 4)); });
   options.clock = [this, id] { return LocalNow(id); };
   options.on_fatal = [this, id](const absl::Status& status) {
     // After the power went mid-turn, the disk ignores writes: what the node then reads back is

@@ -232,6 +232,7 @@ class Simulator {
   // restarts from a snapshot happen under every fault): ReplicaOptions::snapshot_entries, _keep_.
   int64_t snapshot_entries_ = 0;
   int64_t snapshot_keep_entries_ = 0;
+  Rng snapshot_worker_rng_{0};  // how many turns a snapshot takes to be written
   SimNetwork network_;
   SafetyChecker checker_;
   std::vector<Node> nodes_;

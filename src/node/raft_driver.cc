@@ -7,6 +7,8 @@
 #include <future>
 #include <random>
 
+#include "node/fork_snapshot_worker.h"
+
 namespace raftkv::node {
 
 // The test-only slow disk (TestingOptions::fsync_delay): the real file system, with every sync
@@ -112,6 +114,7 @@ absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& 
   options.session_idle_timeout = config.session_idle_timeout;
   options.snapshot_entries = config.snapshot_entries;
   options.snapshot_keep_entries = config.snapshot_keep_entries;
+  options.snapshot_worker = std::make_shared<ForkSnapshotWorker>();
   options.clock = [clock] { return clock.Now(); };
   options.on_fatal = [raw = driver.get()](const absl::Status& status) {
     (void)raw->events_->Flush();

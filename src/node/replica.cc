@@ -12,6 +12,8 @@ namespace {
 
 // How often the replica looks for client requests past their answer_by.
 constexpr Duration kOverdueSweep = std::chrono::milliseconds(10);
+// How often, at the least, it asks whether the snapshot being written is done.
+constexpr Duration kSnapshotPoll = std::chrono::milliseconds(20);
 
 const char* RefusalText(raft::ReadRefusal refusal) {
   switch (refusal) {
@@ -156,7 +158,9 @@ Replica::Replica(ReplicaOptions options, storage::Env* env, PeerTransport* trans
       observer_(observer),
       log_(std::move(log)),
       core_(std::move(core)),
-      saved_(saved) {}
+      saved_(saved),
+      snapshot_worker_(options_.snapshot_worker ? options_.snapshot_worker
+                                                : std::make_shared<InlineSnapshotWorker>()) {}
 
 void Replica::Record(const std::string& statement) {
   if (events_ != nullptr) events_->Record(statement);
@@ -272,6 +276,36 @@ void Replica::Get(std::string key, ClientCallback done, TimePoint answer_by, Tim
   }
 }
 
+void Replica::SaveSnapshot(ClientCallback done, TimePoint answer_by, TimePoint now) {
+  if (failed_) return done(ClientResult::ShuttingDown());
+  // The lease read's rule: a leader whose lease holds has applied, or will apply up to
+  // read_index, every write acknowledged before now by anyone.
+  const raft::LeaseReadResult read = core_->LeaseRead(now);
+  if (!read.ok()) {
+    const bool not_leader = read.refusal == raft::ReadRefusal::kNotLeader;
+    return done(ClientResult::Rejected(
+        not_leader ? ClientResult::Reason::kNotLeader : ClientResult::Reason::kRetryLater,
+        RefusalText(read.refusal), read.leader_hint));
+  }
+  if (core_->snapshot().index >= read.read_index) {
+    ClientResult result = ClientResult::Ok(std::nullopt, options_.raft.id);
+    result.snapshot = core_->snapshot();
+    return done(result);
+  }
+  if (snapshot_waiters_.size() >= kMaxSnapshotWaiters) {
+    return done(ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                       "too many snapshot requests waiting; retry later",
+                                       core_->leader_id()));
+  }
+  snapshot_waiters_.emplace(read.read_index, SnapshotWaiter{std::move(done), answer_by});
+}
+
+void Replica::FailSnapshotWaiters(const std::string& why) {
+  AnswerDue(snapshot_waiters_, TimePoint::max(),
+            ClientResult::Rejected(ClientResult::Reason::kRetryLater, why + "; retry",
+                                   core_->leader_id()));
+}
+
 NodeStatus Replica::Status(TimePoint now) const {
   return NodeStatus{options_.raft.id,
                     core_->role(),
@@ -288,10 +322,11 @@ NodeStatus Replica::Status(TimePoint now) const {
 
 void Replica::Process(TimePoint now) {
   if (failed_) return;
+  last_turn_ = now;
   core_->Tick(now);
   ProcessReadies(now);
   if (failed_) return;
-  MaybeTakeSnapshot();
+  MaybeTakeSnapshot(now);
   if (failed_) return;
   PublishReadWindow();
   AnswerOverdue(now);
@@ -299,9 +334,13 @@ void Replica::Process(TimePoint now) {
 
 TimePoint Replica::NextWake() const {
   if (failed_) return TimePoint::max();
-  const bool clients_waiting = !pending_sets_.empty() || !waiting_reads_.empty();
-  return clients_waiting ? std::min(core_->NextDeadline(), next_overdue_sweep_)
-                         : core_->NextDeadline();
+  const bool clients_waiting =
+      !pending_sets_.empty() || !waiting_reads_.empty() || !snapshot_waiters_.empty();
+  TimePoint wake = clients_waiting ? std::min(core_->NextDeadline(), next_overdue_sweep_)
+                                   : core_->NextDeadline();
+  // A snapshot being written is finished by the first turn after its worker is done.
+  if (snapshot_writing_) wake = std::min(wake, last_turn_ + kSnapshotPoll);
+  return wake;
 }
 
 void Replica::ProcessReadies(TimePoint now) {
@@ -526,7 +565,7 @@ void Replica::PublishReadWindow() {
 void Replica::AnswerOverdue(TimePoint now) {
   if (now < next_overdue_sweep_) return;
   next_overdue_sweep_ = now + kOverdueSweep;
-  if (pending_sets_.empty() && waiting_reads_.empty()) return;
+  if (pending_sets_.empty() && waiting_reads_.empty() && snapshot_waiters_.empty()) return;
   // A SET may still commit (and is then applied once): never claim it failed.
   AnswerDue(pending_sets_, now,
             ClientResult::Unknown(
@@ -536,6 +575,11 @@ void Replica::AnswerOverdue(TimePoint now) {
             ClientResult::Rejected(ClientResult::Reason::kRetryLater,
                                    "state machine not caught up before the client's deadline; "
                                    "retry",
+                                   core_->leader_id()));
+  AnswerDue(snapshot_waiters_, now,
+            ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                   "the snapshot was not written before the client's deadline; "
+                                   "retry with a longer timeout",
                                    core_->leader_id()));
 }
 
@@ -552,6 +596,10 @@ void Replica::Shutdown() {
   published_window_.reset();
   FailPending("node shutting down");
   AnswerDue(waiting_reads_, TimePoint::max(), ClientResult::ShuttingDown());
+  AnswerDue(snapshot_waiters_, TimePoint::max(), ClientResult::ShuttingDown());
+  // A snapshot still being written is abandoned; recovery deletes its file.
+  snapshot_worker_->Cancel();
+  snapshot_writing_.reset();
   for (auto& [peer, slots] : reply_slots_) {
     for (ReplyFn& reply : slots) reply(std::nullopt);
   }

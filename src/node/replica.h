@@ -33,6 +33,7 @@
 #include "common/mutex.h"
 #include "kv/command_text.h"
 #include "kv/kv_state_machine.h"
+#include "node/snapshot_worker.h"
 #include "raft/raft_node.h"
 #include "storage/env.h"
 #include "storage/log_file.h"
@@ -95,6 +96,9 @@ struct ClientResult {
   std::string error;
   NodeId leader_hint = kNoNode;
   uint64_t client_id = 0;  // OpenSession: the new session's id
+  // SaveSnapshot: the snapshot now in snapshot.txt (or a newer one), which holds every write
+  // acknowledged before the request.
+  std::optional<raft::SnapshotMeta> snapshot = std::nullopt;
 };
 using ClientCallback = std::function<void(const ClientResult&)>;
 // The answer to a peer's request (RequestVote, AppendEntries) that came as an RPC: the core's
@@ -165,6 +169,9 @@ struct ReplicaOptions {
   // little (they then catch up by entries, not by a whole snapshot).
   int64_t snapshot_entries = 0;
   int64_t snapshot_keep_entries = 5000;
+  // Writes snapshot files outside the turn (node/snapshot_worker.h). Null: written within the
+  // turn that starts it (InlineSnapshotWorker).
+  std::shared_ptr<SnapshotWorker> snapshot_worker;
   // The node's monotonic clock, read by TryLeaseRead (from any thread).
   std::function<TimePoint()> clock;
   // Called when this node can no longer keep its own promises (a file it cannot write, a
@@ -199,6 +206,12 @@ class Replica {
   // The slow path of a GET (after TryLeaseRead declined): refuses, redirects, serves, or waits for
   // the state machine to reach the read index.
   void Get(std::string key, ClientCallback done, TimePoint answer_by, TimePoint now);
+  // Backup: answers `done` with a snapshot in snapshot.txt that holds every write acknowledged
+  // before this call — the current one if it does, else one taken for it once the state machine
+  // has applied the lease read index. Leader only (a follower may lag), like a GET; refused with
+  // kRetryLater when kMaxSnapshotWaiters are already waiting.
+  void SaveSnapshot(ClientCallback done, TimePoint answer_by, TimePoint now);
+  static constexpr size_t kMaxSnapshotWaiters = 16;
   NodeStatus Status(TimePoint now) const;
   // Starts an election now (RaftNode::Campaign).
   void Campaign(TimePoint now) {
@@ -274,10 +287,19 @@ class Replica {
   void Record(const std::string& statement);
   // Snapshots (node/replica_snapshot.cc).
   std::string SnapshotPath() const { return options_.dir + "/" + storage::kSnapshotFile; }
-  // Takes a snapshot once snapshot_entries were applied since the last.
-  void MaybeTakeSnapshot();
-  // Writes the applied state to `snapshot.txt.tmp`; nullopt after Fatal.
-  std::optional<raft::SnapshotMeta> WriteSnapshot();
+  // Finishes the snapshot being written once its worker is done; starts one once
+  // snapshot_entries were applied since the last, or a SaveSnapshot waits for one.
+  void MaybeTakeSnapshot(TimePoint now);
+  void StartSnapshot(TimePoint now);
+  void FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now);
+  // The worker's job: writes the state machine, as it is when the job starts, to
+  // `snapshot.txt.tmp` and returns its size. Reads kv_ without the lock: the job runs either on
+  // the owner (the only writer) or in a forked child (one thread).
+  absl::StatusOr<uint64_t> WriteSnapshotFile(const raft::SnapshotMeta& meta,
+                                             bool sessions) const ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Answers the SaveSnapshot waiters that `taken` satisfies.
+  void AnswerSnapshotWaiters(const raft::SnapshotMeta& taken);
+  void FailSnapshotWaiters(const std::string& why);
   // Makes the written snapshot snapshot.txt and lets the log go up to it (minus the tail).
   void CompleteSnapshot(const raft::SnapshotMeta& meta);
   // Follower: writes received chunks; after Advance, checks and installs the snapshot.
@@ -303,6 +325,7 @@ class Replica {
   // What metadata.txt holds. Invariant: saved_.commit_index <= the durable log's last index.
   raft::HardState saved_;
   TimePoint commit_saved_at_{};
+  TimePoint last_turn_{};  // the `now` of the last Process
   TimePoint next_overdue_sweep_{};
   // Log time advances, between the OPEN-SESSION entries that carry it, at the rate of the clock
   // of whoever proposes the next one: a leader stamps the log time it last applied plus the time
@@ -314,6 +337,20 @@ class Replica {
   bool failed_ = false;
   // The snapshot being received from a leader (snapshot.txt.incoming), open while chunks come.
   std::unique_ptr<storage::WritableFile> incoming_;
+  std::shared_ptr<SnapshotWorker> snapshot_worker_;
+  // The snapshot the worker is writing to snapshot.txt.tmp (its bytes are not known yet).
+  // Invariant: nothing but the worker touches snapshot.txt.tmp while this is set.
+  std::optional<raft::SnapshotMeta> snapshot_writing_;
+  TimePoint snapshot_started_at_{};
+  Duration snapshot_start_pause_{};  // how long StartSnapshot held the turn
+  // After a snapshot could not be written, the next try waits until then.
+  TimePoint snapshot_retry_at_{};
+  struct SnapshotWaiter {
+    ClientCallback done;
+    TimePoint answer_by;
+  };
+  // SaveSnapshot requests by the index their snapshot must reach; at most kMaxSnapshotWaiters.
+  std::multimap<LogIndex, SnapshotWaiter> snapshot_waiters_;
 
   // Written by the owner only, read by it and by the fast path's callers.
   mutable SharedMutex kv_mu_;

@@ -28,34 +28,96 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(
   return LoadedSnapshot{*meta, std::move(*kv)};
 }
 
-void Replica::MaybeTakeSnapshot() {
-  if (options_.snapshot_entries <= 0) return;
+namespace {
+// How long a node whose snapshot could not be written waits before it tries again (meanwhile
+// the log only grows).
+constexpr Duration kSnapshotRetry = std::chrono::seconds(10);
+}  // namespace
+
+void Replica::MaybeTakeSnapshot(TimePoint now) {
+  if (snapshot_writing_) {
+    std::optional<absl::StatusOr<uint64_t>> written = snapshot_worker_->Poll();
+    if (!written) return;
+    FinishSnapshot(std::move(*written), now);
+    if (failed_) return;
+  }
   const LogIndex applied = core_->applied_index();
-  if (applied - core_->snapshot().index < static_cast<uint64_t>(options_.snapshot_entries)) return;
-  if (std::optional<raft::SnapshotMeta> meta = WriteSnapshot()) CompleteSnapshot(*meta);
+  if (applied == 0 || applied <= core_->snapshot().index || now < snapshot_retry_at_) return;
+  const bool due =
+      options_.snapshot_entries > 0 &&
+      applied - core_->snapshot().index >= static_cast<uint64_t>(options_.snapshot_entries);
+  const bool awaited = !snapshot_waiters_.empty() && snapshot_waiters_.begin()->first <= applied;
+  if (due || awaited) StartSnapshot(now);
 }
 
-std::optional<raft::SnapshotMeta> Replica::WriteSnapshot() {
+void Replica::StartSnapshot(TimePoint now) {
   const LogIndex index = core_->applied_index();
-  if (index == 0 || index <= core_->snapshot().index) return std::nullopt;
-  raft::SnapshotMeta meta{index, core_->log().TermAt(index), options_.raft.cluster_size, 0};
+  const raft::SnapshotMeta meta{index, core_->log().TermAt(index), options_.raft.cluster_size, 0};
   const bool sessions = !options_.raft.Injected(raft::InjectedBug::kSnapshotWithoutSessions);
-  ReaderLock lock(&kv_mu_);  // the owner is the only writer: this only keeps the analysis honest
+  // The job must not outlive this replica: Shutdown cancels it, and so does the destructor of
+  // the worker the owner keeps.
+  const TimePoint before = options_.clock ? options_.clock() : now;
+  absl::Status started =
+      snapshot_worker_->Start([this, meta, sessions] { return WriteSnapshotFile(meta, sessions); });
+  if (!started.ok()) return FinishSnapshot(started, now);
+  snapshot_writing_ = meta;
+  // What taking it cost this turn (the fork, for the server's worker): dump.txt says it when the
+  // snapshot is done.
+  snapshot_start_pause_ = (options_.clock ? options_.clock() : now) - before;
+  snapshot_started_at_ = now;
+}
+
+absl::StatusOr<uint64_t> Replica::WriteSnapshotFile(const raft::SnapshotMeta& meta,
+                                                    bool sessions) const {
   absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer = storage::SnapshotWriter::Create(
       env_, SnapshotPath() + ".tmp", meta, kv_.SnapshotHeaderFields(sessions));
-  if (!writer.ok()) {
-    Fatal(writer.status());
-    return std::nullopt;
-  }
+  if (!writer.ok()) return writer.status();
   absl::Status status = kv_.WriteSnapshotLines(
       [&](std::string_view line) { return (*writer)->AddLine(line); }, sessions);
-  absl::StatusOr<uint64_t> bytes = status.ok() ? (*writer)->Finish() : status;
-  if (!bytes.ok()) {
-    Fatal(bytes.status());
-    return std::nullopt;
+  if (!status.ok()) return status;
+  return (*writer)->Finish();
+}
+
+void Replica::FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now) {
+  std::optional<raft::SnapshotMeta> meta = snapshot_writing_;
+  snapshot_writing_.reset();
+  if (!written.ok()) {
+    // The node can go on without it (its log only grows): it says so and tries again later.
+    Record("WARNING could not write a snapshot (" + std::string(written.status().message()) +
+           "); the log keeps every entry until one is written; trying again in " +
+           std::to_string(kSnapshotRetry / std::chrono::seconds(1)) + " s");
+    (void)env_->DeleteFile(SnapshotPath() + ".tmp");  // absent or not: recovery deletes it too
+    snapshot_retry_at_ = now + kSnapshotRetry;
+    FailSnapshotWaiters("the snapshot could not be written: " +
+                        std::string(written.status().message()));
+    return;
   }
-  meta.bytes = *bytes;
-  return meta;
+  if (!meta) return;
+  meta->bytes = *written;
+  Record("snapshot at index " + std::to_string(meta->index) + " written in " +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::milliseconds>(now - snapshot_started_at_)
+                 .count()) +
+         " ms; starting it held the node for " +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::microseconds>(snapshot_start_pause_).count()) +
+         " us");
+  if (meta->index <= core_->snapshot().index) {
+    // A leader's newer snapshot was installed while this one was written: it is worth nothing.
+    if (absl::Status s = env_->DeleteFile(SnapshotPath() + ".tmp"); !s.ok()) return Fatal(s);
+    return;
+  }
+  CompleteSnapshot(*meta);
+}
+
+void Replica::AnswerSnapshotWaiters(const raft::SnapshotMeta& taken) {
+  ClientResult result = ClientResult::Ok(std::nullopt, options_.raft.id);
+  result.snapshot = taken;
+  while (!snapshot_waiters_.empty() && snapshot_waiters_.begin()->first <= taken.index) {
+    ClientCallback done = std::move(snapshot_waiters_.begin()->second.done);
+    snapshot_waiters_.erase(snapshot_waiters_.begin());
+    done(result);
+  }
 }
 
 void Replica::CompleteSnapshot(const raft::SnapshotMeta& meta) {
@@ -79,6 +141,7 @@ void Replica::CompleteSnapshot(const raft::SnapshotMeta& meta) {
     if (absl::Status s = cut_log(); !s.ok()) return Fatal(s);
   }
   core_->SnapshotTaken(meta, log_->BaseIndex());
+  AnswerSnapshotWaiters(meta);
   Record("snapshot taken at index " + std::to_string(meta.index) + " term " +
          std::to_string(meta.term) + " (" + std::to_string(meta.bytes) +
          " bytes); the log starts after " + std::to_string(log_->BaseIndex()));
@@ -153,6 +216,7 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
     return Fatal(s);
   }
   if (observer_ != nullptr) observer_->OnSnapshotInstalled(*core_, meta);
+  AnswerSnapshotWaiters(meta);  // it holds everything committed up to its index
   Record("installed a snapshot from the leader at index " + std::to_string(meta.index) + " term " +
          std::to_string(meta.term) + " (" + std::to_string(meta.bytes) + " bytes)");
 }

@@ -123,5 +123,93 @@ TEST(Replica, ReplicasWithDifferentLocalSessionLimitsApplyIdentically) {
   EXPECT_GT(outcomes["refused"], 0) << testing::PrintToString(outcomes);
 }
 
+// Backup (SaveSnapshot): the leader answers with a snapshot that holds every write acknowledged
+// before the request — here one it takes for the request, written over several turns while the
+// cluster keeps taking writes; a follower refuses (it may lag).
+TEST(Replica, SaveSnapshotAnswersWithASnapshotHoldingEveryAcknowledgedWrite) {
+  raft::testing::TestCluster cluster(3, nullptr, [](NodeId, ReplicaOptions& options) {
+    options.snapshot_entries = 0;  // none of its own: only the one asked for
+    options.snapshot_worker = std::make_shared<InlineSnapshotWorker>([] { return 5; });
+  });
+  const NodeId leader = cluster.ElectLeader();
+  LogIndex last_acknowledged = 0;
+  for (int i = 0; i < 5; ++i) {
+    const kv::SetCommand set{"k" + std::to_string(i), "v" + std::to_string(i), 0, 0};
+    const ClientResult written = Await(cluster, [&](ClientCallback done, TimePoint by) {
+      cluster.replica(leader).Set(set, std::move(done), by, cluster.now());
+    });
+    ASSERT_EQ(written.kind, ClientResult::Kind::kOk) << written.error;
+    last_acknowledged = cluster.node(leader).applied_index();
+  }
+  const NodeId follower = (leader + 1) % 3;
+  const ClientResult refused = Await(cluster, [&](ClientCallback done, TimePoint by) {
+    cluster.replica(follower).SaveSnapshot(std::move(done), by, cluster.now());
+  });
+  EXPECT_EQ(refused.reason, ClientResult::Reason::kNotLeader);
+  EXPECT_EQ(refused.leader_hint, leader);
+
+  const ClientResult saved = Await(cluster, [&](ClientCallback done, TimePoint by) {
+    cluster.replica(leader).SaveSnapshot(std::move(done), by, cluster.now());
+    // Writes go on while the snapshot is being written; they may or may not be in it.
+    cluster.replica(leader).Set(
+        {"later", "x", 0, 0}, [](const ClientResult&) {}, by, cluster.now());
+  });
+  ASSERT_EQ(saved.kind, ClientResult::Kind::kOk) << saved.error;
+  ASSERT_TRUE(saved.snapshot.has_value());
+  EXPECT_GE(saved.snapshot->index, last_acknowledged);
+  auto loaded =
+      LoadSnapshot(&cluster.disk(leader), "/test/node" + std::to_string(leader) + "/snapshot.txt");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->meta, *saved.snapshot);
+  for (int i = 0; i < 5; ++i) {
+    auto value = loaded->kv->Find("k" + std::to_string(i));
+    ASSERT_TRUE(value.has_value()) << i;
+    EXPECT_EQ(value->value, "v" + std::to_string(i));
+  }
+  // Asked again with nothing new applied: the same snapshot, at once.
+  cluster.Run(100);
+  const LogIndex applied = cluster.node(leader).applied_index();
+  const ClientResult again = Await(cluster, [&](ClientCallback done, TimePoint by) {
+    cluster.replica(leader).SaveSnapshot(std::move(done), by, cluster.now());
+  });
+  ASSERT_EQ(again.kind, ClientResult::Kind::kOk) << again.error;
+  EXPECT_GE(again.snapshot->index, applied);
+}
+
+// A snapshot is written while the node goes on: entries applied meanwhile stay in the log (they
+// are not in the snapshot), and a restart recovers the snapshot plus those entries.
+TEST(Replica, EntriesAppliedWhileASnapshotIsWrittenStayInTheLog) {
+  raft::testing::TestCluster cluster(3, nullptr, [](NodeId, ReplicaOptions& options) {
+    options.snapshot_entries = 4;
+    options.snapshot_keep_entries = 0;
+    options.snapshot_worker = std::make_shared<InlineSnapshotWorker>([] { return 30; });
+  });
+  const NodeId leader = cluster.ElectLeader();
+  for (int i = 0; i < 20; ++i) {
+    const kv::SetCommand set{"k" + std::to_string(i), "v" + std::to_string(i), 0, 0};
+    const ClientResult written = Await(cluster, [&](ClientCallback done, TimePoint by) {
+      cluster.replica(leader).Set(set, std::move(done), by, cluster.now());
+    });
+    ASSERT_EQ(written.kind, ClientResult::Kind::kOk) << written.error;
+  }
+  // Each write took fewer turns than a snapshot's window: the snapshot lags the applied index.
+  const raft::SnapshotMeta taken = cluster.node(leader).snapshot();
+  EXPECT_GT(taken.index, 0u);
+  EXPECT_LT(taken.index, cluster.node(leader).applied_index());
+  EXPECT_EQ(cluster.node(leader).log().BaseIndex(), taken.index);
+  const LogIndex applied = cluster.node(leader).applied_index();
+  cluster.Crash(leader);
+  cluster.Start(leader);
+  // Recovered from its own files: the snapshot, and after it every entry it had applied.
+  EXPECT_EQ(cluster.node(leader).snapshot(), taken);
+  EXPECT_GE(cluster.node(leader).log().LastIndex(), applied);
+  cluster.Run(2000);
+  for (int i = 0; i < 20; ++i) {
+    auto value = cluster.replica(leader).Find("k" + std::to_string(i));
+    ASSERT_TRUE(value.has_value()) << i;
+    EXPECT_EQ(value->value, "v" + std::to_string(i));
+  }
+}
+
 }  // namespace
 }  // namespace raftkv::node

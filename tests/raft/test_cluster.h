@@ -60,6 +60,7 @@ class TestCluster {
   const RaftNode& node(NodeId id) const { return nodes_[id].replica->core(); }
   node::Replica& replica(NodeId id) { return *nodes_[id].replica; }
   bool up(NodeId id) const { return nodes_[id].replica != nullptr; }
+  sim::SimDisk& disk(NodeId id) { return *nodes_[id].disk; }
   TimePoint now() const { return now_; }
   const std::vector<Entry>& applied(NodeId id) const { return nodes_[id].applied; }
   // From now on, keep every Ready the nodes' replicas carry out, for TakeReadies.
