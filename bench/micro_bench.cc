@@ -109,7 +109,7 @@ BENCHMARK(BM_StateMachineGet);
 // (the leader does one per follower per send; 64 entries here).
 void BM_RaftLogAppend(benchmark::State& state) {
   const std::string data = kv::EncodeSet({Key(1), kValue, 7, 1});
-  raft::RaftLog log({});
+  raft::RaftLog log;
   LogIndex index = 0;
   for (auto _ : state) {
     if (index == 100'000) {  // bounded memory however long it runs: start over

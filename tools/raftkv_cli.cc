@@ -94,6 +94,14 @@ int Run(int argc, char** argv) {
   set->add_option("key", key, "the key")->required();
   set->add_option("value", value, "the value")->required();
   CLI::App* status = app.add_subcommand("status", "show every node of the cluster as a table");
+  CLI::App* snapshot = app.add_subcommand("snapshot", "backups of the whole state");
+  std::string backup_path;
+  CLI::App* save = snapshot->add_subcommand(
+      "save",
+      "write to FILE a snapshot from the leader holding every write acknowledged so far "
+      "(start a new cluster from it with raftkv-node … --restore FILE)");
+  save->add_option("file", backup_path, "where to write it")->required();
+  snapshot->require_subcommand(1);
   app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);
@@ -130,6 +138,15 @@ int Run(int argc, char** argv) {
     absl::Status result = (*client)->Set(key, value);
     if (!result.ok()) return Fail(kFailed, std::string(result.message()));
     std::puts("OK");
+    return 0;
+  }
+  if (save->parsed()) {
+    absl::StatusOr<raftkv::client::SnapshotInfo> saved = (*client)->SaveSnapshot(backup_path);
+    if (!saved.ok()) return Fail(kFailed, std::string(saved.status().message()));
+    std::printf("saved snapshot at index %llu (term %llu, %llu bytes) from node %d to %s\n",
+                static_cast<unsigned long long>(saved->index),
+                static_cast<unsigned long long>(saved->term),
+                static_cast<unsigned long long>(saved->bytes), saved->node, backup_path.c_str());
     return 0;
   }
   if (status->parsed()) {

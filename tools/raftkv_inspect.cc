@@ -79,8 +79,9 @@ bool Inspect(const std::string& dir, bool all) {
     std::printf("  ERROR %s\n", std::string(log.status().message()).c_str());
     return false;
   }
-  switch (raftkv::raft::CompareLogToSnapshot(log->base_index, log->base_term, log->entries,
-                                             snapshot.index, snapshot.term)) {
+  const bool holds = raftkv::raft::LogHolds(log->base_index, log->base_term, log->entries,
+                                            snapshot.index, snapshot.term);
+  switch (raftkv::raft::CompareLogToSnapshot(log->base_index, holds, snapshot.index)) {
     case raftkv::raft::LogVsSnapshot::kContinues:
       break;
     case raftkv::raft::LogVsSnapshot::kSuperseded:

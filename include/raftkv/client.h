@@ -79,6 +79,14 @@ struct NodeStatus {
   int64_t lease_remaining_ms = 0;
 };
 
+// A backup written by SaveSnapshot.
+struct SnapshotInfo {
+  uint64_t index = 0;  // the last log entry it includes: every write acknowledged before the call
+  uint64_t term = 0;
+  uint64_t bytes = 0;
+  int node = -1;  // the leader that sent it
+};
+
 // Errors, by absl::StatusCode:
 //   kInvalidArgument   the request can never succeed (empty or too long key, too long value).
 //   kDeadlineExceeded  no success before the deadline; the message gives the last reason. A SET
@@ -107,6 +115,12 @@ class Client {
                 std::function<void(absl::Status)> done, CallOptions options = {});
   void GetAsync(std::string_view key, std::function<void(absl::StatusOr<GetResult>)> done,
                 CallOptions options = {});
+
+  // Backup (like etcdctl snapshot save): fetches from the leader a snapshot holding every write
+  // acknowledged before the call and writes it to `path` (snapshot.txt's format,
+  // docs/file-formats.md): first to `path`.part, checked whole and synced, then renamed, so `path`
+  // is never a partial file. A node started with --restore on it begins a new cluster from it.
+  absl::StatusOr<SnapshotInfo> SaveSnapshot(const std::string& path, CallOptions options = {});
 
   // Asks every node for its status, in parallel; `timeout` bounds the whole query.
   std::vector<NodeStatus> ClusterStatus(Millis timeout = Millis{1'000});

@@ -2,11 +2,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <future>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client/request_stream.h"
@@ -17,6 +23,7 @@
 #include "kv/kv_state_machine.h"
 #include "raftkv.grpc.pb.h"
 #include "rpc/grpc_callback_pin.h"
+#include "storage/snapshot_file.h"
 
 namespace raftkv::client {
 namespace {
@@ -111,6 +118,7 @@ class Client::Impl {
   }
 
   std::vector<NodeStatus> ClusterStatus(Millis timeout);
+  absl::StatusOr<SnapshotInfo> SaveSnapshot(const std::string& path, CallOptions call);
   int known_leader() const { return leader_.load(); }
   const std::vector<std::string>& addresses() const { return options_.addresses; }
 
@@ -418,6 +426,118 @@ std::vector<NodeStatus> Client::Impl::ClusterStatus(Millis timeout) {
     nodes.push_back(std::move(node));
   }
   return nodes;
+}
+
+namespace {
+
+// Receives one SaveSnapshot call from `stub` into `out`; sets *leader_id to the leader a node
+// names when it refuses.
+absl::StatusOr<SnapshotInfo> FetchSnapshot(KV::Stub& stub, Clock::time_point deadline,
+                                           std::FILE* out, std::string* leader_id) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + (deadline - Clock::now()));
+  SaveSnapshotArgs args;
+  const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
+  args.set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
+  std::unique_ptr<grpc::ClientReader<SnapshotPiece>> reader = stub.SaveSnapshot(&context, args);
+  SnapshotPiece piece;
+  SnapshotInfo info;
+  bool first = true;
+  uint64_t received = 0;
+  std::string refusal;
+  while (reader->Read(&piece)) {
+    if (first && piece.error_code() != ServeClientReply::NONE) {
+      refusal = piece.error();
+      *leader_id = piece.leader_id();
+      continue;
+    }
+    if (first) {
+      info.index = piece.index();
+      info.term = piece.term();
+      info.bytes = piece.total_bytes();
+    }
+    first = false;
+    const std::string& data = piece.data();
+    if (received + data.size() > info.bytes) {
+      context.TryCancel();
+      reader->Finish();
+      return absl::DataLossError("the node sent more bytes than the snapshot's size");
+    }
+    if (std::fwrite(data.data(), 1, data.size(), out) != data.size()) {
+      context.TryCancel();
+      reader->Finish();
+      return absl::UnavailableError(std::string("cannot write the backup: ") +
+                                    std::strerror(errno));
+    }
+    received += data.size();
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  if (!refusal.empty()) return absl::FailedPreconditionError(refusal);
+  if (first || received != info.bytes) {
+    return absl::UnavailableError("the snapshot ended after " + std::to_string(received) + " of " +
+                                  std::to_string(info.bytes) + " bytes");
+  }
+  return info;
+}
+
+}  // namespace
+
+absl::StatusOr<SnapshotInfo> Client::Impl::SaveSnapshot(const std::string& path, CallOptions call) {
+  const Clock::time_point deadline = Clock::now() + call.deadline.value_or(options_.deadline);
+  const std::string part = path + ".part";
+  absl::Status last = absl::UnavailableError("no node answered");
+  int target = leader_.load() >= 0 ? leader_.load() : 0;
+  for (int attempt = 0; Clock::now() < deadline; ++attempt) {
+    std::FILE* out = std::fopen(part.c_str(), "wb");
+    if (out == nullptr) {
+      return absl::InvalidArgumentError("cannot create " + part + ": " + std::strerror(errno));
+    }
+    std::string leader_id;
+    absl::StatusOr<SnapshotInfo> info =
+        FetchSnapshot(*stubs_[static_cast<size_t>(target)], deadline, out, &leader_id);
+    const int redirect = ParseNodeId(leader_id);
+    const bool synced = std::fflush(out) == 0 && fsync(fileno(out)) == 0;
+    std::fclose(out);
+    if (info.ok() && !synced) {
+      info = absl::UnavailableError("cannot write " + part + ": " + std::strerror(errno));
+    }
+    if (info.ok()) {
+      // Checked whole (checksum, line count, the state's own rules) before it takes the name.
+      absl::StatusOr<raftkv::storage::SnapshotMeta> meta = raftkv::storage::ReadSnapshot(
+          raftkv::storage::PosixEnv(), part, [](std::string_view) { return absl::OkStatus(); },
+          [](std::string_view) { return absl::OkStatus(); });
+      if (!meta.ok()) {
+        info = meta.status();
+      } else if (meta->index != info->index || meta->term != info->term) {
+        info = absl::DataLossError("the file received names another snapshot than announced");
+      }
+    }
+    if (info.ok()) {
+      if (std::rename(part.c_str(), path.c_str()) != 0) {
+        return absl::UnavailableError("cannot rename " + part + " to " + path + ": " +
+                                      std::strerror(errno));
+      }
+      info->node = target;
+      NoteLeader(target);
+      return info;
+    }
+    std::remove(part.c_str());
+    last = info.status();
+    // To the leader named, else the next node. A pause when the leader itself asked to retry
+    // later, and once every node was tried, so a cluster without a leader is not hammered.
+    const int nodes = static_cast<int>(stubs_.size());
+    const bool pause = redirect == target || (redirect < 0 && attempt % nodes == nodes - 1);
+    if (redirect < 0) target = (target + 1) % nodes;
+    if (redirect >= 0) target = redirect;
+    if (pause) std::this_thread::sleep_for(options_.backoff_max);
+  }
+  return absl::DeadlineExceededError("no snapshot before the deadline; last: " +
+                                     std::string(last.message()));
+}
+
+absl::StatusOr<SnapshotInfo> Client::SaveSnapshot(const std::string& path, CallOptions options) {
+  return impl_->SaveSnapshot(path, options);
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {

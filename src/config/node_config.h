@@ -65,6 +65,8 @@ struct NodeConfig {
   raft::RaftConfig raft;           // id and cluster_size come from the command line
   std::vector<std::string> nodes;  // [cluster] NODES; empty when not given
   std::string data_dir = "data";
+  // This node's own directory: logs.txt, metadata.txt, snapshot.txt, dump.txt.
+  std::string node_dir() const { return data_dir + "/logs_node_" + std::to_string(raft.id); }
   Verbosity verbosity = Verbosity::kNormal;
   bool log_to_stdout = true;
   int64_t dump_max_bytes = 64 << 20;

@@ -75,7 +75,7 @@ class RaftDriver::SlowDisk : public storage::Env {
 absl::StatusOr<std::unique_ptr<RaftDriver>> RaftDriver::Start(const NodeConfig& config,
                                                               PeerTransport* transport) {
   if (absl::Status status = config::ValidateNodeConfig(config); !status.ok()) return status;
-  const std::string dir = config.data_dir + "/logs_node_" + std::to_string(config.raft.id);
+  const std::string dir = config.node_dir();
   // The directory is ours before anything in it is opened, dump.txt included: a second process
   // refused here must not write to, or rotate, the running node's event log.
   absl::StatusOr<std::unique_ptr<storage::DirLock>> lock = storage::PosixEnv()->LockDir(dir);
@@ -179,6 +179,8 @@ void RaftDriver::AnswerWhileStopped(Input& input) {
     get->done(ClientResult::ShuttingDown());
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {
     status->done(ShutdownStatus());
+  } else if (auto* save = std::get_if<SaveSnapshotRequest>(&input)) {
+    save->done(ClientResult::ShuttingDown());
   }
 }
 
@@ -200,6 +202,14 @@ void RaftDriver::OpenSession(ClientCallback done, AnswerBy answer_by) {
 void RaftDriver::Get(std::string key, ClientCallback done, AnswerBy answer_by) {
   if (replica_->TryLeaseRead(key, done)) return;
   Post(GetRequest{std::move(key), std::move(done), answer_by});
+}
+
+void RaftDriver::SaveSnapshot(ClientCallback done, AnswerBy answer_by) {
+  Post(SaveSnapshotRequest{std::move(done), answer_by});
+}
+
+std::string RaftDriver::snapshot_path() const {
+  return config_.node_dir() + "/" + storage::kSnapshotFile;
 }
 
 NodeStatus RaftDriver::Status() {
@@ -267,6 +277,8 @@ void RaftDriver::Handle(Input& input, TimePoint now) {
     replica_->Get(std::move(get->key), std::move(get->done), Local(get->answer_by), now);
   } else if (auto* status = std::get_if<StatusRequest>(&input)) {
     status->done(replica_->Status(now));
+  } else if (auto* save = std::get_if<SaveSnapshotRequest>(&input)) {
+    replica_->SaveSnapshot(std::move(save->done), Local(save->answer_by), now);
   }
 }
 

@@ -78,6 +78,10 @@ class RaftDriver {
   // Served on the calling thread when this node's published lease window covers now; otherwise
   // through the driver thread (which refuses, redirects or waits for the state machine).
   void Get(std::string key, ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
+  // Backup: a snapshot in snapshot_path() holding every write acknowledged before the call
+  // (Replica::SaveSnapshot); `done` gets its meta in ClientResult::snapshot, or the refusal.
+  void SaveSnapshot(ClientCallback done, AnswerBy answer_by = kNoAnswerBy);
+  std::string snapshot_path() const;
   NodeStatus Status();  // blocks up to 5 s
   void Status(std::function<void(const NodeStatus&)> done);
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -99,6 +103,10 @@ class RaftDriver {
     ClientCallback done;
     AnswerBy answer_by;
   };
+  struct SaveSnapshotRequest {
+    ClientCallback done;
+    AnswerBy answer_by;
+  };
   struct StatusRequest {
     std::function<void(const NodeStatus&)> done;
   };
@@ -110,7 +118,7 @@ class RaftDriver {
     NodeId peer;
   };
   using Input = std::variant<raft::Message, PeerRequest, SetRequest, OpenSessionRequest, GetRequest,
-                             StatusRequest, PeerError>;
+                             StatusRequest, PeerError, SaveSnapshotRequest>;
 
   class SlowDisk;
   RaftDriver(const NodeConfig& config, NodeClock clock, std::unique_ptr<EventLog> events);

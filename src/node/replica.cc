@@ -86,25 +86,27 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   } else if (!absl::IsNotFound(own.status())) {
     return own.status();
   }
+  // The log is read in pieces straight into the core's compact store: never the whole file in
+  // memory, nor a second copy of the entries.
+  raft::RaftLog entries;
+  const storage::LogFile::EntrySink sink{
+      [&entries](LogIndex base, Term term) { entries = raft::RaftLog(base, term, {}); },
+      [&entries](raft::Entry entry) { entries.AppendRecovered(entry); }};
   absl::StatusOr<storage::LogFile::Recovered> recovered =
-      storage::LogFile::Read(options.dir, kCommandCodec, env);
+      storage::LogFile::Read(options.dir, kCommandCodec, env, &sink);
   if (!recovered.ok()) return recovered.status();
   // A crash between installing a leader's snapshot and cutting the log leaves a log that does not
   // hold the snapshot's entry: the snapshot supersedes all of it (Raft Figure 13, step 7).
   const bool log_superseded =
-      raft::CompareLogToSnapshot(recovered->base_index, recovered->base_term, recovered->entries,
-                                 snapshot.index, snapshot.term) == raft::LogVsSnapshot::kSuperseded;
-  if (log_superseded) recovered->entries.clear();
-  const LogIndex log_base = log_superseded ? snapshot.index : recovered->base_index;
-  const Term log_base_term = log_superseded ? snapshot.term : recovered->base_term;
-  const uint64_t log_last = log_base + recovered->entries.size();
+      raft::CompareLogToSnapshot(entries.BaseIndex(), entries.Holds(snapshot.index, snapshot.term),
+                                 snapshot.index) == raft::LogVsSnapshot::kSuperseded;
+  if (log_superseded) entries = raft::RaftLog(snapshot.index, snapshot.term, {});
   if (absl::Status status = storage::CheckLogAgainstMetadata(
-          options.dir, *hard_state, log_last, recovered->missing, metadata_checksummed);
+          options.dir, *hard_state, entries.LastIndex(), recovered->missing, metadata_checksummed);
       !status.ok()) {
     return status;
   }
-  raft::RecoveredState state{*hard_state, snapshot, log_base, log_base_term,
-                             std::move(recovered->entries)};
+  raft::RecoveredState state{*hard_state, snapshot, std::move(entries)};
   absl::StatusOr<std::unique_ptr<raft::RaftNode>> core =
       raft::RaftNode::Create(options.raft, std::move(state), now, rng_seed);
   if (!core.ok()) {

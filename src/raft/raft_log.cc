@@ -13,14 +13,11 @@ bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& ent
          entries[index - base_index - 1].term == term;
 }
 
-LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, Term base_term,
-                                   const std::vector<Entry>& entries, LogIndex snapshot_index,
-                                   Term snapshot_term) {
+LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, bool holds_snapshot_entry,
+                                   LogIndex snapshot_index) {
   if (snapshot_index == 0) return base_index == 0 ? LogVsSnapshot::kContinues : LogVsSnapshot::kGap;
   if (base_index > snapshot_index) return LogVsSnapshot::kGap;
-  return LogHolds(base_index, base_term, entries, snapshot_index, snapshot_term)
-             ? LogVsSnapshot::kContinues
-             : LogVsSnapshot::kSuperseded;
+  return holds_snapshot_entry ? LogVsSnapshot::kContinues : LogVsSnapshot::kSuperseded;
 }
 
 RaftLog::RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries)
@@ -115,6 +112,14 @@ void RaftLog::Append(const Entry& entry) {
   RAFTKV_CHECK(entry.index == LastIndex() + 1, "appended entry must follow the last one");
   RAFTKV_CHECK(entry.term >= LastTerm(), "terms in a log never decrease");
   Store(entry);
+}
+
+void RaftLog::AppendRecovered(const Entry& entry) {
+  RAFTKV_CHECK(unsent_from_ == LastIndex() + 1 && stable_index_ == LastIndex(),
+               "recovered entries come before any new one");
+  Append(entry);
+  unsent_from_ = LastIndex() + 1;
+  stable_index_ = LastIndex();
 }
 
 void RaftLog::TruncateFrom(LogIndex from) {

@@ -24,7 +24,7 @@
 
 namespace raftkv::raft {
 
-// The same question of a log recovered from disk, before a RaftLog is built from it: does the log
+// The same question of a log recovered from disk as a vector (raftkv-inspect): does the log
 // after (base_index, base_term) holding `entries` hold the entry (index, term)?
 bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& entries,
               LogIndex index, Term term);
@@ -34,16 +34,18 @@ bool LogHolds(LogIndex base_index, Term base_term, const std::vector<Entry>& ent
 // (a crash between installing a leader's snapshot and cutting the log: start from the snapshot
 // with an empty log, Raft Figure 13 step 7); or it starts after it, and the entries in between
 // are lost.
+// `holds_snapshot_entry`: whether the log holds (snapshot_index, its term), as LogHolds or
+// RaftLog::Holds answer it.
 enum class LogVsSnapshot { kContinues, kSuperseded, kGap };
-LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, Term base_term,
-                                   const std::vector<Entry>& entries, LogIndex snapshot_index,
-                                   Term snapshot_term);
+LogVsSnapshot CompareLogToSnapshot(LogIndex base_index, bool holds_snapshot_entry,
+                                   LogIndex snapshot_index);
 
 class RaftLog {
  public:
   // `entries` must be contiguous from base_index + 1; they are taken as durable (recovered).
   RaftLog(LogIndex base_index, Term base_term, std::vector<Entry> entries);
   explicit RaftLog(std::vector<Entry> entries) : RaftLog(0, 0, std::move(entries)) {}
+  RaftLog() : RaftLog(0, 0, {}) {}
 
   LogIndex BaseIndex() const { return base_index_; }
   Term BaseTerm() const { return base_term_; }
@@ -69,6 +71,8 @@ class RaftLog {
   bool IsUpToDate(LogIndex last_index, Term last_term) const;
 
   void Append(const Entry& entry);
+  // Recovery: appends an entry read back from disk, durable already (nothing to hand out).
+  void AppendRecovered(const Entry& entry);
   // Removes every entry with index >= `from` (> the base).
   void TruncateFrom(LogIndex from);
   // Drops the entries up to `index` (a retained, durable one), which becomes the base.

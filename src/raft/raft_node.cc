@@ -37,24 +37,12 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
                                " is beyond any term a cluster reaches (" +
                                std::to_string(kMaxTerm) + "): metadata.txt is damaged");
   }
-  const LogIndex base = recovered.log_base_index;
-  for (size_t i = 0; i < recovered.log.size(); ++i) {
-    const Entry& entry = recovered.log[i];
-    if (entry.index != base + i + 1) {
-      return absl::DataLossError("recovered log is not contiguous from index " +
-                                 std::to_string(base + 1) + " at entry " +
-                                 std::to_string(base + i + 1));
-    }
-    if (entry.term > hs.term) {
-      return absl::DataLossError("recovered log holds an entry of term " +
-                                 std::to_string(entry.term) + " beyond the current term " +
-                                 std::to_string(hs.term) + ": metadata is older than the log");
-    }
-    const Term previous = i > 0 ? recovered.log[i - 1].term : recovered.log_base_term;
-    if (entry.term < previous) {
-      return absl::DataLossError("recovered log has a decreasing term at index " +
-                                 std::to_string(entry.index));
-    }
+  const RaftLog& log = recovered.log;
+  const LogIndex base = log.BaseIndex();
+  if (log.LastTerm() > hs.term) {
+    return absl::DataLossError("recovered log holds an entry of term " +
+                               std::to_string(log.LastTerm()) + " beyond the current term " +
+                               std::to_string(hs.term) + ": metadata is older than the log");
   }
   const SnapshotMeta& snapshot = recovered.snapshot;
   if (base > 0 && base > snapshot.index) {
@@ -63,7 +51,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
                                std::to_string(snapshot.index) + ": entries in between are lost");
   }
   if (snapshot.index > 0) {
-    if (!LogHolds(base, recovered.log_base_term, recovered.log, snapshot.index, snapshot.term)) {
+    if (!log.Holds(snapshot.index, snapshot.term)) {
       return absl::DataLossError("the log does not hold the snapshot's last entry (index " +
                                  std::to_string(snapshot.index) + ", term " +
                                  std::to_string(snapshot.term) + ")");
@@ -85,7 +73,7 @@ RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint
       rng_(rng_seed),
       current_term_(recovered.hard_state.term),
       voted_for_(recovered.hard_state.voted_for),
-      log_(recovered.log_base_index, recovered.log_base_term, std::move(recovered.log)),
+      log_(std::move(recovered.log)),
       snapshot_(recovered.snapshot),
       last_now_(now),
       progress_(static_cast<size_t>(config.cluster_size)),

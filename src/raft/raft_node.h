@@ -47,12 +47,10 @@ struct RecoveredState {
   HardState hard_state;
   // The newest durable snapshot (index 0: none); its state is the driver's, already loaded.
   SnapshotMeta snapshot;
-  // The log: entries contiguous from log_base_index + 1, the entry at the base having
-  // log_base_term. The base is at or below the snapshot's index, and the log holds the snapshot's
-  // entry (index and term) unless the base is the snapshot itself.
-  LogIndex log_base_index = 0;
-  Term log_base_term = 0;
-  std::vector<Entry> log;
+  // The log, built as it was read back (contiguous, terms never decreasing: RaftLog holds to
+  // that). Its base is at or below the snapshot's index, and it holds the snapshot's entry (index
+  // and term), as its base or as an entry.
+  RaftLog log;
 };
 
 struct ProposeResult {

@@ -1,9 +1,15 @@
 #include "rpc/services.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "rpc/proto_convert.h"
+#include "storage/snapshot_file.h"
 
 namespace raftkv::rpc {
 namespace {
@@ -268,6 +274,110 @@ class KvService::StreamReactor final
 grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* KvService::ServeClientStream(
     grpc::CallbackServerContext*) {
   return new StreamReactor(this);
+}
+
+// One SaveSnapshot: asks the driver for a snapshot that holds every acknowledged write, then
+// streams the file, one piece per write, reading the next piece only once the last was sent (a
+// slow reader holds one piece of memory, not the file). The file is opened once: a newer snapshot
+// renamed over it meanwhile does not disturb the one being sent, whose own header names it.
+class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<SnapshotPiece> {
+ public:
+  static constexpr size_t kPieceBytes = 256 << 10;
+
+  SnapshotReactor(KvService* service, Duration budget) : service_(service) {
+    service_->driver_->SaveSnapshot([this](const ClientResult& result) { Answered(result); },
+                                    AnswerByFor(budget, std::chrono::seconds(60)));
+  }
+  ~SnapshotReactor() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  // The driver's answer (on its thread): refuse, or open the file and send the first piece.
+  void Answered(const ClientResult& result) {
+    if (result.kind != ClientResult::Kind::kOk) {
+      SnapshotPiece refusal;
+      ServeClientReply reply;
+      FillReply(result, service_->addresses_, &reply);
+      refusal.set_error_code(reply.error_code());
+      refusal.set_error(reply.error());
+      refusal.set_leader_id(reply.leader_id());
+      refusal.set_leader_address(reply.leader_address());
+      piece_ = std::move(refusal);
+      StartWriteAndFinish(&piece_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
+    const std::string path = service_->driver_->snapshot_path();
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Fail("cannot open " + path + ": " + std::strerror(errno));
+    const off_t size = lseek(fd_, 0, SEEK_END);
+    if (size < 0) return Fail("cannot size " + path + ": " + std::strerror(errno));
+    total_ = static_cast<uint64_t>(size);
+    if (!ReadPiece()) return;
+    // Its header line says which snapshot this is (it may be newer than the one answered).
+    const std::string& data = piece_.data();
+    absl::StatusOr<raft::SnapshotMeta> meta =
+        storage::ParseSnapshotHeader(std::string_view(data).substr(0, data.find('\n')));
+    if (!meta.ok()) return Fail(path + ": " + std::string(meta.status().message()));
+    piece_.set_index(meta->index);
+    piece_.set_term(meta->term);
+    piece_.set_total_bytes(total_);
+    Send();
+  }
+
+  // Reads the next piece into piece_; false (and the call failed) on error.
+  bool ReadPiece() {
+    piece_.Clear();
+    std::string* data = piece_.mutable_data();
+    data->resize(static_cast<size_t>(std::min<uint64_t>(kPieceBytes, total_ - sent_)));
+    size_t got = 0;
+    while (got < data->size()) {
+      const ssize_t n =
+          pread(fd_, data->data() + got, data->size() - got, static_cast<off_t>(sent_ + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        Fail(std::string("cannot read the snapshot: ") +
+             (n < 0 ? std::strerror(errno) : "the file is shorter than it was"));
+        return false;
+      }
+      got += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  void Send() {
+    sent_ += piece_.data().size();
+    if (sent_ >= total_) {
+      StartWriteAndFinish(&piece_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&piece_);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::CANCELLED);  // the client went away
+    if (sent_ >= total_) return;                      // that was the last piece, sent with Finish
+    if (ReadPiece()) Send();
+  }
+
+  void Fail(const std::string& why) { Finish(grpc::Status(grpc::StatusCode::INTERNAL, why)); }
+
+  void OnDone() override { delete this; }
+
+  KvService* const service_;
+  int fd_ = -1;
+  uint64_t total_ = 0;
+  uint64_t sent_ = 0;  // bytes handed to gRPC so far
+  SnapshotPiece piece_;
+};
+
+grpc::ServerWriteReactor<SnapshotPiece>* KvService::SaveSnapshot(
+    grpc::CallbackServerContext* context, const SaveSnapshotArgs* request) {
+  const Duration budget = request->timeout_ms() > 0
+                              ? Duration(std::chrono::milliseconds(request->timeout_ms()))
+                              : std::chrono::duration_cast<Duration>(
+                                    context->deadline() - std::chrono::system_clock::now());
+  return new SnapshotReactor(this, budget);
 }
 
 grpc::ServerUnaryReactor* KvService::Status(grpc::CallbackServerContext* context, const StatusArgs*,

@@ -70,12 +70,15 @@ class KvService final : public KV::CallbackService {
                                    StatusReply* reply) override;
   grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* ServeClientStream(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<SnapshotPiece>* SaveSnapshot(grpc::CallbackServerContext* context,
+                                                        const SaveSnapshotArgs* request) override;
   // Ends every client stream (and refuses new ones) once the driver has stopped and so answered
   // every request: the clients move to another node instead of holding the shutdown up.
   void CloseStreams();
 
  private:
   class StreamReactor;
+  class SnapshotReactor;
   void Dispatch(const ServeClientArgs& request, AnswerBy answer_by, ClientCallback done);
 
   RaftDriver* driver_;

@@ -154,16 +154,77 @@ constexpr const char* kDamaged =
     "(see docs/file-formats.md, Recovery)";
 }  // namespace
 
-absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const std::string& path,
-                                                  const EntryCodec& codec) {
-  Recovered recovered;
-  size_t start = 0;
+namespace {
+
+// The lines of a file, read in pieces: no more of it is in memory at a time than one piece and
+// the longest line (recovery must not hold a long log twice, once as text and once parsed).
+class LineReader {
+ public:
+  static constexpr uint64_t kPieceBytes = 1 << 20;
+  using ReadFn = std::function<absl::StatusOr<std::string>(uint64_t offset, uint64_t length)>;
+  LineReader(ReadFn read, uint64_t size) : read_(std::move(read)), size_(size) {}
+
+  // The next line: its bytes without the newline (valid until the next call), the offset it
+  // starts at, and whether a newline ends it (if not, it runs to the end of the file). False at
+  // the end of the file.
+  absl::StatusOr<bool> Next(std::string_view* line, uint64_t* offset, bool* newline) {
+    size_t search_from = pos_;
+    for (;;) {
+      const size_t end = buffer_.find('\n', search_from);
+      const uint64_t loaded_to = buffer_offset_ + buffer_.size();
+      if (end != std::string::npos || loaded_to >= size_) {
+        if (end == std::string::npos && pos_ >= buffer_.size()) return false;
+        const size_t stop = end == std::string::npos ? buffer_.size() : end;
+        *line = std::string_view(buffer_.data() + pos_, stop - pos_);
+        *offset = buffer_offset_ + pos_;
+        *newline = end != std::string::npos;
+        pos_ = *newline ? stop + 1 : stop;
+        return true;
+      }
+      // The line goes on past what is loaded: drop what was handed out, read the next piece.
+      buffer_.erase(0, pos_);
+      buffer_offset_ += pos_;
+      pos_ = 0;
+      search_from = buffer_.size();
+      absl::StatusOr<std::string> piece =
+          read_(loaded_to, std::min(kPieceBytes, size_ - loaded_to));
+      if (!piece.ok()) return piece.status();
+      if (piece->empty()) {
+        size_ = loaded_to;  // the file is shorter than it was: it ends here
+        continue;
+      }
+      buffer_ += *piece;
+    }
+  }
+
+  uint64_t size() const { return size_; }
+
+ private:
+  ReadFn read_;
+  uint64_t size_;
+  std::string buffer_;  // the file's bytes from buffer_offset_
+  uint64_t buffer_offset_ = 0;
+  size_t pos_ = 0;  // where the next line starts in buffer_
+};
+
+bool HasZeroByte(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
+// The recovery rules of docs/file-formats.md ("logs.txt", Recovery) over the lines `reader` gives.
+// Entries go to `sink` if it is given, else into Recovered::entries.
+absl::StatusOr<LogFile::Recovered> ParseLines(LineReader& reader, const std::string& path,
+                                              const EntryCodec& codec,
+                                              const LogFile::EntrySink* sink) {
+  LogFile::Recovered recovered;
+  recovered.file_bytes = reader.size();
+  std::string_view line;
+  uint64_t offset = 0;
+  bool newline = false;
+  absl::StatusOr<bool> more = reader.Next(&line, &offset, &newline);
+  if (!more.ok()) return more.status();
   size_t line_number = 1;
-  if (text.compare(0, 6, "START ") == 0) {
-    const size_t newline = text.find('\n');
-    absl::StatusOr<std::pair<LogIndex, Term>> base = ParseStartLine(
-        std::string_view(text).substr(0, newline == std::string::npos ? text.size() : newline));
-    if (newline == std::string::npos || !base.ok()) {
+  if (*more && line.substr(0, 6) == "START ") {
+    absl::StatusOr<std::pair<LogIndex, Term>> base = ParseStartLine(line);
+    if (!newline || !base.ok()) {
       // The START line is written with the file, synced before the rename that makes it
       // logs.txt: it is never torn.
       return absl::DataLossError(
@@ -173,67 +234,72 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const
     }
     recovered.base_index = base->first;
     recovered.base_term = base->second;
-    recovered.header_bytes = newline + 1;
-    start = newline + 1;
+    recovered.header_bytes = line.size() + 1;
+    more = reader.Next(&line, &offset, &newline);
+    if (!more.ok()) return more.status();
     line_number = 2;
   }
-  const LogIndex first_line_index = recovered.base_index + 1;  // the index at line `first_line`
-  const size_t first_line = line_number;
+  if (sink != nullptr) sink->base(recovered.base_index, recovered.base_term);
+  LogIndex next_index = recovered.base_index + 1;
+  Term last_term = recovered.base_term;
   bool checksummed = false;  // once a line has a checksum, every later one must
-  std::string damage;        // why the line at `start` is not an intact entry
-  while (start < text.size()) {
-    if (text[start] == '\0') {
+  std::string damage;        // why the line at `offset` is not an intact entry
+  for (; *more; ++line_number) {
+    if (!line.empty() && line[0] == '\0') {
       damage = "zero bytes (never written)";
       break;
     }
-    const size_t newline = text.find('\n', start);
-    if (newline == std::string::npos) {
+    if (!newline) {
       damage = "no newline";
       break;
     }
-    const std::string_view line(text.data() + start, newline - start);
-    absl::StatusOr<Record> record =
-        line.find('\0') != std::string_view::npos
-            ? absl::InvalidArgumentError("zero bytes in the line")
-            : ParseRecord(line, first_line_index + line_number - first_line, !checksummed, codec);
-    const Term previous_term =
-        recovered.entries.empty() ? recovered.base_term : recovered.entries.back().term;
-    if (record.ok() && record->entry.term < previous_term) {
-      record = absl::InvalidArgumentError("term goes down from " + std::to_string(previous_term));
+    absl::StatusOr<Record> record = HasZeroByte(line)
+                                        ? absl::InvalidArgumentError("zero bytes in the line")
+                                        : ParseRecord(line, next_index, !checksummed, codec);
+    if (record.ok() && record->entry.term < last_term) {
+      record = absl::InvalidArgumentError("term goes down from " + std::to_string(last_term));
     }
     if (!record.ok()) {
       damage = std::string(record.status().message());
       break;
     }
     checksummed = checksummed || record->checksummed;
-    recovered.entries.push_back(std::move(record->entry));
-    recovered.line_ends.push_back(newline + 1);
-    start = newline + 1;
-    ++line_number;
+    last_term = record->entry.term;
+    ++next_index;
+    recovered.line_ends.push_back(offset + line.size() + 1);
+    if (sink != nullptr) {
+      sink->entry(std::move(record->entry));
+    } else {
+      recovered.entries.push_back(std::move(record->entry));
+    }
+    more = reader.Next(&line, &offset, &newline);
+    if (!more.ok()) return more.status();
   }
-  if (start >= text.size()) return recovered;
-  // Damage at `start`. A crash leaves zero bytes (space never written) or a short last line, never
-  // altered text: writes go only to fresh space (the preallocated zeros, or past the end; a cut is
-  // synced before anything is written over it). So a whole line, newline-terminated and free of
-  // zero bytes, that fails to parse or to match its checksum is damage to written data.
-  const size_t damaged_end = std::min(text.find('\n', start), text.size());
-  const bool crash_shaped = damaged_end == text.size() ||
-                            std::string_view(text.data() + start, damaged_end - start).find('\0') !=
-                                std::string_view::npos;
-  if (!crash_shaped) {
+  if (!*more) return recovered;
+  // Damage at `offset`. A crash leaves zero bytes (space never written) or a short last line,
+  // never altered text: writes go only to fresh space (the preallocated zeros, or past the end; a
+  // cut is synced before anything is written over it). So a whole line, newline-terminated and
+  // free of zero bytes, that fails to parse or to match its checksum is damage to written data.
+  const uint64_t start = offset;
+  if (newline && !HasZeroByte(line)) {
     return absl::DataLossError(path + ":" + std::to_string(line_number) + ": " + damage +
                                ": a whole line that is wrong was damaged after it was written " +
                                kDamaged);
   }
   // Only the last write, never synced and so never acknowledged, can be torn by a crash; an
-  // intact line that starts a write further on proves the damage is older.
-  size_t later_line = line_number;
-  for (size_t at = start; at < text.size();) {
-    const size_t newline = std::min(text.find('\n', at), text.size());
-    std::string_view piece(text.data() + at, newline - at);
-    const size_t first = piece.find_first_not_of('\0');
-    piece = first == std::string_view::npos ? std::string_view() : piece.substr(first);
-    if (at > start && !piece.empty()) {
+  // intact line that starts a write further on proves the damage is older. Meanwhile: where the
+  // last byte ever written is (a tail of zero bytes alone is the preallocated space).
+  std::optional<uint64_t> last_written;
+  for (size_t later_line = line_number; *more; ++later_line) {
+    if (newline) {
+      last_written = offset + line.size();  // the newline itself
+    } else if (const size_t last = line.find_last_not_of('\0'); last != std::string_view::npos) {
+      last_written = offset + last;
+    }
+    const size_t first = line.find_first_not_of('\0');
+    const std::string_view piece =
+        first == std::string_view::npos ? std::string_view() : line.substr(first);
+    if (offset > start && !piece.empty()) {
       if (absl::StatusOr<Record> record = ParseRecord(piece, std::nullopt, false, codec);
           record.ok() && record->starts_write) {
         return absl::DataLossError(
@@ -243,30 +309,41 @@ absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const
             ": this is damage to data already written, not a write torn by a crash " + kDamaged);
       }
     }
-    at = newline + 1;
-    ++later_line;
+    more = reader.Next(&line, &offset, &newline);
+    if (!more.ok()) return more.status();
   }
-  // A tail of zero bytes alone is the preallocated space: dropped without a word.
-  const size_t last_written = text.find_last_not_of('\0');
-  if (last_written != std::string::npos && last_written >= start) {
+  if (last_written.has_value()) {
     recovered.warnings.push_back(path + ":" + std::to_string(line_number) + ": dropped " +
-                                 std::to_string(last_written + 1 - start) + " bytes from offset " +
+                                 std::to_string(*last_written + 1 - start) + " bytes from offset " +
                                  std::to_string(start) + " (" + damage +
                                  "): the tail of a write a crash cut before it was synced");
   }
   return recovered;
 }
 
+}  // namespace
+
+absl::StatusOr<LogFile::Recovered> LogFile::Parse(const std::string& text, const std::string& path,
+                                                  const EntryCodec& codec) {
+  LineReader reader(
+      [&text](uint64_t offset, uint64_t length) -> absl::StatusOr<std::string> {
+        return text.substr(offset, length);
+      },
+      text.size());
+  return ParseLines(reader, path, codec, nullptr);
+}
+
 absl::StatusOr<LogFile::Recovered> LogFile::Read(const std::string& dir, const EntryCodec& codec,
-                                                 Env* env) {
+                                                 Env* env, const EntrySink* sink) {
   const std::string path = dir + "/logs.txt";
-  absl::StatusOr<std::string> contents = env->ReadFile(path);
-  if (!contents.ok() && !absl::IsNotFound(contents.status())) return contents.status();
-  const std::string text = contents.ok() ? std::move(*contents) : std::string();
-  absl::StatusOr<Recovered> recovered = Parse(text, path, codec);
+  absl::StatusOr<uint64_t> size = env->FileSize(path);
+  if (!size.ok() && !absl::IsNotFound(size.status())) return size.status();
+  LineReader reader(
+      [env, &path](uint64_t offset, uint64_t length) { return env->ReadAt(path, offset, length); },
+      size.value_or(0));
+  absl::StatusOr<Recovered> recovered = ParseLines(reader, path, codec, sink);
   if (!recovered.ok()) return recovered.status();
-  recovered->missing = !contents.ok();
-  recovered->file_bytes = text.size();
+  recovered->missing = !size.ok();
   return recovered;
 }
 

@@ -32,6 +32,7 @@
 // next Open cuts it off.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,7 +79,7 @@ class LogFile {
   struct Recovered {
     LogIndex base_index = 0;  // entries[0] is at base_index + 1
     Term base_term = 0;
-    std::vector<raft::Entry> entries;
+    std::vector<raft::Entry> entries;   // empty when Read was given an EntrySink
     std::vector<std::string> warnings;  // for dump.txt
     std::vector<uint64_t> line_ends;    // byte offset just past each entry's line
     uint64_t header_bytes = 0;          // the START line's length with its newline
@@ -92,9 +93,17 @@ class LogFile {
   static absl::StatusOr<Recovered> Parse(const std::string& text, const std::string& path,
                                          const EntryCodec& codec);
 
-  // Reads and parses `dir`/logs.txt; changes nothing on disk.
+  // Where Read hands the recovered entries instead of Recovered::entries, so that the caller
+  // can store them as they come and a long log is never held twice. `base` is called once, before
+  // any entry; the entries come in order, contiguous from the base.
+  struct EntrySink {
+    std::function<void(LogIndex base_index, Term base_term)> base;
+    std::function<void(raft::Entry entry)> entry;
+  };
+  // Reads and parses `dir`/logs.txt in pieces of 1 MiB (never the whole file at once); changes
+  // nothing on disk.
   static absl::StatusOr<Recovered> Read(const std::string& dir, const EntryCodec& codec,
-                                        Env* env = PosixEnv());
+                                        Env* env = PosixEnv(), const EntrySink* sink = nullptr);
   // Opens (creating if needed) `dir`/logs.txt as `recovered` from Read() found it, cuts off the
   // torn tail, and makes what was recovered durable (after a kill -9 the file may hold writes
   // that are only in the page cache: the node is about to act on them, so they must not vanish in

@@ -8,6 +8,21 @@
 #include "storage/file_util.h"
 
 namespace raftkv::storage {
+absl::StatusOr<SnapshotMeta> ParseSnapshotHeader(std::string_view line,
+                                                 std::string_view* state_fields) {
+  std::string_view fields = line;
+  uint64_t index = 0, term = 0, nodes = 0;
+  if (fields.substr(0, 9) != "SNAPSHOT " ||
+      !(fields.remove_prefix(9), TakeNumberField(&fields, "index", &index)) ||
+      !TakeNumberField(&fields, "term", &term) || !TakeNumberField(&fields, "nodes", &nodes) ||
+      nodes == 0 || nodes > 1000) {
+    return absl::InvalidArgumentError(
+        "the first line must be SNAPSHOT index=<n> term=<n> nodes=<n> …");
+  }
+  if (state_fields != nullptr) *state_fields = fields;
+  return SnapshotMeta{index, term, static_cast<int>(nodes), 0};
+}
+
 namespace {
 
 constexpr size_t kPieceBytes = 1 << 20;
@@ -104,16 +119,10 @@ absl::StatusOr<SnapshotMeta> ReadSnapshot(
     ++line_number;
     if (line.find('\0') != std::string_view::npos) return damaged(line_number, "zero bytes");
     if (!meta) {
-      std::string_view fields = line;
-      uint64_t index = 0, term = 0, nodes = 0;
-      if (fields.substr(0, 9) != "SNAPSHOT " ||
-          !(fields.remove_prefix(9), TakeNumberField(&fields, "index", &index)) ||
-          !TakeNumberField(&fields, "term", &term) || !TakeNumberField(&fields, "nodes", &nodes) ||
-          nodes == 0 || nodes > 1000) {
-        return damaged(line_number,
-                       "the first line must be SNAPSHOT index=<n> term=<n> nodes=<n> …");
-      }
-      meta = SnapshotMeta{index, term, static_cast<int>(nodes), 0};
+      std::string_view fields;
+      absl::StatusOr<SnapshotMeta> header = ParseSnapshotHeader(line, &fields);
+      if (!header.ok()) return damaged(line_number, std::string(header.status().message()));
+      meta = *header;
       if (absl::Status s = on_header(fields); !s.ok())
         return damaged(line_number, std::string(s.message()));
     } else if (line.substr(0, 4) == "END ") {

@@ -10,8 +10,8 @@
 // `index`/`term` name the last log entry the image includes; `nodes` is the cluster's membership
 // (today its size). The checksum, a CRC-32 of every byte before the END line, and the line count
 // sit in the trailer because the file is written in one pass, by a process that may not hold the
-// whole image at once (the forked child of node/snapshotter.h): a file cut short has no END, a
-// damaged one fails its checksum, and either is refused whole, never half-loaded.
+// whole image at once (the forked child of node/fork_snapshot_worker.h): a file cut short has no
+// END, a damaged one fails its checksum, and either is refused whole, never half-loaded.
 //
 // Durability: a snapshot is written under a temporary name, synced, and only then renamed over
 // snapshot.txt (and the directory synced). The log entries it covers are deleted only after that.
@@ -59,6 +59,10 @@ class SnapshotWriter {
   uint64_t lines_ = 0;
   uint32_t crc_ = 0;
 };
+
+// The first line's meta (`bytes` 0); `state_fields`, if given, gets the state's fields after it.
+absl::StatusOr<SnapshotMeta> ParseSnapshotHeader(std::string_view line,
+                                                 std::string_view* state_fields = nullptr);
 
 // Reads and verifies the snapshot at `path`, piece by piece (never the whole file in one string):
 // `on_header` gets the state's header fields, `on_line` every line of state in order. When either

@@ -97,7 +97,7 @@ TEST(RaftLog, MatchesAPlainVectorThroughAppendsAndTruncations) {
 
 TEST(RaftLog, TruncatesAtTheStartAndAtAnOversizedEntry) {
   const std::string big((1 << 20) + 5, 'b');
-  RaftLog log({});
+  RaftLog log;
   log.Append(Entry{1, 1, EntryType::kCommand, "one"});
   log.Append(Entry{1, 2, EntryType::kCommand, big});  // its own chunk
   log.Append(Entry{1, 3, EntryType::kCommand, "three"});
@@ -118,7 +118,7 @@ TEST(RaftLog, TruncatesAtTheStartAndAtAnOversizedEntry) {
 }
 
 TEST(RaftLog, HandsOutOnlyWhatIsNew) {
-  RaftLog log({});
+  RaftLog log;
   log.Append(Entry{1, 1, EntryType::kNoop, ""});
   log.Append(Entry{1, 2, EntryType::kCommand, "x"});
   std::vector<Entry> unsent = log.TakeUnsent();

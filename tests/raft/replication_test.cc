@@ -137,7 +137,7 @@ TEST(Replication, OldTermEntryIsNotCommittedByCountingReplicas) {
   RaftConfig config = TestConfig(0, 3);
   RecoveredState recovered;
   recovered.hard_state = HardState{2, kNoNode, 0};
-  recovered.log = {Entry{2, 1, EntryType::kCommand, "old"}};
+  recovered.log = RaftLog({Entry{2, 1, EntryType::kCommand, "old"}});
   auto created = RaftNode::Create(config, recovered, At(0), 3);
   ASSERT_TRUE(created.ok());
   RaftNode& node = **created;

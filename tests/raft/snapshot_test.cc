@@ -13,9 +13,9 @@ std::vector<Entry> Noops(LogIndex from, LogIndex to, Term term) {
 
 // Follower 1 of 3, term 1, log 1..5, commit 2.
 std::unique_ptr<RaftNode> Follower() {
-  auto node = RaftNode::Create(TestConfig(1, 3),
-                               RecoveredState{HardState{1, kNoNode, 2}, {}, 0, 0, Noops(1, 5, 1)},
-                               At(0), 1);
+  auto node = RaftNode::Create(
+      TestConfig(1, 3), RecoveredState{HardState{1, kNoNode, 2}, {}, RaftLog(Noops(1, 5, 1))},
+      At(0), 1);
   EXPECT_TRUE(node.ok()) << node.status();
   return std::move(*node);
 }
