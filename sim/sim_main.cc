@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   int failures = 0;
   int64_t total_ops = 0;
   int inconclusive = 0;
-  int64_t opened = 0, refused = 0, expired = 0, installed = 0;
+  int64_t opened = 0, refused = 0, expired = 0, installed = 0, rebuilds = 0;
   for (const SimOptions& run : runs) {
     const uint64_t seed = run.seed;
     const int nodes = run.nodes;
@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
     refused += result.sessions_refused;
     expired += result.sessions_expired;
     installed += result.snapshots_installed;
+    rebuilds += result.rebuilds;
     inconclusive += result.linearizability_inconclusive ? 1 : 0;
     if (!result.ok) {
       ++failures;
@@ -161,14 +162,14 @@ int main(int argc, char** argv) {
       std::printf(
           "ok seed=%llu nodes=%d events=%lld sim_time=%.1fs ops ok=%d (reads %d) fail=%d "
           "indeterminate=%d leaders=%d max_term=%llu committed=%llu sessions=%d/%d/%d "
-          "snapshots_installed=%d trace_hash=%016llx%s\n",
+          "snapshots_installed=%d rebuilds=%d trace_hash=%016llx%s\n",
           static_cast<unsigned long long>(seed), nodes, static_cast<long long>(result.events),
           static_cast<double>(result.sim_time_ns) / 1e9, result.ops_ok, result.reads_ok,
           result.ops_failed, result.ops_indeterminate, result.leaders_elected,
           static_cast<unsigned long long>(result.max_term),
           static_cast<unsigned long long>(result.committed), result.sessions_opened,
           result.sessions_refused, result.sessions_expired, result.snapshots_installed,
-          static_cast<unsigned long long>(result.trace_hash),
+          result.rebuilds, static_cast<unsigned long long>(result.trace_hash),
           result.linearizability_inconclusive ? " (linearizability inconclusive)" : "");
     }
   }
@@ -177,10 +178,11 @@ int main(int argc, char** argv) {
   if (runs.size() > 1) {
     std::printf(
         "%zu runs, %d failed, %d inconclusive, %lld ops ok, sessions opened/refused/expired "
-        "%lld/%lld/%lld, snapshots installed %lld, %.1fs wall\n",
+        "%lld/%lld/%lld, snapshots installed %lld, rebuilds %lld, %.1fs wall\n",
         runs.size(), failures, inconclusive, static_cast<long long>(total_ops),
         static_cast<long long>(opened), static_cast<long long>(refused),
-        static_cast<long long>(expired), static_cast<long long>(installed), seconds);
+        static_cast<long long>(expired), static_cast<long long>(installed),
+        static_cast<long long>(rebuilds), seconds);
   }
   return failures == 0 ? 0 : 1;
 }

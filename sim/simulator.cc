@@ -7,8 +7,10 @@
 #include <cstdio>
 
 #include "kv/command.h"
+#include "node/node_dir.h"
 #include "node/replica.h"
 #include "raft/describe.h"
+#include "storage/metadata_file.h"
 
 namespace raftkv::sim {
 namespace {
@@ -41,6 +43,7 @@ Simulator::Simulator(const SimOptions& options)
   if (session_rng_.Chance(0.3)) max_sessions_ = std::max(1, options.clients - 1);
   Rng snapshot_rng(options.seed ^ 0x54a950075a9ULL);
   snapshot_worker_rng_ = Rng(options.seed ^ 0x3a0c4e7b1d2ULL);
+  rebuild_rng_ = Rng(options.seed ^ 0x7eb011d5ULL);
   if (snapshot_rng.Chance(0.7)) {
     snapshot_entries_ = snapshot_rng.Between(2, 40);
     snapshot_keep_entries_ = snapshot_rng.Between(0, 8);
@@ -210,7 +213,7 @@ void Simulator::Dispatch(const Event& event) {
         } else if constexpr (std::is_same_v<P, FaultStep>) {
           if (fault_phase_) InjectFault();
         } else if constexpr (std::is_same_v<P, Restart>) {
-          if (!nodes_[payload.node].replica) StartNode(payload.node);
+          if (!nodes_[payload.node].replica) RestartNode(payload.node);
         } else if constexpr (std::is_same_v<P, Resume>) {
           Node& node = nodes_[payload.node];
           if (node.paused && node.paused_until <= now_) {
@@ -349,6 +352,48 @@ void Simulator::StartNode(NodeId id) {
   AfterNodeEvent(id);
 }
 
+bool Simulator::Rebuilding(NodeId id) const {
+  const Node& node = nodes_[id];
+  return node.replica ? node.replica->core().rebuilding() : node.rebuilding;
+}
+
+void Simulator::RestartNode(NodeId id) {
+  Node& node = nodes_[id];
+  // Now and then a node comes back without its disk, and the operator rebuilds it: only while
+  // every other node is whole (the rule README and docs/file-formats.md give operators), and in
+  // clusters of three or more (two whole nodes of three are still a majority).
+  if (!node.rebuild_pending && options_.faults.crashes && options_.nodes >= 3 &&
+      rebuild_rng_.Chance(0.05)) {
+    bool others_whole = true;
+    for (NodeId other = 0; other < options_.nodes; ++other) {
+      if (other != id && (Rebuilding(other) || nodes_[other].rebuild_pending)) others_whole = false;
+    }
+    node.rebuild_pending = others_whole;
+  }
+  if (node.rebuild_pending) {
+    const std::string dir = "/sim/node" + std::to_string(id);
+    absl::StatusOr<std::string> rebuilt =
+        node::RebuildNodeDir(node.disk.get(), dir, options_.nodes);
+    if (node.disk->powered_off()) {
+      // The power went in the middle: the operator runs it again at the next start.
+      node.disk->Crash(SimDisk::CrashKind::kPowerLoss, rng_);
+      Trace("crash " + std::to_string(id) + " during its rebuild (power loss)");
+      Schedule(now_ + rng_.Between(10, 3000) * kMs, Restart{id});
+      return;
+    }
+    if (!rebuilt.ok()) {
+      Fail("node " + std::to_string(id) +
+           " could not be rebuilt: " + std::string(rebuilt.status().message()));
+      return;
+    }
+    node.rebuild_pending = false;
+    node.rebuilding = true;
+    ++result_.rebuilds;
+    Trace("rebuild " + std::to_string(id) + ": " + *rebuilt);
+  }
+  StartNode(id);
+}
+
 void Simulator::CrashNode(NodeId id, const char* why) {
   Node& node = nodes_[id];
   // Power off first, so that nothing the dying node does from here reaches the disk.
@@ -357,6 +402,10 @@ void Simulator::CrashNode(NodeId id, const char* why) {
   const auto kind =
       rng_.Chance(0.5) ? SimDisk::CrashKind::kPowerLoss : SimDisk::CrashKind::kProcess;
   node.disk->Crash(kind, rng_);
+  // What its disk says (an end of the rebuild known only in memory is gone with the crash).
+  absl::StatusOr<raft::HardState> saved =
+      storage::LoadMetadata("/sim/node" + std::to_string(id), node.disk.get());
+  node.rebuilding = !saved.ok() || saved->rebuilt_at_term > 0;
   node.paused = false;
   node.scheduled_tick = INT64_MAX;
   checker_.OnLeaseWindow(id, std::nullopt, now_);

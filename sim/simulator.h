@@ -63,6 +63,7 @@ struct SimResult {
   // refused because their session had been evicted.
   int sessions_opened = 0, sessions_refused = 0, sessions_expired = 0;
   int snapshots_installed = 0;  // by followers, from a leader's InstallSnapshot
+  int rebuilds = 0;             // nodes whose disk was lost, rebuilt (--rebuild) on restart
   Term max_term = 0;
   LogIndex committed = 0;
   bool linearizability_inconclusive = false;
@@ -166,6 +167,10 @@ class Simulator {
     int64_t paused_until = 0;
     uint64_t incarnation = 0;
     int64_t scheduled_tick = INT64_MAX;
+    // Rebuilt (raftkv-node --rebuild) and not caught up when last seen running.
+    bool rebuilding = false;
+    // Its disk was lost: the next restart rebuilds it first (again, if a crash cut the rebuild).
+    bool rebuild_pending = false;
   };
 
   // ---- clients (workload.cc) ----
@@ -193,6 +198,9 @@ class Simulator {
 
   // simulator.cc
   void StartNode(NodeId node);
+  // A scheduled restart: StartNode, after rebuilding the node when its disk was lost.
+  void RestartNode(NodeId node);
+  bool Rebuilding(NodeId node) const;
   void CrashNode(NodeId node, const char* why);
   // Ends the node's turn (Replica::Process), then crashes it if its power went mid-turn, feeds
   // the checkers and schedules its next wake-up.
@@ -233,6 +241,7 @@ class Simulator {
   int64_t snapshot_entries_ = 0;
   int64_t snapshot_keep_entries_ = 0;
   Rng snapshot_worker_rng_{0};  // how many turns a snapshot takes to be written
+  Rng rebuild_rng_{0};          // which restarts find their disk lost
   SimNetwork network_;
   SafetyChecker checker_;
   std::vector<Node> nodes_;

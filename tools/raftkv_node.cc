@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/address.h"
 #include "config/node_config.h"
+#include "node/node_dir.h"
 #include "rpc/node_server.h"
 
 namespace {
@@ -42,6 +43,15 @@ int Run(int argc, char** argv) {
                  "every node's host:port, in node-id order (default: [cluster] NODES of --config)");
   app.add_option("--config", config_path, "config.ini to read (default: built-in defaults)");
   app.add_option("--data-dir", data_dir, "overrides [storage] DATA_DIR");
+  bool rebuild = false;
+  std::string restore_file;
+  app.add_flag("--rebuild", rebuild,
+               "discard this node's log and snapshot (refused or damaged), keeping its term and "
+               "vote, and catch up from the leader; once, by hand (README, Recovery)");
+  app.add_option("--restore", restore_file,
+                 "start a new cluster from a backup (raftkv snapshot save FILE): this node's "
+                 "directory must be empty; restore every node from the same file")
+      ->excludes("--rebuild");
   // Fault injection for the process-level fault tests; never for production use.
   double clock_rate = 1.0;
   std::string fsync_delay_text = "0ms", injected_bug_name = "none";
@@ -104,6 +114,16 @@ int Run(int argc, char** argv) {
   config.raft.cluster_size = static_cast<int>(addresses.size());
   if (absl::Status status = raftkv::config::ValidateNodeConfig(config); !status.ok()) {
     return Fail(std::string(status.message()));
+  }
+
+  if (rebuild || !restore_file.empty()) {
+    absl::StatusOr<std::string> done =
+        rebuild ? raftkv::node::RebuildNodeDir(raftkv::storage::PosixEnv(), config.node_dir(),
+                                               config.raft.cluster_size)
+                : raftkv::node::RestoreNodeDir(raftkv::storage::PosixEnv(), config.node_dir(),
+                                               restore_file, config.raft.cluster_size);
+    if (!done.ok()) return Fail(std::string(done.status().message()));
+    std::fprintf(stdout, "raftkv-node %d: %s\n", node_id, done->c_str());
   }
 
   // Signals are taken by this thread alone (sigwait below), so block them before any other

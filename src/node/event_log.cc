@@ -41,6 +41,9 @@ std::optional<std::string> RenderEvent(NodeId self, const raft::Event& event, Ve
       return "Node " + Id(self) + " accepted AppendEntries RPC from " + Id(event.peer) + ".";
     case Kind::kAppendRejected:
       return "Node " + Id(self) + " rejected AppendEntries RPC from " + Id(event.peer) + ".";
+    case Kind::kRebuildEnded:
+      return "Node " + Id(self) + " caught up after its rebuild (an entry of term " +
+             std::to_string(event.term) + " is committed here): it votes and campaigns again.";
   }
   return std::nullopt;
 }

@@ -80,9 +80,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
   } else if (absl::IsDataLoss(own.status())) {
     return absl::DataLossError(
         std::string(own.status().message()) +
-        " and was not loaded; the node changes nothing. Restore this node's directory from a "
-        "backup; if there is none, and every other node is intact, move the directory aside and "
-        "start the node empty: it catches up from the leader (docs/file-formats.md, Recovery)");
+        " and was not loaded; the node changes nothing. If the other nodes hold a majority, start "
+        "this one once with --rebuild: it discards its log and snapshot, keeps its term and vote, "
+        "and catches up from the leader (docs/file-formats.md, Recovery)");
   } else if (!absl::IsNotFound(own.status())) {
     return own.status();
   }

@@ -25,6 +25,7 @@ constexpr BugName kBugNames[] = {
     {InjectedBug::kCompactBeforeSnapshotDurable, "compact-before-snapshot-durable"},
     {InjectedBug::kInstallOlderSnapshot, "install-older-snapshot"},
     {InjectedBug::kSnapshotWithoutSessions, "snapshot-without-sessions"},
+    {InjectedBug::kVoteWhileRebuilding, "vote-while-rebuilding"},
 };
 
 Duration Scale(Duration duration, double factor) {

@@ -25,6 +25,7 @@ enum class InjectedBug : uint32_t {
   kCompactBeforeSnapshotDurable,  // cut the log before the snapshot covering it is synced/renamed
   kInstallOlderSnapshot,          // a follower installs a snapshot older than its commit index
   kSnapshotWithoutSessions,       // snapshots leave out the client session table
+  kVoteWhileRebuilding,           // a node rebuilt with an empty log votes at once
 };
 
 InjectedBug ParseInjectedBug(const std::string& name, bool* ok);

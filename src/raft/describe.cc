@@ -91,6 +91,8 @@ std::string Describe(const Event& event) {
       return "AppendAccepted from=" + Node(event.peer);
     case Event::Kind::kAppendRejected:
       return "AppendRejected from=" + Node(event.peer);
+    case Event::Kind::kRebuildEnded:
+      return "RebuildEnded" + term;
   }
   return "Event?";
 }

@@ -13,6 +13,11 @@ void RaftNode::StartElection(TimePoint now) {
     ResetElectionTimer(now);
     return;
   }
+  if (rebuilt_at_term_ > 0) {
+    // Rebuilding (HardState::rebuilt_at_term): an empty log must not lead, nor ask for votes.
+    ResetElectionTimer(now);
+    return;
+  }
   Emit(Event::Kind::kElectionTimeout, config_.id, current_term_ + 1);
   // §5.2: increment the term, vote for ourselves, reset the timer, ask everyone else.
   SetTerm(current_term_ + 1);
@@ -39,7 +44,10 @@ void RaftNode::HandleRequestVote(const Message& message, TimePoint now) {
     // §5.2: at most one vote per term, first come first served; §5.4.1: only for a candidate
     // whose log is at least as up to date as ours.
     const bool free_to_vote = voted_for_ == kNoNode || voted_for_ == message.from;
-    granted = free_to_vote && log_.IsUpToDate(request.last_log_index, request.last_log_term);
+    const bool rebuilding =
+        rebuilt_at_term_ > 0 && !config_.Injected(InjectedBug::kVoteWhileRebuilding);
+    granted = free_to_vote && !rebuilding &&
+              log_.IsUpToDate(request.last_log_index, request.last_log_term);
   }
   if (granted) {
     voted_for_ = message.from;

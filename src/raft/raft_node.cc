@@ -60,6 +60,11 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Create(const RaftConfig& con
       return absl::DataLossError("the snapshot's term is beyond the current term in metadata.txt");
     }
   }
+  if (hs.rebuilt_at_term > hs.term) {
+    return absl::DataLossError("metadata.txt says the node was rebuilt in term " +
+                               std::to_string(hs.rebuilt_at_term) + ", after its current term " +
+                               std::to_string(hs.term) + ": the file is damaged");
+  }
   if (hs.voted_for != kNoNode && (hs.voted_for < 0 || hs.voted_for >= config.cluster_size)) {
     return absl::DataLossError("recovered vote names node " + std::to_string(hs.voted_for) +
                                ", which is not in this cluster");
@@ -73,6 +78,7 @@ RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint
       rng_(rng_seed),
       current_term_(recovered.hard_state.term),
       voted_for_(recovered.hard_state.voted_for),
+      rebuilt_at_term_(recovered.hard_state.rebuilt_at_term),
       log_(std::move(recovered.log)),
       snapshot_(recovered.snapshot),
       last_now_(now),
@@ -83,6 +89,9 @@ RaftNode::RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint
   commit_index_ =
       std::max(std::min(recovered.hard_state.commit_index, log_.LastIndex()), snapshot_.index);
   applied_index_ = snapshot_.index;
+  // A rebuilt node that crashed after catching up, before it could say so on disk: what it
+  // recovered (a snapshot, a saved commit index) is committed, so it may end the rebuild now.
+  MaybeEndRebuild();
   // Raft thesis §6.4.1 after a restart: we may have promised a lease to a leader just before the
   // crash, and we cannot know when, so assume a whole lease was granted just now.
   known_lease_end_ = now + config_.lease_duration;
@@ -139,6 +148,13 @@ bool RaftNode::WillAct(const Message& message) const {
   return message.to == config_.id && message.from >= 0 && message.from < config_.cluster_size &&
          message.from != config_.id && message.term <= kMaxTerm &&
          message.term - std::min(message.term, current_term_) <= kMaxTermJump;
+}
+
+void RaftNode::MaybeEndRebuild() {
+  if (rebuilt_at_term_ == 0 || !log_.HasTermAt(commit_index_)) return;
+  if (log_.TermAt(commit_index_) <= rebuilt_at_term_) return;
+  rebuilt_at_term_ = 0;  // persisted with the next Ready (until then, the node just waits longer)
+  Emit(Event::Kind::kRebuildEnded, kNoNode, log_.TermAt(commit_index_));
 }
 
 void RaftNode::Campaign(TimePoint now) {
@@ -263,8 +279,10 @@ void RaftNode::Emit(Event::Kind kind, NodeId peer, Term term, Duration duration)
 
 bool RaftNode::HasReady() const {
   const HardState durable = HardStateToPersist();
-  const bool hard_state_changed = durable.term != last_persisted_hard_state_.term ||
-                                  durable.voted_for != last_persisted_hard_state_.voted_for;
+  const bool hard_state_changed =
+      durable.term != last_persisted_hard_state_.term ||
+      durable.voted_for != last_persisted_hard_state_.voted_for ||
+      durable.rebuilt_at_term != last_persisted_hard_state_.rebuilt_at_term;
   const bool unapplied = applied_index_ < commit_index_;
   return hard_state_changed || pending_broadcast_ || log_.HandedOutIndex() != log_.LastIndex() ||
          !messages_.empty() || !messages_after_persist_.empty() || !events_.empty() || unapplied ||
@@ -281,7 +299,8 @@ Ready RaftNode::TakeReady() {
   Ready ready;
   const HardState current = HardStateToPersist();
   if (current.term != last_persisted_hard_state_.term ||
-      current.voted_for != last_persisted_hard_state_.voted_for) {
+      current.voted_for != last_persisted_hard_state_.voted_for ||
+      current.rebuilt_at_term != last_persisted_hard_state_.rebuilt_at_term) {
     ready.hard_state = current;
   }
   ready.commit_index = commit_index_;
@@ -310,7 +329,7 @@ Ready RaftNode::TakeReady() {
 }
 
 HardState RaftNode::HardStateToPersist() const {
-  HardState state{current_term_, voted_for_, commit_index_};
+  HardState state{current_term_, voted_for_, commit_index_, rebuilt_at_term_};
   // The injected bug keeps only self-votes: a vote for another node is lost in a crash.
   if (config_.Injected(InjectedBug::kForgetToPersistVote) && voted_for_ != config_.id) {
     state.voted_for = kNoNode;

@@ -121,6 +121,8 @@ class RaftNode {
   // Observers, for status pages, tests and the simulator's checkers.
   NodeId id() const { return config_.id; }
   Role role() const { return role_; }
+  // Rebuilt (HardState::rebuilt_at_term) and not caught up yet: no votes, no campaigns.
+  bool rebuilding() const { return rebuilt_at_term_ > 0; }
   Term term() const { return current_term_; }
   NodeId voted_for() const { return voted_for_; }
   NodeId leader_id() const { return leader_id_; }
@@ -146,6 +148,9 @@ class RaftNode {
   void BecomeCandidate(TimePoint now);
   void BecomeLeader(TimePoint now);
   void ResetElectionTimer(TimePoint now);
+  // Ends a rebuild (HardState::rebuilt_at_term) once the commit index covers an entry of a later
+  // term than the rebuild's.
+  void MaybeEndRebuild();
   void SetTerm(Term term);
   int Majority() const { return MajorityOf(config_.cluster_size); }
   void Send(NodeId to, MessageBody body);
@@ -198,6 +203,7 @@ class RaftNode {
   // Persistent state (Figure 2).
   Term current_term_ = 0;
   NodeId voted_for_ = kNoNode;
+  Term rebuilt_at_term_ = 0;  // HardState::rebuilt_at_term: no votes, no campaigns while nonzero
   RaftLog log_;
   // The newest snapshot the driver made durable or installed (index 0: none).
   // Invariant: log_.BaseIndex() <= snapshot_.index <= applied_index_.

@@ -30,6 +30,15 @@ struct HardState {
   Term term = 0;
   NodeId voted_for = kNoNode;
   LogIndex commit_index = 0;
+  // Nonzero after this node's log was discarded (raftkv-node --rebuild) in this term: the node
+  // then neither votes nor campaigns until its commit index covers an entry of a later term.
+  // Why that is enough: every entry this node ever acknowledged has a term <= rebuilt_at_term,
+  // and a leader of a later term holds every entry committed in earlier terms, before any entry
+  // of its own (Leader Completeness, which this node's withheld votes cannot break); a committed
+  // entry of a later term in our log means our log holds that leader's prefix, so our votes are
+  // again those of a node that kept its promises. A vote from an empty log before that could
+  // elect a candidate missing entries that only this node's lost log had made a majority.
+  Term rebuilt_at_term = 0;
 
   friend bool operator==(const HardState&, const HardState&) = default;
 };
@@ -48,6 +57,7 @@ struct Event {
     kVoteDenied,          // peer = candidate, term
     kAppendAccepted,      // peer = leader
     kAppendRejected,      // peer = leader
+    kRebuildEnded,        // term = the later term whose entry is now committed here
   };
   Kind kind;
   NodeId peer = kNoNode;

@@ -160,6 +160,7 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
     // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
     const LogIndex new_commit = std::min(request.leader_commit, reply.match_index);
     if (new_commit > commit_index_) commit_index_ = new_commit;
+    MaybeEndRebuild();
   }
   Emit(reply.success ? Event::Kind::kAppendAccepted : Event::Kind::kAppendRejected, message.from,
        message.term);

@@ -158,6 +158,7 @@ void RaftNode::SnapshotInstalled(bool ok, TimePoint now) {
     if (meta.index > snapshot_.index) snapshot_ = meta;
     commit_index_ = std::max(commit_index_, meta.index);
     applied_index_ = std::max(applied_index_, meta.index);
+    MaybeEndRebuild();
     reply.received = meta.bytes;
     reply.installed = true;
     reply.match_index = meta.index;

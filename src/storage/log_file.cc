@@ -149,9 +149,9 @@ absl::StatusOr<Record> ParseRecord(std::string_view line, std::optional<LogIndex
 namespace {
 constexpr const char* kDamaged =
     "(a bad disk, bit rot or an edit), and entries this node acknowledged may be lost. The node "
-    "refuses to start and changes nothing. Restore this node's directory from a backup; if there "
-    "is none, and every other node is intact, move the directory aside and start the node empty "
-    "(see docs/file-formats.md, Recovery)";
+    "refuses to start and changes nothing. If the other nodes hold a majority, start this one "
+    "once with --rebuild: it discards its log and snapshot, keeps its term and vote, and catches "
+    "up from the leader (see docs/file-formats.md, Recovery)";
 }  // namespace
 
 namespace {

@@ -23,7 +23,9 @@ std::string FormatMetadata(const raft::HardState& state) {
       "term " +
       std::to_string(state.term) + "\n" + "voted_for " +
       (state.voted_for == kNoNode ? std::string("none") : std::to_string(state.voted_for)) + "\n" +
-      "commit_index " + std::to_string(state.commit_index) + "\n";
+      "commit_index " + std::to_string(state.commit_index) + "\n" +
+      (state.rebuilt_at_term > 0 ? "rebuilt_at_term " + std::to_string(state.rebuilt_at_term) + "\n"
+                                 : std::string());
   return body + "crc " + Hex8(Crc32(body)) + "\n";
 }
 
@@ -31,9 +33,9 @@ absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardSta
                                      uint64_t log_entries, bool log_missing,
                                      bool metadata_checksummed) {
   const std::string what_to_do =
-      ". The node refuses to start and changes nothing. Restore this node's directory from a "
-      "backup; if there is none, and every other node is intact, move the directory aside and "
-      "start the node empty (see docs/file-formats.md, Recovery)";
+      ". The node refuses to start and changes nothing. If the other nodes hold a majority, start "
+      "this one once with --rebuild: it discards its log and snapshot, keeps its term and vote, "
+      "and catches up from the leader (see docs/file-formats.md, Recovery)";
   if (log_missing && state.term > 0) {
     return absl::DataLossError(dir + "/logs.txt is missing, yet metadata.txt records term " +
                                std::to_string(state.term) +
@@ -59,7 +61,7 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env, b
   if (absl::IsNotFound(text.status())) return raft::HardState{};
   if (!text.ok()) return text.status();
   raft::HardState state;
-  bool seen[3] = {false, false, false};
+  bool seen[4] = {false, false, false, false};
   const std::vector<std::string_view> lines = Split(*text, '\n');
   size_t offset = 0;  // of lines[i] in the text
   for (size_t i = 0; i < lines.size(); offset += lines[i].size() + 1, ++i) {
@@ -101,10 +103,13 @@ absl::StatusOr<raft::HardState> LoadMetadata(const std::string& dir, Env* env, b
     } else if (key == "commit_index") {
       slot = 2;
       ok = ParseNumber(value, &state.commit_index);
+    } else if (key == "rebuilt_at_term") {
+      slot = 3;
+      ok = ParseNumber(value, &state.rebuilt_at_term) && state.rebuilt_at_term > 0;
     } else {
-      return LineError(
-          path, i + 1,
-          "unknown key \"" + std::string(key) + "\" (expected term, voted_for or commit_index)");
+      return LineError(path, i + 1,
+                       "unknown key \"" + std::string(key) +
+                           "\" (expected term, voted_for, commit_index or rebuilt_at_term)");
     }
     if (!ok) {
       return LineError(path, i + 1,

@@ -146,20 +146,25 @@ absl::Status ChaosCluster::HealAll() {
   return absl::OkStatus();
 }
 
+std::optional<StatusReply> ChaosCluster::NodeStatus(int node, int timeout_ms) {
+  if (pids_[node] <= 0 || paused_[node]) return std::nullopt;
+  // A fresh channel per probe: a long-lived one created before the node listened would sit in
+  // gRPC's reconnect backoff for seconds after the node came up.
+  auto stub =
+      KV::NewStub(grpc::CreateChannel(client_addresses_[node], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  StatusReply reply;
+  if (!stub->Status(&context, StatusArgs(), &reply).ok()) return std::nullopt;
+  return reply;
+}
+
 std::optional<LeaderInfo> ChaosCluster::Leader(int timeout_ms) {
   std::optional<LeaderInfo> best;
   for (int i = 0; i < options_.nodes; ++i) {
-    if (pids_[i] <= 0 || paused_[i]) continue;
-    // A fresh channel per probe: a long-lived one created before the node listened would sit in
-    // gRPC's reconnect backoff for seconds after the node came up.
-    auto stub =
-        KV::NewStub(grpc::CreateChannel(client_addresses_[i], grpc::InsecureChannelCredentials()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-    StatusReply reply;
-    if (!stub->Status(&context, StatusArgs(), &reply).ok()) continue;
-    if (reply.role() == "leader" && (!best || reply.term() > best->term)) {
-      best = LeaderInfo{i, reply.term()};
+    std::optional<StatusReply> reply = NodeStatus(i, timeout_ms);
+    if (reply && reply->role() == "leader" && (!best || reply->term() > best->term)) {
+      best = LeaderInfo{i, reply->term()};
     }
   }
   return best;

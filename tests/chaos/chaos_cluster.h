@@ -57,6 +57,8 @@ class ChaosCluster {
   // Everything back: network healed, paused nodes resumed, dead nodes restarted, disks fast.
   absl::Status HealAll();
 
+  // One node's Status, or nullopt when it does not answer within `timeout_ms`.
+  std::optional<StatusReply> NodeStatus(int node, int timeout_ms = 300);
   // The node that says it is leader with the highest term, asking every running, unpaused node.
   std::optional<LeaderInfo> Leader(int timeout_ms = 300);
   std::optional<LeaderInfo> WaitForLeader(int timeout_ms);

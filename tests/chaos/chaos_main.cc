@@ -55,7 +55,9 @@ std::string ConfigText(const Settings& settings) {
   return "[raft]\nHEARTBEAT_INTERVAL = 20ms\nELECTION_TIMEOUT_MIN = 300ms\n"
          "LEASE_DURATION = 200ms\nMAX_CLOCK_DRIFT = " +
          std::to_string(settings.max_clock_drift) +
-         "\n[logging]\nSTDOUT = false\nVERBOSITY = quiet\n";
+         "\n[logging]\nSTDOUT = false\nVERBOSITY = quiet\n[snapshot]\nENTRIES = " +
+         std::to_string(kSnapshotEntries) +
+         "\nKEEP_ENTRIES = " + std::to_string(kSnapshotKeepEntries) + "\nCHUNK_BYTES = 4KiB\n";
 }
 
 // The command that replays one run: same faults, same workload seed, same clock rates. (Real

@@ -1,6 +1,8 @@
 #include "tests/chaos/nemesis.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -14,8 +16,9 @@ Nemesis::Nemesis(ChaosCluster* cluster, uint64_t seed, NemesisTimings timings,
 
 const std::vector<std::string>& Nemesis::ScenarioNames() {
   static const auto* names = new std::vector<std::string>{
-      "leader-isolation", "split",    "bridge",       "one-way",   "kill-leader", "kill-follower",
-      "kill-majority",    "kill-all", "pause-leader", "slow-disk", "slow-network"};
+      "leader-isolation", "split",         "bridge",        "one-way",
+      "kill-leader",      "kill-follower", "kill-majority", "kill-all",
+      "pause-leader",     "slow-disk",     "slow-network",  "follower-misses-snapshot"};
   return *names;
 }
 
@@ -158,6 +161,54 @@ bool Nemesis::Run(const std::string& scenario) {
     Window(
         "slow fsync on leader" + on, [&] { cluster_->SetSlowDisk(leader, true); }, timings_.hold,
         [&] { cluster_->SetSlowDisk(leader, false); });
+  } else if (scenario == "follower-misses-snapshot") {
+    // A follower down while the others commit more than a snapshot's worth of entries: the
+    // leader has compacted past it, so it must come back by InstallSnapshot.
+    const int follower = RandomNodeExcept(leader);
+    const uint64_t needed = kSnapshotEntries + kSnapshotKeepEntries + 50;
+    uint64_t commit_at_restart = 0;
+    bool enough = false;
+    Window(
+        "kill -9 follower " + std::to_string(follower) + " while the others commit " +
+            std::to_string(needed) + "+ entries",
+        [&] {
+          const std::optional<StatusReply> before = cluster_->NodeStatus(leader);
+          cluster_->Kill(follower);
+          const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+          while (!enough && before && std::chrono::steady_clock::now() < give_up) {
+            Hold(milliseconds(100));
+            for (int i = 0; i < n; ++i) {
+              const std::optional<StatusReply> now = cluster_->NodeStatus(i);
+              if (now && now->role() == "leader" &&
+                  now->commit_index() >= before->commit_index() + needed) {
+                enough = true;
+                commit_at_restart = now->commit_index();
+              }
+            }
+          }
+        },
+        milliseconds(0), [&] { (void)cluster_->Start(follower); });
+    if (!enough) {
+      problems_.push_back(
+          "follower-misses-snapshot: the others did not commit enough entries in 30 s");
+      return true;
+    }
+    bool caught_up = false;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!caught_up && std::chrono::steady_clock::now() < give_up) {
+      const std::optional<StatusReply> status = cluster_->NodeStatus(follower);
+      caught_up = status && status->last_applied() >= commit_at_restart;
+      if (!caught_up) Hold(milliseconds(100));
+    }
+    std::ifstream dump(cluster_->DumpPath(follower));
+    const std::string text(std::istreambuf_iterator<char>(dump), {});
+    if (!caught_up) {
+      problems_.push_back("follower " + std::to_string(follower) +
+                          " did not catch up within 20 s of its restart");
+    } else if (text.find("installed a snapshot from the leader") == std::string::npos) {
+      problems_.push_back("follower " + std::to_string(follower) +
+                          " caught up without installing a snapshot: the scenario tested nothing");
+    }
   } else if (scenario == "slow-network") {
     // Every link slow by its own 20–150 ms: heartbeats arrive late, some past the lease.
     Window(

@@ -20,6 +20,12 @@ struct FaultWindow {
   std::string what;
 };
 
+// Every chaos cluster takes snapshots this often (config.ini [snapshot]), so that the forked
+// writer, compaction and InstallSnapshot run under every fault; follower-misses-snapshot makes a
+// follower miss more than ENTRIES + KEEP_ENTRIES writes.
+inline constexpr int kSnapshotEntries = 200;
+inline constexpr int kSnapshotKeepEntries = 20;
+
 struct NemesisTimings {
   std::chrono::milliseconds hold{2'000};    // how long a partition, kill or slow disk lasts
   std::chrono::milliseconds pause{1'200};   // SIGSTOP: longer than lease + election timeout

@@ -241,5 +241,70 @@ TEST(ClientProcess, ErrorsSayWhatHappened) {
   EXPECT_NE(stuck.message().find("may or may not have been applied"), std::string::npos) << stuck;
 }
 
+// Backup and restore (raftkv snapshot save / raftkv-node --restore): a backup taken from a live
+// cluster while clients write holds every write acknowledged before it was asked for; a new
+// cluster started from it serves each of them with its value, and takes writes of its own.
+TEST(ClientProcess, ABackupTakenUnderLoadRestoresEveryAcknowledgedWrite) {
+  const std::string backup =
+      std::string(::testing::TempDir()) + "/raftkv-backup-" + std::to_string(getpid()) + ".txt";
+  std::map<std::string, std::string> before;  // acknowledged before SaveSnapshot was called
+  client::SnapshotInfo info;
+  {
+    ProcessCluster cluster(3, "[snapshot]\nENTRIES = 300\nKEEP_ENTRIES = 50\n");
+    ASSERT_GE(cluster.WaitForLeader(), 0);
+    std::unique_ptr<Client> client = MakeClient(cluster);
+    std::mutex mu;
+    std::map<std::string, std::string> acknowledged;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w) {
+      writers.emplace_back([&, w] {
+        for (int i = 0; !stop.load(); ++i) {
+          const std::string key = "w" + std::to_string(w) + "-" + std::to_string(i);
+          const std::string value = "value of " + key;
+          if (client->Set(key, value).ok()) {
+            std::lock_guard<std::mutex> lock(mu);
+            acknowledged[key] = value;
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(milliseconds(1500));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      before = acknowledged;
+    }
+    absl::StatusOr<client::SnapshotInfo> saved = client->SaveSnapshot(backup);
+    std::this_thread::sleep_for(milliseconds(300));  // the load goes on meanwhile and after
+    stop.store(true);
+    for (std::thread& writer : writers) writer.join();
+    ASSERT_TRUE(saved.ok()) << saved.status();
+    info = *saved;
+    EXPECT_GT(before.size(), 200u) << "the load was too light to mean anything";
+    EXPECT_GT(info.index, before.size());
+    EXPECT_GT(info.bytes, 0u);
+  }
+  // A new cluster, of five nodes, from the backup alone (the old one is gone).
+  ProcessCluster restored(5, "", {"--restore", backup});
+  ASSERT_GE(restored.WaitForLeader(), 0);
+  EXPECT_NE(restored.Output(0).find("restored " + backup), std::string::npos) << restored.Output(0);
+  std::unique_ptr<Client> client = MakeClient(restored);
+  for (const auto& [key, value] : before) {
+    absl::StatusOr<client::GetResult> got = client->Get(key);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(got->found) << key << " was acknowledged before the backup and is missing";
+    EXPECT_EQ(got->value, value) << key;
+  }
+  EXPECT_TRUE(client->Set("after-restore", "yes").ok());
+  // --restore on a directory that now holds a node's state is refused: nothing is overwritten.
+  restored.Kill(0, SIGKILL);
+  restored.Start(0, {"--restore", backup});
+  for (int i = 0; i < 250 && !restored.Exited(0); ++i)
+    std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_NE(restored.Output(0).find("already holds a node's state"), std::string::npos)
+      << restored.Output(0);
+  std::remove(backup.c_str());
+}
+
 }  // namespace
 }  // namespace raftkv

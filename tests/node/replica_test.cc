@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "node/node_dir.h"
 #include "sim/sim_disk.h"
 #include "storage/metadata_file.h"
 #include "tests/raft/test_cluster.h"
@@ -209,6 +210,154 @@ TEST(Replica, EntriesAppliedWhileASnapshotIsWrittenStayInTheLog) {
     ASSERT_TRUE(value.has_value()) << i;
     EXPECT_EQ(value->value, "v" + std::to_string(i));
   }
+}
+
+// --rebuild (node/node_dir.h, raft::HardState::rebuilt_at_term). An entry is committed by the
+// leader and B while C is cut off; then the leader dies and B's log is lost and rebuilt. B and C
+// are a majority, but B must not vote: C lacks the entry, and B's vote would make it leader and
+// the committed entry would be lost. With the rule, nobody leads until the old leader is back; it
+// wins C's vote, commits in a new term, and B catches up and votes again. With the rule switched
+// off (the injected bug), the test shows the loss it prevents.
+void RebuildScenario(bool bug) {
+  raft::testing::TestCluster cluster(
+      3,
+      [bug](raft::RaftConfig& config) {
+        if (bug) config.injected_bug = raft::InjectedBug::kVoteWhileRebuilding;
+      },
+      nullptr);
+  const NodeId a = cluster.ElectLeader();
+  const NodeId b = (a + 1) % 3, c = (a + 2) % 3;
+  auto cut_off_c = [c](const raft::Message& m) { return m.from == c || m.to == c; };
+  const LogIndex index = cluster.Propose(a, "committed").index;  // SET committed v
+  cluster.Run(50, cut_off_c);
+  ASSERT_GE(cluster.node(a).commit_index(), index);
+  const Term rebuilt_in = cluster.node(b).term();
+  cluster.Crash(a);
+  cluster.Crash(b);
+  const std::string dir_b = "/test/node" + std::to_string(b);
+  absl::StatusOr<std::string> rebuilt = RebuildNodeDir(&cluster.disk(b), dir_b, 3);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  auto metadata = storage::LoadMetadata(dir_b, &cluster.disk(b));
+  ASSERT_TRUE(metadata.ok());
+  EXPECT_EQ(metadata->rebuilt_at_term, rebuilt_in);
+  EXPECT_EQ(metadata->term, rebuilt_in + 1);  // a term ahead, voted for nobody in it
+  EXPECT_EQ(metadata->voted_for, kNoNode);
+  cluster.Start(b);
+  EXPECT_EQ(cluster.node(b).log().LastIndex(), 0u);
+  cluster.Run(3000);  // C campaigns, again and again
+  if (bug) {
+    // B voted from its empty log: C leads, and the entry a majority had acknowledged is gone.
+    ASSERT_EQ(cluster.Leader(), std::optional<NodeId>(c));
+    cluster.Propose(c, "later");
+    cluster.Run(100);
+    ASSERT_TRUE(cluster.replica(c).Find("later").has_value());
+    EXPECT_FALSE(cluster.replica(c).Find("committed").has_value());
+    EXPECT_FALSE(cluster.replica(b).Find("committed").has_value());
+    return;
+  }
+  EXPECT_EQ(cluster.Leader(), std::nullopt) << "B must not vote, nor lead";
+  EXPECT_EQ(cluster.node(b).role(), raft::Role::kFollower);
+  cluster.Start(a);
+  const NodeId leader = cluster.ElectLeader();
+  EXPECT_NE(leader, b);
+  cluster.Run(500);
+  for (NodeId id : {a, b, c}) {
+    EXPECT_TRUE(cluster.replica(id).Find("committed").has_value()) << id;
+  }
+  // B holds a committed entry of a later term: it votes again, and says so once, durably.
+  EXPECT_EQ(cluster.CountEvents(raft::Event::Kind::kRebuildEnded), 1);
+  metadata = storage::LoadMetadata(dir_b, &cluster.disk(b));
+  ASSERT_TRUE(metadata.ok());
+  EXPECT_EQ(metadata->rebuilt_at_term, 0u);
+  cluster.Crash(leader);
+  cluster.Run(3000);
+  EXPECT_TRUE(cluster.Leader().has_value()) << "the two others elect a leader again";
+}
+
+// Rebuilt under a leader that stays: the node comes back a term ahead, so the leader steps down
+// once and the others elect one of a later term; the rebuilt node catches up, ends its rebuild,
+// and the cluster then survives the loss of any one other node.
+TEST(Replica, ANodeRebuiltUnderAStableLeaderVotesAgainAfterOneElection) {
+  raft::testing::TestCluster cluster(3, nullptr, [](NodeId, ReplicaOptions& options) {
+    options.snapshot_entries = 5;
+    options.snapshot_keep_entries = 0;
+  });
+  const NodeId a = cluster.ElectLeader();
+  const NodeId b = (a + 1) % 3;
+  for (int i = 0; i < 20; ++i) cluster.Propose(a, "k" + std::to_string(i));
+  cluster.Run(200);
+  cluster.Crash(b);
+  ASSERT_TRUE(RebuildNodeDir(&cluster.disk(b), "/test/node" + std::to_string(b), 3).ok());
+  cluster.Start(b);
+  cluster.Run(3000);
+  ASSERT_TRUE(cluster.Leader().has_value());
+  EXPECT_FALSE(cluster.node(b).rebuilding());
+  EXPECT_EQ(cluster.CountEvents(raft::Event::Kind::kRebuildEnded), 1);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(cluster.replica(b).Find("k" + std::to_string(i)).has_value()) << i;
+  }
+  const NodeId leader = *cluster.Leader();
+  cluster.Crash(leader == b ? (b + 1) % 3 : leader);
+  cluster.Run(3000);
+  EXPECT_TRUE(cluster.Leader().has_value()) << "b's vote counts again";
+}
+
+TEST(Replica, ARebuiltNodeVotesOnlyOnceItHoldsALaterTermsCommittedEntry) { RebuildScenario(false); }
+TEST(Replica, WithoutThatRuleARebuiltNodesVoteLosesACommittedEntry) { RebuildScenario(true); }
+
+// --restore: a new cluster of another size starts from a backup, with every key, and its
+// sessions (a retried SET is still recognised); a directory holding a node is refused.
+TEST(Replica, ANewClusterStartsFromARestoredBackup) {
+  raft::testing::TestCluster old_cluster(
+      3, nullptr, [](NodeId, ReplicaOptions& options) { options.snapshot_entries = 0; });
+  const NodeId leader = old_cluster.ElectLeader();
+  const ClientResult opened = Await(old_cluster, [&](ClientCallback done, TimePoint by) {
+    old_cluster.replica(leader).OpenSession(std::move(done), by, old_cluster.now());
+  });
+  ASSERT_EQ(opened.kind, ClientResult::Kind::kOk);
+  const kv::SetCommand set{"k", "v", opened.client_id, 1};
+  ASSERT_EQ(Await(old_cluster,
+                  [&](ClientCallback done, TimePoint by) {
+                    old_cluster.replica(leader).Set(set, std::move(done), by, old_cluster.now());
+                  })
+                .kind,
+            ClientResult::Kind::kOk);
+  const ClientResult saved = Await(old_cluster, [&](ClientCallback done, TimePoint by) {
+    old_cluster.replica(leader).SaveSnapshot(std::move(done), by, old_cluster.now());
+  });
+  ASSERT_EQ(saved.kind, ClientResult::Kind::kOk) << saved.error;
+  absl::StatusOr<std::string> backup =
+      old_cluster.disk(leader).ReadFile("/test/node" + std::to_string(leader) + "/snapshot.txt");
+  ASSERT_TRUE(backup.ok());
+
+  // Five nodes, each restored from the backup before it starts.
+  raft::testing::TestCluster cluster(5, nullptr, [&](NodeId id, ReplicaOptions& options) {
+    sim::SimDisk& disk = cluster.disk(id);
+    if (disk.FileSize(options.dir + "/metadata.txt").ok()) return;  // restored already
+    auto file = disk.OpenWritable("/backup.txt", true);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->WriteAt(0, *backup).ok());
+    ASSERT_TRUE((*file)->Sync().ok());
+    absl::StatusOr<std::string> restored = RestoreNodeDir(&disk, options.dir, "/backup.txt", 5);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+  });
+  const NodeId new_leader = cluster.ElectLeader();
+  EXPECT_EQ(cluster.node(new_leader).snapshot().index, saved.snapshot->index);
+  EXPECT_EQ(cluster.node(new_leader).snapshot().cluster_size, 5);
+  for (NodeId id = 0; id < 5; ++id) EXPECT_EQ(cluster.replica(id).Find("k")->value, "v") << id;
+  // The session came along: the same SET again is recognised as a retry, not applied twice.
+  ASSERT_EQ(Await(cluster,
+                  [&](ClientCallback done, TimePoint by) {
+                    cluster.replica(new_leader).Set(set, std::move(done), by, cluster.now());
+                  })
+                .kind,
+            ClientResult::Kind::kOk);
+  EXPECT_EQ(cluster.replica(new_leader).Find("k")->version, 1u);
+  // A directory that holds a node is never overwritten.
+  cluster.Crash(0);
+  absl::StatusOr<std::string> again =
+      RestoreNodeDir(&cluster.disk(0), "/test/node0", "/backup.txt", 5);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
 }
 
 }  // namespace

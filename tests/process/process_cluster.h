@@ -26,8 +26,10 @@ using std::chrono::milliseconds;
 
 class ProcessCluster {
  public:
-  // `extra_config` is appended to every node's config.ini.
-  explicit ProcessCluster(int size, const std::string& extra_config = "")
+  // `extra_config` is appended to every node's config.ini; `first_start_args` go to each node's
+  // first start only (e.g. --restore FILE).
+  explicit ProcessCluster(int size, const std::string& extra_config = "",
+                          const std::vector<std::string>& first_start_args = {})
       : size_(size), pids_(size, -1) {
     char pattern[] = "/tmp/raftkv-process-XXXXXX";
     dir_ = mkdtemp(pattern);
@@ -42,15 +44,15 @@ class ProcessCluster {
       stubs_.push_back(
           KV::NewStub(grpc::CreateChannel(addresses_[i], grpc::InsecureChannelCredentials())));
     }
-    for (int i = 0; i < size; ++i) Start(i);
+    for (int i = 0; i < size; ++i) Start(i, first_start_args);
   }
   ~ProcessCluster() {
     for (int i = 0; i < size_; ++i) Kill(i, SIGKILL);
     std::filesystem::remove_all(dir_);
   }
 
-  void Start(int id) {
-    pids_[id] = Spawn(id, dir_, {}, dir_ + "/node" + std::to_string(id) + ".out");
+  void Start(int id, const std::vector<std::string>& extra_args = {}) {
+    pids_[id] = Spawn(id, dir_, extra_args, dir_ + "/node" + std::to_string(id) + ".out");
   }
   // Starts a raftkv-node process as node `id` of this cluster with `data_dir` and `extra_args`,
   // its stdout and stderr appended to `output`; returns its pid. Start uses it; tests may run

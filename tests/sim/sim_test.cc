@@ -105,7 +105,7 @@ TEST_P(InjectedBugs, SimulatorCatchesIt) {
 INSTANTIATE_TEST_SUITE_P(
     Bugs, InjectedBugs,
     ::testing::Values(
-        BugCase{raft::InjectedBug::kReadWithoutLease, 3, 50, "lease safety"},
+        BugCase{raft::InjectedBug::kReadWithoutLease, 3, 50, "lease safety|linearizability"},
         BugCase{raft::InjectedBug::kSkipOldLeaseWait, 3, 300, "lease safety"},
         BugCase{raft::InjectedBug::kForgetToPersistVote, 5, 300, "voted twice"},
         BugCase{raft::InjectedBug::kSkipNoopBeforeRead, 3, 300, "linearizability"},
@@ -113,7 +113,7 @@ INSTANTIATE_TEST_SUITE_P(
         // (replays a stale entry, or leaves a commit index past the log, which recovery
         // refuses), and a torn truncate + append (a line half new, half old, which recovery
         // refuses).
-        BugCase{raft::InjectedBug::kSaveCommitBeforeLogCut, 3, 60,
+        BugCase{raft::InjectedBug::kSaveCommitBeforeLogCut, 3, 200,
                 "state-machine safety|committed entries were lost"},
         BugCase{raft::InjectedBug::kOneSyncForCutAndAppend, 3, 200, "failed to start"},
         // Snapshots: the log cut before the snapshot covering it is durable (a crash between
@@ -122,7 +122,10 @@ INSTANTIATE_TEST_SUITE_P(
         BugCase{raft::InjectedBug::kCompactBeforeSnapshotDurable, 3, 50,
                 "entries in between are lost"},
         BugCase{raft::InjectedBug::kInstallOlderSnapshot, 3, 300, "its state went back"},
-        BugCase{raft::InjectedBug::kSnapshotWithoutSessions, 3, 50, "linearizability"}),
+        BugCase{raft::InjectedBug::kSnapshotWithoutSessions, 3, 50, "linearizability"},
+        // --rebuild: a node whose log was lost votes at once, and elects a leader without an
+        // entry that its lost log had helped commit.
+        BugCase{raft::InjectedBug::kVoteWhileRebuilding, 3, 50, "leader completeness"}),
     [](const ::testing::TestParamInfo<BugCase>& info) {
       std::string name = raft::InjectedBugName(info.param.bug);
       std::replace(name.begin(), name.end(), '-', '_');

@@ -434,6 +434,15 @@ TEST(Metadata, SavesAtomicallyAndLoads) {
   EXPECT_NE(text.find("term 7\nvoted_for 2\ncommit_index 41\n"), std::string::npos) << text;
   ASSERT_TRUE(SaveMetadata(dir.path(), raft::HardState{8, kNoNode, 41}).ok());
   EXPECT_NE(FileBytes(dir.path() + "/metadata.txt").find("voted_for none"), std::string::npos);
+  EXPECT_EQ(FileBytes(dir.path() + "/metadata.txt").find("rebuilt_at_term"), std::string::npos)
+      << "written only after a rebuild";
+  // After --rebuild: the term it was rebuilt in, until it catches up.
+  const raft::HardState rebuilt{9, kNoNode, 0, 8};
+  ASSERT_TRUE(SaveMetadata(dir.path(), rebuilt).ok());
+  EXPECT_NE(FileBytes(dir.path() + "/metadata.txt").find("rebuilt_at_term 8\n"), std::string::npos);
+  EXPECT_EQ(*LoadMetadata(dir.path()), rebuilt);
+  WriteBytes(dir.path() + "/metadata.txt", "term 9\nvoted_for none\nrebuilt_at_term 0\n");
+  EXPECT_TRUE(absl::IsDataLoss(LoadMetadata(dir.path()).status())) << "0 is never written";
 }
 
 TEST(Metadata, BadContentIsRefusedWithFileAndLine) {
