@@ -64,6 +64,9 @@ struct Settings {
   bool prefill = true;
   bool json = false;
   std::string label;
+  // If set: every measured request's completion time (Unix µs) and latency (µs), one line each,
+  // so a script can compare latency inside and outside given windows (make bench-growth).
+  std::string timeline;
 };
 
 // Keys "k000…<index>" padded to key_size.
@@ -105,6 +108,7 @@ struct Slot {
   uint64_t client_id = 0;  // raftkv session (OPEN_SESSION), one per slot; a slot is sequential
   uint64_t sequence = 0;
   std::vector<uint32_t> latencies_us;
+  std::vector<Clock::time_point> completed;  // with latencies_us, when --timeline is given
   std::map<std::string, uint64_t> errors;
   Clock::time_point sent;
   Op op = Op::kGet;
@@ -273,6 +277,7 @@ class Runner {
       } else {
         slot.latencies_us.push_back(static_cast<uint32_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(now - slot.sent).count()));
+        if (!settings_.timeline.empty()) slot.completed.push_back(now);
       }
     }
     // gRPC may run a callback inside the call that started it (an immediate failure): bound the
@@ -421,6 +426,9 @@ int Main(int argc, char** argv) {
   app.add_flag("!--no-prefill", settings.prefill, "do not write every key before a GET run");
   app.add_flag("--json", settings.json, "one JSON line per run instead of the table row");
   app.add_option("--label", settings.label, "a name for this run in the output");
+  app.add_option("--timeline", settings.timeline,
+                 "write each measured request's completion time (Unix µs) and latency (µs) to "
+                 "FILE, one line each");
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<std::vector<std::string>> addresses = ParseAddressList(nodes);
@@ -474,6 +482,25 @@ int Main(int argc, char** argv) {
   for (const auto& slot : slots) {
     latencies.insert(latencies.end(), slot->latencies_us.begin(), slot->latencies_us.end());
     for (const auto& [kind, count] : slot->errors) errors[kind] += count;
+  }
+  if (!settings.timeline.empty()) {
+    std::FILE* out = std::fopen(settings.timeline.c_str(), "w");
+    if (out == nullptr) {
+      std::fprintf(stderr, "raftkv-bench: cannot write %s\n", settings.timeline.c_str());
+      return 1;
+    }
+    // Steady-clock completion times to Unix time, by one offset taken now.
+    const auto unix_offset = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch() - Clock::now().time_since_epoch());
+    for (const auto& slot : slots) {
+      for (size_t i = 0; i < slot->completed.size(); ++i) {
+        const auto at = std::chrono::duration_cast<std::chrono::microseconds>(
+                            slot->completed[i].time_since_epoch()) +
+                        unix_offset;
+        std::fprintf(out, "%lld %u\n", static_cast<long long>(at.count()), slot->latencies_us[i]);
+      }
+    }
+    std::fclose(out);
   }
   std::sort(latencies.begin(), latencies.end());
   const double seconds =

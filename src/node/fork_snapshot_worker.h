@@ -1,9 +1,10 @@
 // ForkSnapshotWorker: the server's SnapshotWorker. Start forks the process; the child runs the job
 // on its copy-on-write image of memory — the state machine exactly as it was at the fork, however
 // the parent changes it meanwhile — reports the result through a pipe and exits. The parent's
-// driver is held only for the fork itself (copying page tables: about a millisecond per 500 MiB of
-// resident memory), whatever the data size; the pages the parent writes while the child lives are
-// copied once each. LogCabin and Redis take their snapshots the same way.
+// driver is held only for the fork itself (copying page tables; 1–3 ms at 45 MiB resident, dump.txt
+// states it for every snapshot); the price comes after, as each page the parent writes while the
+// child lives is copied on first touch (docs/benchmarks.md, Growth, measures what that costs
+// clients). LogCabin and Redis take their snapshots the same way.
 //
 // The child only reads memory and writes one file with write(2)/fsync(2): it takes no lock another
 // thread may have held at the fork (it has one thread) and touches no gRPC state. It dies with its

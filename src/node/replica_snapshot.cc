@@ -124,6 +124,7 @@ void Replica::CompleteSnapshot(const raft::SnapshotMeta& meta) {
   const LogIndex keep = static_cast<LogIndex>(std::max<int64_t>(0, options_.snapshot_keep_entries));
   const LogIndex compact_to = meta.index > keep ? meta.index - keep : 0;
   const bool bug = options_.raft.Injected(raft::InjectedBug::kCompactBeforeSnapshotDurable);
+  const TimePoint started = options_.clock ? options_.clock() : TimePoint{};
   auto cut_log = [&]() -> absl::Status {
     const LogIndex base = std::max(log_->BaseIndex(), compact_to);
     if (base <= log_->BaseIndex()) return absl::OkStatus();
@@ -142,9 +143,13 @@ void Replica::CompleteSnapshot(const raft::SnapshotMeta& meta) {
   }
   core_->SnapshotTaken(meta, log_->BaseIndex());
   AnswerSnapshotWaiters(meta);
+  const Duration took = (options_.clock ? options_.clock() : TimePoint{}) - started;
   Record("snapshot taken at index " + std::to_string(meta.index) + " term " +
          std::to_string(meta.term) + " (" + std::to_string(meta.bytes) +
-         " bytes); the log starts after " + std::to_string(log_->BaseIndex()));
+         " bytes); the log starts after " + std::to_string(log_->BaseIndex()) +
+         " (renaming and cutting held the node for " +
+         std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count()) +
+         " us)");
 }
 
 void Replica::FillSnapshotChunks(std::vector<raft::Message>& messages) {

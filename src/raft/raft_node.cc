@@ -306,12 +306,18 @@ Ready RaftNode::TakeReady() {
   ready.commit_index = commit_index_;
   ready.truncate_from = log_.TakeTruncation();
   ready.entries = log_.TakeUnsent();
-  // Only entries durable on this node once this Ready is persisted may be applied.
+  // Only entries durable on this node once this Ready is persisted may be applied; and about
+  // kMaxCommittedBytesPerReady of them at a time, so that a long backlog (a restart replaying its
+  // log, a follower catching up) is applied in bounded batches over several Readies instead of
+  // being copied out of the compact log all at once.
   const LogIndex apply_limit = std::min(commit_index_, log_.HandedOutIndex());
-  for (LogIndex index = applied_index_ + 1; index <= apply_limit; ++index) {
+  size_t committed_bytes = 0;
+  for (LogIndex index = applied_index_ + 1;
+       index <= apply_limit && committed_bytes < kMaxCommittedBytesPerReady; ++index) {
     ready.committed_entries.push_back(log_.At(index));
+    committed_bytes += ready.committed_entries.back().data.size() + sizeof(Entry);
+    applied_index_ = index;
   }
-  applied_index_ = std::max(applied_index_, apply_limit);
   ready.messages = std::move(messages_);
   ready.messages_after_persist = std::move(messages_after_persist_);
   ready.events = std::move(events_);

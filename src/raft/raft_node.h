@@ -53,6 +53,10 @@ struct RecoveredState {
   RaftLog log;
 };
 
+// How much of the committed log one Ready hands out to apply (its entries' payloads plus their
+// headers): a longer backlog goes out over several Readies (HasReady stays true meanwhile).
+inline constexpr size_t kMaxCommittedBytesPerReady = 1 << 20;
+
 struct ProposeResult {
   bool accepted = false;
   LogIndex index = 0;  // where the command will commit, if it does

@@ -52,6 +52,15 @@ class PosixFile : public WritableFile {
     if (::fdatasync(fd_) != 0) return ErrnoError("cannot fsync", path_);
     return absl::OkStatus();
   }
+  void Writeback(uint64_t wait_offset, uint64_t offset, uint64_t length) override {
+    if (offset > wait_offset) {
+      (void)::sync_file_range(
+          fd_, static_cast<off64_t>(wait_offset), static_cast<off64_t>(offset - wait_offset),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    }
+    (void)::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(length),
+                            SYNC_FILE_RANGE_WRITE);
+  }
 
  private:
   int fd_;

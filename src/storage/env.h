@@ -31,6 +31,13 @@ class WritableFile {
   virtual absl::Status Allocate(uint64_t offset, uint64_t length) = 0;
   // Makes every write, truncation and size change so far durable (fdatasync).
   virtual absl::Status Sync() = 0;
+  // A hint, not a promise of durability: start writing [offset, offset + length) to the disk
+  // now, and first wait until [wait_offset, offset) has been written (sync_file_range). A long
+  // file written in pieces this way reaches the disk as it goes, so its final Sync() is short
+  // and does not stall other files' syncs behind one large burst (ext4 commits them together).
+  virtual void Writeback(uint64_t wait_offset, uint64_t offset, uint64_t length) {
+    (void)wait_offset, (void)offset, (void)length;
+  }
 };
 
 // Held while this process uses a directory; destroying it (or the process dying) releases it.

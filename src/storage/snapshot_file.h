@@ -55,7 +55,8 @@ class SnapshotWriter {
   std::unique_ptr<WritableFile> file_;
   std::string path_;
   std::string buffer_;
-  uint64_t offset_ = 0;  // bytes written to the file so far
+  uint64_t offset_ = 0;        // bytes written to the file so far
+  uint64_t written_back_ = 0;  // bytes known to have reached the disk (Writeback)
   uint64_t lines_ = 0;
   uint32_t crc_ = 0;
 };
