@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "storage/file_util.h"
 
@@ -107,6 +108,13 @@ void EventLog::Record(const std::string& statement) {
   buffer_ += ' ';
   buffer_ += statement;
   buffer_ += '\n';
+  // A turn that applies a long backlog (a restart replaying its log) records a line per entry:
+  // written out as it goes, not held until the turn ends (that held 10 MB and more).
+  if (buffer_.size() >= kFlushBytes) {
+    if (absl::Status status = Flush(); !status.ok() && deferred_error_.ok()) {
+      deferred_error_ = status;
+    }
+  }
 }
 
 void EventLog::RecordEvent(const raft::Event& event) {
@@ -116,6 +124,7 @@ void EventLog::RecordEvent(const raft::Event& event) {
 }
 
 absl::Status EventLog::Flush() {
+  if (!deferred_error_.ok()) return std::exchange(deferred_error_, absl::OkStatus());
   if (buffer_.empty()) return absl::OkStatus();
   if (options_.to_stdout) {
     std::fwrite(buffer_.data(), 1, buffer_.size(), stdout);

@@ -88,6 +88,10 @@ class EventLog : public node::EventSink {
   std::FILE* file_;
   int64_t size_;
   std::string buffer_;
+  // An error of a flush that Record made on its own (buffer_ reached kFlushBytes), for the next
+  // Flush() to report.
+  absl::Status deferred_error_;
+  static constexpr size_t kFlushBytes = 1 << 20;
 };
 
 std::string UtcTimestampNow();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,10 @@ absl::Status ErrnoStatus(const char* what) {
 [[noreturn]] void RunChild(const SnapshotWorker::Job& job, int fd, pid_t parent) {
   // Die with the parent; if it is already gone, do nothing.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(3);
+  // Second to the node for the CPU: the snapshot then takes longer, the node's requests wait less
+  // (make bench-growth: client p99 inside snapshot windows 2.3x that outside at nice 0, 1.8-2.1x
+  // at 19). Best effort: if it fails, the snapshot is written all the same.
+  (void)setpriority(PRIO_PROCESS, 0, 19);
   absl::StatusOr<uint64_t> result = job();
   const std::string report = result.ok()
                                  ? absl::StrCat("OK ", *result)

@@ -41,6 +41,9 @@ class RaftDriver::SlowDisk : public storage::Env {
     return real_->Rename(from, to);
   }
   absl::Status SyncDir(const std::string& dir) override { return real_->SyncDir(dir); }
+  void CloseInBackground(std::unique_ptr<storage::WritableFile> file) override {
+    real_->CloseInBackground(std::move(file));
+  }
   absl::StatusOr<std::unique_ptr<storage::DirLock>> LockDir(const std::string& dir) override {
     return real_->LockDir(dir);
   }

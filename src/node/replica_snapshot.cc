@@ -43,9 +43,17 @@ void Replica::MaybeTakeSnapshot(TimePoint now) {
   }
   const LogIndex applied = core_->applied_index();
   if (applied == 0 || applied <= core_->snapshot().index || now < snapshot_retry_at_) return;
-  const bool due =
-      options_.snapshot_entries > 0 &&
-      applied - core_->snapshot().index >= static_cast<uint64_t>(options_.snapshot_entries);
+  // About every snapshot_entries entries, each node at its own phase of that interval: when the
+  // applied index crosses (k * every - phase), and at least half an interval after the last.
+  // The replicas of a cluster then never all write one at once, which would slow a leader and
+  // the followers it needs for a majority together (and, on one machine, make them compete for
+  // CPU and disk). The log still holds at most about `every` entries past the snapshot.
+  const uint64_t every = static_cast<uint64_t>(std::max<int64_t>(0, options_.snapshot_entries));
+  const LogIndex last = core_->snapshot().index;
+  const uint64_t phase = every * static_cast<uint64_t>(options_.raft.id) /
+                         static_cast<uint64_t>(options_.raft.cluster_size);
+  const bool due = every > 0 && applied - last >= (every + 1) / 2 &&
+                   (applied + phase) / every > (last + phase) / every;
   const bool awaited = !snapshot_waiters_.empty() && snapshot_waiters_.begin()->first <= applied;
   if (due || awaited) StartSnapshot(now);
 }

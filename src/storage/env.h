@@ -69,6 +69,11 @@ class Env {
   // process (or another lock in this one) holds it. A lock is never stale: a dead process's
   // lock is released by the kernel.
   virtual absl::StatusOr<std::unique_ptr<DirLock>> LockDir(const std::string& dir) = 0;
+  // Closes `file` without holding the caller up. Closing the last descriptor of a large file
+  // that a rename has already unlinked (logs.txt replaced by its rewrite) frees its blocks; on a
+  // file system mounted with online discard that took 9-13 ms here, on the node's driver thread.
+  // Default: closes it now.
+  virtual void CloseInBackground(std::unique_ptr<WritableFile> file) { file.reset(); }
 };
 
 // The real file system (one process-wide instance).
