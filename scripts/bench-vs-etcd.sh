@@ -118,8 +118,8 @@ memory_row() {  # memory_row LABEL: fills $memory_keys keys on both systems, pri
 }
 memory_rows=""
 if [[ "$memory_keys" -gt 0 ]]; then
-  # After the table: raftkv keeps its whole Raft log in memory (no compaction yet), so this row
-  # grows with every write the table made, not only with the keys.
+  # After the table: besides the keys, raftkv holds up to [snapshot] ENTRIES + KEEP_ENTRIES
+  # entries of its log, so this row also reflects the table's writes.
   echo "== memory after the table: $memory_keys keys of 100 B on each system"
   memory_rows+="$(memory_row "$memory_keys keys of 100 B, after the table's writes") (reference) |"$'\n'
   # Fresh clusters holding just the keys: the target row.
@@ -145,8 +145,9 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   echo "raftkv's load goes over \`ServeClientStream\` as the client library sends it (requests that"
   echo "meet in flight share a message); the last two rows load raftkv with one unary call per"
   echo "request instead. etcd's load is unary calls, as its clients send it. Memory is measured twice:"
-  echo "after the table's writes (raftkv keeps its whole Raft log in memory, with no compaction yet,"
-  echo "so that row grows with every write) and on fresh clusters holding just the keys."
+  echo "after the table's writes (raftkv also holds the log entries since its last snapshot, up to"
+  echo "[snapshot] ENTRIES + KEEP_ENTRIES) and on fresh clusters holding just the keys. Growth over a"
+  echo "long run, restarts and catch-up are in the Growth section (make bench-growth)."
   echo
   echo "* Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
   echo "* etcd: $(etcd --version | head -1)"

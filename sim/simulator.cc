@@ -368,7 +368,11 @@ void Simulator::RestartNode(NodeId id) {
     for (NodeId other = 0; other < options_.nodes; ++other) {
       if (other != id && (Rebuilding(other) || nodes_[other].rebuild_pending)) others_whole = false;
     }
-    node.rebuild_pending = others_whole;
+    // A node that never saved metadata.txt has acknowledged nothing: nothing to rebuild (and
+    // --rebuild refuses it, rightly: it must keep a term it does not know).
+    const bool has_run =
+        node.disk->FileSize("/sim/node" + std::to_string(id) + "/metadata.txt").ok();
+    node.rebuild_pending = others_whole && has_run;
   }
   if (node.rebuild_pending) {
     const std::string dir = "/sim/node" + std::to_string(id);

@@ -487,7 +487,9 @@ absl::StatusOr<SnapshotInfo> Client::Impl::SaveSnapshot(const std::string& path,
   const Clock::time_point deadline = Clock::now() + call.deadline.value_or(options_.deadline);
   const std::string part = path + ".part";
   absl::Status last = absl::UnavailableError("no node answered");
-  int target = leader_.load() >= 0 ? leader_.load() : 0;
+  const int known = leader_.load();
+  int target = known >= 0 ? known : 0;
+  int redirects_in_a_row = 0;
   for (int attempt = 0; Clock::now() < deadline; ++attempt) {
     std::FILE* out = std::fopen(part.c_str(), "wb");
     if (out == nullptr) {
@@ -503,10 +505,19 @@ absl::StatusOr<SnapshotInfo> Client::Impl::SaveSnapshot(const std::string& path,
       info = absl::UnavailableError("cannot write " + part + ": " + std::strerror(errno));
     }
     if (info.ok()) {
-      // Checked whole (checksum, line count, the state's own rules) before it takes the name.
+      // Checked whole before it takes the name: checksum, line count, and every line loaded as a
+      // node would load it (a file --restore would refuse is no backup).
+      kv::KvStateMachine::SnapshotLoader loader;
       absl::StatusOr<raftkv::storage::SnapshotMeta> meta = raftkv::storage::ReadSnapshot(
-          raftkv::storage::PosixEnv(), part, [](std::string_view) { return absl::OkStatus(); },
-          [](std::string_view) { return absl::OkStatus(); });
+          raftkv::storage::PosixEnv(), part,
+          [&](std::string_view fields) { return loader.Header(fields); },
+          [&](std::string_view line) { return loader.Line(line); });
+      if (meta.ok()) {
+        if (absl::StatusOr<std::unique_ptr<kv::KvStateMachine>> loaded = loader.Finish();
+            !loaded.ok()) {
+          meta = loaded.status();
+        }
+      }
       if (!meta.ok()) {
         info = meta.status();
       } else if (meta->index != info->index || meta->term != info->term) {
@@ -526,10 +537,12 @@ absl::StatusOr<SnapshotInfo> Client::Impl::SaveSnapshot(const std::string& path,
     last = info.status();
     // To the leader named, else the next node. A pause when the leader itself asked to retry
     // later, and once every node was tried, so a cluster without a leader is not hammered.
+    // Hints that name each other (stale on both nodes) are followed three times in a row at most.
     const int nodes = static_cast<int>(stubs_.size());
-    const bool pause = redirect == target || (redirect < 0 && attempt % nodes == nodes - 1);
-    if (redirect < 0) target = (target + 1) % nodes;
-    if (redirect >= 0) target = redirect;
+    const bool follow = redirect >= 0 && redirect != target && redirects_in_a_row < 3;
+    redirects_in_a_row = follow ? redirects_in_a_row + 1 : 0;
+    const bool pause = !follow && (redirect >= 0 || attempt % nodes == nodes - 1);
+    target = follow ? redirect : redirect == target ? target : (target + 1) % nodes;
     if (pause) std::this_thread::sleep_for(options_.backoff_max);
   }
   return absl::DeadlineExceededError("no snapshot before the deadline; last: " +

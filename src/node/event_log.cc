@@ -111,7 +111,7 @@ void EventLog::Record(const std::string& statement) {
   // A turn that applies a long backlog (a restart replaying its log) records a line per entry:
   // written out as it goes, not held until the turn ends (that held 10 MB and more).
   if (buffer_.size() >= kFlushBytes) {
-    if (absl::Status status = Flush(); !status.ok() && deferred_error_.ok()) {
+    if (absl::Status status = FlushBuffer(); !status.ok() && deferred_error_.ok()) {
       deferred_error_ = status;
     }
   }
@@ -124,7 +124,13 @@ void EventLog::RecordEvent(const raft::Event& event) {
 }
 
 absl::Status EventLog::Flush() {
-  if (!deferred_error_.ok()) return std::exchange(deferred_error_, absl::OkStatus());
+  // An earlier flush's error is reported once, after this one has tried (and cleared the buffer).
+  absl::Status earlier = std::exchange(deferred_error_, absl::OkStatus());
+  absl::Status status = FlushBuffer();
+  return earlier.ok() ? status : earlier;
+}
+
+absl::Status EventLog::FlushBuffer() {
   if (buffer_.empty()) return absl::OkStatus();
   if (options_.to_stdout) {
     std::fwrite(buffer_.data(), 1, buffer_.size(), stdout);

@@ -81,6 +81,7 @@ class EventLog : public node::EventSink {
  private:
   EventLog(std::string dir, NodeId self, Options options, std::FILE* file, int64_t size);
   absl::Status Rotate();
+  absl::Status FlushBuffer();  // writes buffer_ out and clears it, whatever happens
 
   std::string dir_;
   NodeId self_;

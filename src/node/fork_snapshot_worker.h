@@ -6,9 +6,14 @@
 // child lives is copied on first touch (docs/benchmarks.md, Growth, measures what that costs
 // clients). LogCabin and Redis take their snapshots the same way.
 //
-// The child only reads memory and writes one file with write(2)/fsync(2): it takes no lock another
-// thread may have held at the fork (it has one thread) and touches no gRPC state. It dies with its
-// parent (PR_SET_PDEATHSIG), so a killed node never leaves a writer holding its files or ports.
+// The child has one thread: it reads memory (the state machine without its lock: nothing else
+// runs), allocates (glibc's malloc, and the sanitizers' allocators, reset their locks in the child
+// at fork), and writes one file; it touches no gRPC state and takes no other lock another thread
+// may have held at the fork. It dies with the thread that forked it, the driver
+// (PR_SET_PDEATHSIG), which cancels it before it exits; so a killed node leaves no writer behind.
+// Until it is gone it shares the node's descriptors, the directory lock among them: a node
+// restarted at once after kill -9 may find the lock held for as long as the child takes to die
+// (an fsync in progress), and says so.
 #pragma once
 
 #include <sys/types.h>

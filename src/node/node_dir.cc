@@ -41,6 +41,15 @@ absl::StatusOr<std::string> RebuildNodeDir(storage::Env* env, const std::string&
   }
   absl::StatusOr<std::unique_ptr<storage::DirLock>> lock = env->LockDir(dir);
   if (!lock.ok()) return lock.status();
+  if (absl::IsNotFound(env->FileSize(dir + "/metadata.txt").status())) {
+    // A fresh node, or one whose metadata.txt is gone: either way its term and vote are unknown,
+    // and a rebuild must know the term it may have acknowledged entries in.
+    return absl::FailedPreconditionError(
+        dir +
+        " has no metadata.txt: --rebuild must keep this node's term and vote, which that "
+        "file held. Restore the directory from a backup (or, for a node that never ran, "
+        "start it without --rebuild)");
+  }
   absl::StatusOr<raft::HardState> saved = storage::LoadMetadata(dir, env);
   if (!saved.ok()) {
     return absl::FailedPreconditionError(

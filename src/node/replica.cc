@@ -81,8 +81,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Open(ReplicaOptions options, s
     return absl::DataLossError(
         std::string(own.status().message()) +
         " and was not loaded; the node changes nothing. If the other nodes hold a majority, start "
-        "this one once with --rebuild: it discards its log and snapshot, keeps its term and vote, "
-        "and catches up from the leader (docs/file-formats.md, Recovery)");
+        "this one once with --rebuild: it discards its log and snapshot, comes back a term ahead "
+        "of the one it may have voted in, and catches up from the leader (docs/file-formats.md, "
+        "Recovery)");
   } else if (!absl::IsNotFound(own.status())) {
     return own.status();
   }
@@ -293,6 +294,13 @@ void Replica::SaveSnapshot(ClientCallback done, TimePoint answer_by, TimePoint n
     ClientResult result = ClientResult::Ok(std::nullopt, options_.raft.id);
     result.snapshot = core_->snapshot();
     return done(result);
+  }
+  if (now < snapshot_retry_at_) {
+    return done(ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                       "the last snapshot could not be written (" +
+                                           snapshot_error_ +
+                                           "); the node tries again within 10 s: retry then",
+                                       core_->leader_id()));
   }
   if (snapshot_waiters_.size() >= kMaxSnapshotWaiters) {
     return done(ClientResult::Rejected(ClientResult::Reason::kRetryLater,

@@ -343,8 +343,9 @@ class Replica {
   std::optional<raft::SnapshotMeta> snapshot_writing_;
   TimePoint snapshot_started_at_{};
   Duration snapshot_start_pause_{};  // how long StartSnapshot held the turn
-  // After a snapshot could not be written, the next try waits until then.
+  // After a snapshot could not be written, the next try waits until then; why it failed.
   TimePoint snapshot_retry_at_{};
+  std::string snapshot_error_;
   struct SnapshotWaiter {
     ClientCallback done;
     TimePoint answer_by;

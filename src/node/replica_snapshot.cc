@@ -96,6 +96,7 @@ void Replica::FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now) {
            std::to_string(kSnapshotRetry / std::chrono::seconds(1)) + " s");
     (void)env_->DeleteFile(SnapshotPath() + ".tmp");  // absent or not: recovery deletes it too
     snapshot_retry_at_ = now + kSnapshotRetry;
+    snapshot_error_ = std::string(written.status().message());
     FailSnapshotWaiters("the snapshot could not be written: " +
                         std::string(written.status().message()));
     return;

@@ -32,11 +32,12 @@ struct HardState {
   LogIndex commit_index = 0;
   // Nonzero after this node's log was discarded (raftkv-node --rebuild) in this term: the node
   // then neither votes nor campaigns until its commit index covers an entry of a later term.
-  // Why that is enough: every entry this node ever acknowledged has a term <= rebuilt_at_term,
-  // and a leader of a later term holds every entry committed in earlier terms, before any entry
-  // of its own (Leader Completeness, which this node's withheld votes cannot break); a committed
-  // entry of a later term in our log means our log holds that leader's prefix, so our votes are
-  // again those of a node that kept its promises. A vote from an empty log before that could
+  // Why that is enough: every entry this node ever acknowledged has a term <= rebuilt_at_term.
+  // An entry e of a later term, once committed, was made durable by a majority that did not
+  // count this node's lost log, so every later leader holds e (that majority meets every
+  // electing one in a node that kept its log) and with it every entry committed before e's term:
+  // all that this node's lost log helped commit. From then on its vote cannot elect a leader
+  // without them, even if a crash cost it e itself. A vote from an empty log before that could
   // elect a candidate missing entries that only this node's lost log had made a majority.
   Term rebuilt_at_term = 0;
 

@@ -1,6 +1,7 @@
 #include "rpc/services.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -285,6 +286,13 @@ class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<Snapsho
   static constexpr size_t kPieceBytes = 256 << 10;
 
   SnapshotReactor(KvService* service, Duration budget) : service_(service) {
+    if (service_->snapshot_streams_.fetch_add(1) >= kMaxSnapshotStreams) {
+      Answered(ClientResult::Rejected(ClientResult::Reason::kRetryLater,
+                                      "too many backups in progress on this node (at most " +
+                                          std::to_string(kMaxSnapshotStreams) + "); retry later",
+                                      kNoNode));
+      return;
+    }
     service_->driver_->SaveSnapshot([this](const ClientResult& result) { Answered(result); },
                                     AnswerByFor(budget, std::chrono::seconds(60)));
   }
@@ -293,13 +301,18 @@ class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<Snapsho
   }
 
  private:
-  // The driver's answer (on its thread): refuse, or open the file and send the first piece.
+  // The driver's answer, on its thread (or at once, for a refusal). Opened here: the driver
+  // renames snapshots only on this thread, so nothing can replace the file between the answer
+  // and this open, and the file is the one the answer names. The first message says which; the
+  // bytes are read on gRPC's threads (OnWriteDone), never on the driver's.
   void Answered(const ClientResult& result) {
-    if (result.kind != ClientResult::Kind::kOk) {
+    if (result.kind != ClientResult::Kind::kOk || !result.snapshot) {
       SnapshotPiece refusal;
       ServeClientReply reply;
       FillReply(result, service_->addresses_, &reply);
-      refusal.set_error_code(reply.error_code());
+      refusal.set_error_code(reply.error_code() == ServeClientReply::NONE
+                                 ? ServeClientReply::RETRY_LATER
+                                 : reply.error_code());
       refusal.set_error(reply.error());
       refusal.set_leader_id(reply.leader_id());
       refusal.set_leader_address(reply.leader_address());
@@ -310,19 +323,16 @@ class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<Snapsho
     const std::string path = service_->driver_->snapshot_path();
     fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return Fail("cannot open " + path + ": " + std::strerror(errno));
-    const off_t size = lseek(fd_, 0, SEEK_END);
-    if (size < 0) return Fail("cannot size " + path + ": " + std::strerror(errno));
-    total_ = static_cast<uint64_t>(size);
-    if (!ReadPiece()) return;
-    // Its header line says which snapshot this is (it may be newer than the one answered).
-    const std::string& data = piece_.data();
-    absl::StatusOr<raft::SnapshotMeta> meta =
-        storage::ParseSnapshotHeader(std::string_view(data).substr(0, data.find('\n')));
-    if (!meta.ok()) return Fail(path + ": " + std::string(meta.status().message()));
-    piece_.set_index(meta->index);
-    piece_.set_term(meta->term);
+    struct stat info;
+    if (fstat(fd_, &info) != 0 || info.st_size <= 0) {
+      return Fail("cannot size " + path + ": " + std::strerror(errno));
+    }
+    total_ = static_cast<uint64_t>(info.st_size);
+    piece_.Clear();
+    piece_.set_index(result.snapshot->index);
+    piece_.set_term(result.snapshot->term);
     piece_.set_total_bytes(total_);
-    Send();
+    StartWrite(&piece_);
   }
 
   // Reads the next piece into piece_; false (and the call failed) on error.
@@ -345,7 +355,9 @@ class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<Snapsho
     return true;
   }
 
-  void Send() {
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::CANCELLED);  // the client went away
+    if (!ReadPiece()) return;
     sent_ += piece_.data().size();
     if (sent_ >= total_) {
       StartWriteAndFinish(&piece_, grpc::WriteOptions(), grpc::Status::OK);
@@ -354,15 +366,12 @@ class KvService::SnapshotReactor final : public grpc::ServerWriteReactor<Snapsho
     }
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(grpc::Status::CANCELLED);  // the client went away
-    if (sent_ >= total_) return;                      // that was the last piece, sent with Finish
-    if (ReadPiece()) Send();
-  }
-
   void Fail(const std::string& why) { Finish(grpc::Status(grpc::StatusCode::INTERNAL, why)); }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->snapshot_streams_.fetch_sub(1);
+    delete this;
+  }
 
   KvService* const service_;
   int fd_ = -1;

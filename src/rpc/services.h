@@ -6,6 +6,7 @@
 // consensus core, so many requests can be in flight on a handful of threads.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,10 @@ class KvService final : public KV::CallbackService {
   std::vector<std::string> addresses_;
   Duration max_wait_;
   StreamRegistry streams_;
+  // SaveSnapshot calls in progress (each holds the file open and a piece of it): at most
+  // kMaxSnapshotStreams, more are refused with RETRY_LATER.
+  static constexpr int kMaxSnapshotStreams = 4;
+  std::atomic<int> snapshot_streams_{0};
 };
 
 }  // namespace raftkv::rpc

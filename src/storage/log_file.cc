@@ -151,8 +151,8 @@ namespace {
 constexpr const char* kDamaged =
     "(a bad disk, bit rot or an edit), and entries this node acknowledged may be lost. The node "
     "refuses to start and changes nothing. If the other nodes hold a majority, start this one "
-    "once with --rebuild: it discards its log and snapshot, keeps its term and vote, and catches "
-    "up from the leader (see docs/file-formats.md, Recovery)";
+    "once with --rebuild: it discards its log and snapshot, comes back a term ahead of the one it "
+    "may have voted in, and catches up from the leader (see docs/file-formats.md, Recovery)";
 }  // namespace
 
 namespace {

@@ -34,8 +34,9 @@ absl::Status CheckLogAgainstMetadata(const std::string& dir, const raft::HardSta
                                      bool metadata_checksummed) {
   const std::string what_to_do =
       ". The node refuses to start and changes nothing. If the other nodes hold a majority, start "
-      "this one once with --rebuild: it discards its log and snapshot, keeps its term and vote, "
-      "and catches up from the leader (see docs/file-formats.md, Recovery)";
+      "this one once with --rebuild: it discards its log and snapshot, comes back a term ahead "
+      "of the one it may have voted in, and catches up from the leader (see docs/file-formats.md, "
+      "Recovery)";
   if (log_missing && state.term > 0) {
     return absl::DataLossError(dir + "/logs.txt is missing, yet metadata.txt records term " +
                                std::to_string(state.term) +

@@ -303,6 +303,21 @@ TEST(Replica, ANodeRebuiltUnderAStableLeaderVotesAgainAfterOneElection) {
 }
 
 TEST(Replica, ARebuiltNodeVotesOnlyOnceItHoldsALaterTermsCommittedEntry) { RebuildScenario(false); }
+
+// A rebuild must know the term the node may have voted and acknowledged in: without
+// metadata.txt (a fresh disk, or that file lost) it is refused and nothing is deleted.
+TEST(Replica, RebuildWithoutMetadataIsRefusedAndDeletesNothing) {
+  sim::SimDisk disk;
+  auto file = disk.OpenWritable("/node/logs.txt", true);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->WriteAt(0, "NO-OP 1\n").ok());
+  ASSERT_TRUE((*file)->Sync().ok());
+  absl::StatusOr<std::string> rebuilt = RebuildNodeDir(&disk, "/node", 3);
+  EXPECT_TRUE(absl::IsFailedPrecondition(rebuilt.status())) << rebuilt.status();
+  EXPECT_NE(rebuilt.status().message().find("no metadata.txt"), absl::string_view::npos);
+  EXPECT_TRUE(disk.FileSize("/node/logs.txt").ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(RebuildNodeDir(&disk, "/empty", 3).status()));
+}
 TEST(Replica, WithoutThatRuleARebuiltNodesVoteLosesACommittedEntry) { RebuildScenario(true); }
 
 // --restore: a new cluster of another size starts from a backup, with every key, and its
