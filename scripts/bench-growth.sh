@@ -219,6 +219,13 @@ run_system() {
     fi
     sleep 0.05
   done
+  # How it caught up: raftkv says so in dump.txt (looked at now, before rotation takes the line).
+  local by_snapshot="-"
+  if [[ $sys == raftkv ]]; then
+    by_snapshot=no
+    cat "$(raftkv_dir "$follower")"/dump.txt* 2>/dev/null |
+      grep -q "installed a snapshot from the leader" && by_snapshot=yes
+  fi
   wait "$load"
   local catchup_line
   catchup_line="$(cat "$work/$sys.catchup.json")"
@@ -273,6 +280,7 @@ p99_out="$p99_out"
 windows=$(wc -l <"$work/$sys.windows")
 catchup_ms=${caught:-none}
 catchup_p99=$(field "$catchup_line" p99_us)
+catchup_by_snapshot=$by_snapshot
 first_get_ms=${first:-none}
 peak_mib=$((peak / 1024))
 steady_mib=$((steady / 1024))
@@ -318,6 +326,7 @@ row() {  # row LABEL KEY UNIT [TARGET [MAX_KEY]]: with MAX_KEY, the largest node
   row "snapshot windows seen" windows ""
   row "follower back after 2 steps away: time to catch up" catchup_ms " ms"
   row "client p99 while it catches up" catchup_p99 " µs"
+  row "it caught up by InstallSnapshot (its dump.txt says so)" catchup_by_snapshot ""
   row "restart of all three: first GET served after" first_get_ms " ms" "≤ 1000 ms"
   row "peak RSS while recovering" peak_mib " MiB" "≤ 1.5 × steady"
   row "RSS once recovered (steady)" steady_mib " MiB"

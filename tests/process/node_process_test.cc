@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -39,6 +40,45 @@ ServeClientArgs Get(const std::string& key) {
   args.set_op(ServeClientArgs::GET);
   args.set_key(key);
   return args;
+}
+
+// SETs through one session of `cluster`, each with the next sequence, keeping what was
+// acknowledged; then every acknowledged write must read back.
+class AcknowledgedWrites {
+ public:
+  // `key_value` names the key and value of the write with a sequence.
+  AcknowledgedWrites(ProcessCluster& cluster,
+                     std::function<std::pair<std::string, std::string>(uint64_t)> key_value)
+      : cluster_(cluster), key_value_(std::move(key_value)), session_(cluster.OpenSession()) {}
+
+  void Write(int count) {
+    for (int i = 0; i < count; ++i) {
+      ++sequence_;
+      auto [key, value] = key_value_(sequence_);
+      if (cluster_.Request(Set(key, value, session_, sequence_))) acknowledged_[key] = value;
+    }
+  }
+  size_t size() const { return acknowledged_.size(); }
+  // Every acknowledged key is found with its value (a test failure otherwise).
+  void ExpectAllReadable() {
+    for (const auto& [key, value] : acknowledged_) {
+      auto got = cluster_.Request(Get(key));
+      ASSERT_TRUE(got) << key;
+      EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
+      EXPECT_EQ(got->data(), value) << key;
+    }
+  }
+
+ private:
+  ProcessCluster& cluster_;
+  std::function<std::pair<std::string, std::string>(uint64_t)> key_value_;
+  uint64_t session_;
+  uint64_t sequence_ = 0;
+  std::map<std::string, std::string> acknowledged_;
+};
+
+std::pair<std::string, std::string> SmallWrite(uint64_t sequence) {
+  return {"k" + std::to_string(sequence), "v" + std::to_string(sequence)};
 }
 
 TEST(NodeProcess, ElectsOneLeaderAndReportsStatus) {
@@ -94,39 +134,24 @@ TEST(NodeProcess, ElectsOneLeaderAndReportsStatus) {
 TEST(NodeProcess, NoAcknowledgedWriteIsLostAcrossKillNine) {
   ProcessCluster cluster(3);
   ASSERT_GE(cluster.WaitForLeader(), 0);
-  std::map<std::string, std::string> acknowledged;
-  uint64_t sequence = 0;
-  const uint64_t session = cluster.OpenSession();
-  auto write = [&](int count) {
-    for (int i = 0; i < count; ++i) {
-      const std::string key = "k" + std::to_string(sequence);
-      const std::string value = "v" + std::to_string(sequence);
-      ++sequence;
-      if (cluster.Request(Set(key, value, session, sequence))) acknowledged[key] = value;
-    }
-  };
-  write(30);
+  AcknowledgedWrites writes(cluster, SmallWrite);
+  writes.Write(30);
   // kill -9 the leader in the middle of the stream, keep writing, bring it back.
   const int leader = cluster.WaitForLeader();
   std::thread killer([&] {
     std::this_thread::sleep_for(milliseconds(30));
     cluster.Kill(leader, SIGKILL);
   });
-  write(40);
+  writes.Write(40);
   killer.join();
   cluster.Start(leader);
-  write(20);
+  writes.Write(20);
   // kill -9 everyone at once, restart everyone.
   for (int id = 0; id < 3; ++id) cluster.Kill(id, SIGKILL);
   for (int id = 0; id < 3; ++id) cluster.Start(id);
   ASSERT_GE(cluster.WaitForLeader(), 0);
-  EXPECT_GE(acknowledged.size(), 80u) << "too few writes were acknowledged to prove anything";
-  for (const auto& [key, value] : acknowledged) {
-    auto got = cluster.Request(Get(key));
-    ASSERT_TRUE(got) << key;
-    EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
-    EXPECT_EQ(got->data(), value);
-  }
+  EXPECT_GE(writes.size(), 80u) << "too few writes were acknowledged to prove anything";
+  writes.ExpectAllReadable();
 }
 
 // A follower that misses more than a snapshot's worth of writes comes back by InstallSnapshot
@@ -139,19 +164,12 @@ TEST(NodeProcess, AFollowerBehindTheLeadersSnapshotCatchesUpByInstallSnapshot) {
   const int behind = (leader + 1) % 3;
   const int other = (leader + 2) % 3;
   cluster.Kill(behind, SIGKILL);
-  std::map<std::string, std::string> acknowledged;
-  const uint64_t session = cluster.OpenSession();
-  uint64_t sequence = 0;
-  auto write = [&](int count) {
-    for (int i = 0; i < count; ++i) {
-      ++sequence;
-      const std::string key = "key" + std::to_string(sequence);
-      const std::string value = std::string(40, 'a' + sequence % 26) + std::to_string(sequence);
-      if (cluster.Request(Set(key, value, session, sequence))) acknowledged[key] = value;
-    }
-  };
-  write(300);
-  ASSERT_EQ(acknowledged.size(), 300u);
+  AcknowledgedWrites writes(cluster, [](uint64_t sequence) {
+    return std::make_pair("key" + std::to_string(sequence),
+                          std::string(40, 'a' + sequence % 26) + std::to_string(sequence));
+  });
+  writes.Write(300);
+  ASSERT_EQ(writes.size(), 300u);
   const std::string behind_dir = cluster.dir() + "/logs_node_" + std::to_string(behind);
   cluster.Start(behind);
   const uint64_t commit = cluster.Status(leader)->commit_index();
@@ -167,19 +185,14 @@ TEST(NodeProcess, AFollowerBehindTheLeadersSnapshotCatchesUpByInstallSnapshot) {
   EXPECT_TRUE(std::filesystem::exists(behind_dir + "/snapshot.txt"));
   // Its log goes on after the snapshot: with the other follower down, every write needs it.
   cluster.Kill(other, SIGKILL);
-  write(20);
-  EXPECT_EQ(acknowledged.size(), 320u);
+  writes.Write(20);
+  EXPECT_EQ(writes.size(), 320u);
   EXPECT_EQ(storage::ReadWholeFile(behind_dir + "/logs.txt")->substr(0, 6), "START ");
   // Only it holds those 20: it must lead, from its snapshot and log.
   cluster.Kill(leader, SIGKILL);
   cluster.Start(other);
   ASSERT_EQ(cluster.WaitForLeader(), behind);
-  for (const auto& [key, value] : acknowledged) {
-    auto got = cluster.Request(Get(key));
-    ASSERT_TRUE(got) << key;
-    EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
-    EXPECT_EQ(got->data(), value) << key;
-  }
+  writes.ExpectAllReadable();
 }
 
 // Damaged files on 2 of 3 nodes (a NUL byte in the middle of one logs.txt, another deleted):
@@ -248,18 +261,8 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
   ProcessCluster cluster(3, "[snapshot]\nENTRIES = 50\nKEEP_ENTRIES = 10\nCHUNK_BYTES = 1KiB\n");
   const int leader = cluster.WaitForLeader();
   ASSERT_GE(leader, 0);
-  std::map<std::string, std::string> acknowledged;
-  const uint64_t session = cluster.OpenSession();
-  uint64_t sequence = 0;
-  auto write = [&](int count) {
-    for (int i = 0; i < count; ++i) {
-      ++sequence;
-      const std::string key = "k" + std::to_string(sequence);
-      if (cluster.Request(Set(key, "v" + std::to_string(sequence), session, sequence)))
-        acknowledged[key] = "v" + std::to_string(sequence);
-    }
-  };
-  write(120);
+  AcknowledgedWrites writes(cluster, SmallWrite);
+  writes.Write(120);
   const int damaged = (leader + 1) % 3;
   const std::string dir = cluster.dir() + "/logs_node_" + std::to_string(damaged);
   cluster.Kill(damaged, SIGTERM);
@@ -271,7 +274,7 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
     file.seekp(size / 2);
     file.put('\0');
   }
-  write(60);  // the others go on; the leader compacts past what the damaged node had
+  writes.Write(60);  // the others go on; the leader compacts past what the damaged node had
   cluster.Start(damaged);
   std::optional<int> exited;
   for (int i = 0; i < 250 && !exited; ++i) {
@@ -294,20 +297,15 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
   EXPECT_NE(cluster.Output(damaged).find("rebuilt " + dir), std::string::npos);
   EXPECT_NE(storage::ReadWholeFile(dump_path)->find("installed a snapshot from the leader"),
             std::string::npos);
-  write(10);
+  writes.Write(10);
   // Its vote counts again: without the node that led at first, the other two elect a leader.
   const int now_leading = cluster.WaitForLeader();
   cluster.Kill(now_leading, SIGKILL);
   const int next = cluster.WaitForLeader();
   ASSERT_GE(next, 0);
   EXPECT_NE(next, now_leading);
-  for (const auto& [key, value] : acknowledged) {
-    auto got = cluster.Request(Get(key));
-    ASSERT_TRUE(got) << key;
-    EXPECT_TRUE(got->found()) << key << " was acknowledged and then lost";
-    EXPECT_EQ(got->data(), value) << key;
-  }
-  EXPECT_EQ(acknowledged.size(), 190u);
+  writes.ExpectAllReadable();
+  EXPECT_EQ(writes.size(), 190u);
 }
 
 // ServeClientStream as docs/api.md describes it: a batch of requests, answered by id (in any
