@@ -18,6 +18,7 @@
 #include <limits>
 #include <memory>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -41,27 +42,43 @@ class BatchOutbox {
   void Add(const Fill& fill) {
     if (batches_.empty() || open_bytes_ >= kBatchSoftLimitBytes) {
       batches_.emplace_back();
+      batch_bytes_.push_back(0);
       open_bytes_ = 0;
     }
-    open_bytes_ += fill(&batches_.back());
+    const size_t added = fill(&batches_.back());
+    open_bytes_ += added;
+    batch_bytes_.back() += added;
+    bytes_ += added;
     ++items_;
   }
   bool empty() const { return batches_.empty(); }
   size_t items() const { return items_; }
-  // Moves the oldest batch into `out` (which must be empty).
-  void TakeFront(Batch* out) {
+  size_t bytes() const { return bytes_; }  // of every batch queued
+  // Moves the oldest batch into `out` (which must be empty); returns its encoded size.
+  size_t TakeFront(Batch* out) {
     out->Swap(&batches_.front());
     batches_.pop_front();
+    const size_t taken = batch_bytes_.front();
+    batch_bytes_.pop_front();
+    bytes_ -= taken;
     if (batches_.empty()) {
       open_bytes_ = 0;
       items_ = 0;
     }
+    return taken;
+  }
+  void Clear() {
+    batches_.clear();
+    batch_bytes_.clear();
+    open_bytes_ = bytes_ = items_ = 0;
   }
 
  private:
   std::deque<Batch> batches_;
-  size_t open_bytes_ = 0;  // of the last (open) batch
-  size_t items_ = 0;       // queued since the outbox was last empty: a bound, not an exact count
+  std::deque<size_t> batch_bytes_;  // batch_bytes_[i]: the encoded size of batches_[i]
+  size_t bytes_ = 0;                // their sum
+  size_t open_bytes_ = 0;           // of the last (open) batch
+  size_t items_ = 0;  // queued since the outbox was last empty: a bound, not an exact count
 };
 
 // The client end: one stream call. The call owns itself until OnDone; whoever holds the
@@ -230,13 +247,23 @@ class StreamRegistry {
 
 // The server end: reads batches, hands each to Dispatch, and writes the answers back in batches.
 // A subclass's constructor calls StartReading() last (a read may complete at once, and Dispatch is
-// the subclass's). Dispatch calls ExpectAnswers for every answer it promises and then each of
+// the subclass's).
+//
+// Flow control: answers wait in the outbox while the client does not read them. Once they hold
+// kThrottleBytes, no further request is read (the client's writes then block in gRPC's flow
+// control) until they drain below half of it. Answers to requests read already may still grow it:
+// past kCutOffBytes the client is cut off (RESOURCE_EXHAUSTED, or the call cancelled if a write
+// to it is stuck) and what was queued is dropped, so a client that never reads costs at most that
+// much memory. Dispatch calls ExpectAnswers for every answer it promises and then each of
 // those gets exactly one Answer or AnswerNothing, from any thread. The stream finishes once the
 // client has stopped sending (or Stop / Close was called) and every promised answer is given, so
 // no answer can outlive the reactor.
 template <typename InBatch, typename OutBatch>
 class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, public ClosableStream {
  public:
+  static constexpr size_t kThrottleBytes = 8 << 20;
+  static constexpr size_t kCutOffBytes = 64 << 20;
+
   bool Close(grpc::Status status) final ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
     StopLocked(std::move(status));
@@ -276,6 +303,9 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       if (!read_on) {
         reading_ = false;
         finish = DoneWithEverything();
+      } else if (QueuedBytes() >= kThrottleBytes) {
+        read_on = false;  // the client is not reading its answers: read on once they drain
+        read_paused_ = true;
       }
     }
     if (start) this->StartWrite(&sending_);
@@ -286,6 +316,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   void OnWriteDone(bool ok) override {
     bool more = false;
     bool finish = false;
+    bool resume = false;
     {
       MutexLock lock(&mu_);
       sending_.Clear();
@@ -293,8 +324,13 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       writing_ = false;
       more = TakeOutboxForWrite();
       if (!more) finish = DoneWithEverything();
+      if (read_paused_ && !stopped_ && !broken_ && QueuedBytes() < kThrottleBytes / 2) {
+        read_paused_ = false;
+        resume = true;
+      }
     }
     if (more) this->StartWrite(&sending_);
+    if (resume) this->StartRead(&incoming_);
     if (finish) FinishNow();
   }
 
@@ -304,8 +340,10 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   }
 
  protected:
-  // `registry` (may be null) lets the server close the stream when it shuts down.
-  explicit ServerBatchStream(StreamRegistry* registry) : registry_(registry) {}
+  // `registry` (may be null) lets the server close the stream when it shuts down; `context` is the
+  // call's, to cancel it when the client is cut off.
+  ServerBatchStream(StreamRegistry* registry, grpc::CallbackServerContext* context)
+      : registry_(registry), context_(context) {}
   virtual ~ServerBatchStream() = default;
 
   void StartReading() {
@@ -347,15 +385,42 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   void Answered(const Record& record) {
     bool start = false;
     bool finish = false;
+    bool cancel = false;
     {
       MutexLock lock(&mu_);
       --unanswered_;
       record();
+      if (!broken_ && QueuedBytes() > kCutOffBytes) {
+        // A write in flight to a client that does not read never completes, and Finish may not
+        // overtake it: the call is cancelled (the client sees CANCELLED). Otherwise the stream
+        // finishes as usual, RESOURCE_EXHAUSTED.
+        cancel = writing_;
+        CutOffLocked();
+      }
       start = TakeOutboxForWrite();
       finish = DoneWithEverything();
     }
+    if (cancel) context_->TryCancel();
     if (start) this->StartWrite(&sending_);
     if (finish) FinishNow();
+  }
+
+  // The answers queued and in flight, in encoded bytes.
+  size_t QueuedBytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outbox_.bytes() + (writing_ ? sending_bytes_ : 0);
+  }
+
+  // Ends a stream whose client does not read: its answers are dropped, no further request is
+  // read, and it finishes RESOURCE_EXHAUSTED once the answers promised are given.
+  void CutOffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    broken_ = true;
+    outbox_.Clear();
+    StopLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "more than " + std::to_string(kCutOffBytes >> 20) +
+                                " MiB of answers waited for this client to read them; read "
+                                "your replies, or keep fewer requests in flight"));
+    reading_ = false;  // a read still pending ends with ok=false (the call is cancelled)
+    read_paused_ = false;
   }
 
   void StopLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -370,7 +435,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   bool TakeOutboxForWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || broken_ || dispatching_ || outbox_.empty()) return false;
     writing_ = true;
-    outbox_.TakeFront(&sending_);
+    sending_bytes_ = outbox_.TakeFront(&sending_);
     return true;
   }
 
@@ -383,10 +448,14 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   }
 
   StreamRegistry* const registry_;
+  grpc::CallbackServerContext* const context_;
   InBatch incoming_;  // touched only by the read reactions, one at a time
   Mutex mu_;
   BatchOutbox<OutBatch> outbox_ ABSL_GUARDED_BY(mu_);
-  OutBatch sending_;  // owned by the write in flight while writing_
+  OutBatch sending_;                               // owned by the write in flight while writing_
+  size_t sending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // its encoded size
+  // No read is pending because the answers hold kThrottleBytes (OnWriteDone reads on).
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -148,8 +148,8 @@ grpc::ServerUnaryReactor* RaftService::AppendEntries(grpc::CallbackServerContext
 class RaftService::AppendStreamReactor final
     : public ServerBatchStream<AppendEntriesBatch, AppendEntriesResponseBatch> {
  public:
-  explicit AppendStreamReactor(RaftService* service)
-      : ServerBatchStream(&service->streams_), service_(service) {
+  AppendStreamReactor(RaftService* service, grpc::CallbackServerContext* context)
+      : ServerBatchStream(&service->streams_, context), service_(service) {
     StartReading();
   }
 
@@ -184,8 +184,8 @@ class RaftService::AppendStreamReactor final
 };
 
 grpc::ServerBidiReactor<AppendEntriesBatch, AppendEntriesResponseBatch>*
-RaftService::AppendEntriesStream(grpc::CallbackServerContext*) {
-  return new AppendStreamReactor(this);
+RaftService::AppendEntriesStream(grpc::CallbackServerContext* context) {
+  return new AppendStreamReactor(this, context);
 }
 
 void RaftService::CloseStreams() {
@@ -244,8 +244,8 @@ grpc::ServerUnaryReactor* KvService::ServeClient(grpc::CallbackServerContext* co
 class KvService::StreamReactor final
     : public ServerBatchStream<ClientRequestBatch, ClientReplyBatch> {
  public:
-  explicit StreamReactor(KvService* service)
-      : ServerBatchStream(&service->streams_), service_(service) {
+  StreamReactor(KvService* service, grpc::CallbackServerContext* context)
+      : ServerBatchStream(&service->streams_, context), service_(service) {
     StartReading();
   }
 
@@ -273,8 +273,8 @@ class KvService::StreamReactor final
 };
 
 grpc::ServerBidiReactor<ClientRequestBatch, ClientReplyBatch>* KvService::ServeClientStream(
-    grpc::CallbackServerContext*) {
-  return new StreamReactor(this);
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this, context);
 }
 
 // One SaveSnapshot: asks the driver for a snapshot that holds every acknowledged write, then

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -306,6 +307,69 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
   EXPECT_NE(next, now_leading);
   writes.ExpectAllReadable();
   EXPECT_EQ(writes.size(), 190u);
+}
+
+int64_t RssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+// A client that sends requests on ServeClientStream and never reads the answers (here GETs of a
+// 1 MB value: each small request asks for a large answer): the node stops reading its requests
+// once 8 MiB of answers wait, and cuts it off past 64 MiB, dropping them. (Defect: the reply queue
+// had no bound, and such a client grew the leader from 48 MiB to 4.6 GiB in 10 s.) The node stays
+// within a bounded memory and keeps serving others.
+TEST(NodeProcess, AStreamClientThatNeverReadsIsCutOffAndCostsBoundedMemory) {
+  ProcessCluster cluster(3);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster.Request(Set("big", std::string(1'000'000, 'b'), 0, 0)));
+  ASSERT_TRUE(cluster.Request(Set("small", "s", 0, 0)));
+  const int64_t before = RssKib(cluster.pid(leader));
+  auto stub = KV::NewStub(
+      grpc::CreateChannel(cluster.addresses()[leader], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto stream = stub->ServeClientStream(&context);
+  std::atomic<int> batches_written{0};
+  std::thread writer([&] {
+    for (int batch = 0; batch < 50; ++batch) {
+      ClientRequestBatch requests;
+      for (int i = 0; i < 100; ++i) {
+        StreamedRequest* request = requests.add_requests();
+        request->set_id(static_cast<uint64_t>(batch * 100 + i));
+        *request->mutable_args() = Get("big");
+      }
+      if (!stream->Write(requests)) return;  // cut off
+      ++batches_written;
+    }
+  });
+  int64_t peak = 0;
+  for (int i = 0; i < 30; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    peak = std::max(peak, RssKib(cluster.pid(leader)));
+  }
+  // Others are served meanwhile.
+  auto got = cluster.Request(Get("small"));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data(), "s");
+  context.TryCancel();  // whatever state the stream is in, end it now
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  EXPECT_FALSE(status.ok());
+  std::printf(
+      "leader RSS %lld KiB before, peak %lld KiB while the client did not read; %d of 50 "
+      "batches of 100 GETs written; stream ended: %d %s\n",
+      static_cast<long long>(before), static_cast<long long>(peak), batches_written.load(),
+      static_cast<int>(status.error_code()), status.error_message().c_str());
+  // 64 MiB of answers at most, a batch being written, and the allocator's slack. (Before the
+  // bound: gigabytes, the node reading on and queueing 100 MB of answers per batch.)
+  EXPECT_LT(peak - before, 128 * 1024) << "KiB";
+  EXPECT_TRUE(cluster.running(leader));
+  EXPECT_TRUE(cluster.Request(Get("small")));
 }
 
 // ServeClientStream as docs/api.md describes it: a batch of requests, answered by id (in any

@@ -99,6 +99,8 @@ class ProcessCluster {
     return status;
   }
 
+  pid_t pid(int id) const { return pids_[id]; }
+
   std::optional<StatusReply> Status(int id) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + milliseconds(500));

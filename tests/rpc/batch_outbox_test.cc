@@ -64,5 +64,24 @@ TEST(BatchOutbox, ABatchClosesAtTheSoftLimit) {
   EXPECT_EQ(batch.requests_size(), 1);
 }
 
+// The bytes it holds (what the server's stream throttles and cuts off on) follow every batch in
+// and out, and Clear drops them all.
+TEST(BatchOutbox, CountsTheBytesItHolds) {
+  BatchOutbox<AppendEntriesBatch> outbox;
+  size_t total = 0;
+  for (int i = 0; i < 9; ++i) total += AddRequest(outbox, 300 * 1024);
+  EXPECT_EQ(outbox.bytes(), total);
+  AppendEntriesBatch batch;
+  const size_t first = outbox.TakeFront(&batch);
+  size_t in_batch = 0;
+  for (const AppendEntriesRequest& request : batch.requests()) in_batch += request.ByteSizeLong();
+  EXPECT_EQ(first, in_batch);
+  EXPECT_EQ(outbox.bytes(), total - first);
+  outbox.Clear();
+  EXPECT_TRUE(outbox.empty());
+  EXPECT_EQ(outbox.bytes(), 0u);
+  EXPECT_EQ(outbox.items(), 0u);
+}
+
 }  // namespace
 }  // namespace raftkv
