@@ -303,7 +303,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       if (!read_on) {
         reading_ = false;
         finish = DoneWithEverything();
-      } else if (QueuedBytes() >= kThrottleBytes) {
+      } else if (!broken_ && QueuedBytes() >= kThrottleBytes) {
         read_on = false;  // the client is not reading its answers: read on once they drain
         read_paused_ = true;
       }
@@ -320,14 +320,23 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
     {
       MutexLock lock(&mu_);
       sending_.Clear();
-      if (!ok) broken_ = true;  // the client is gone: later answers have no one to go to
       writing_ = false;
+      if (!ok) {
+        // The client is gone: later answers have no one to go to, and a read paused for it
+        // would never be resumed, nor end.
+        broken_ = true;
+        outbox_.Clear();
+        if (read_paused_) {
+          read_paused_ = false;
+          reading_ = false;
+        }
+      }
       more = TakeOutboxForWrite();
-      if (!more) finish = DoneWithEverything();
-      if (read_paused_ && !stopped_ && !broken_ && QueuedBytes() < kThrottleBytes / 2) {
+      if (read_paused_ && !stopped_ && QueuedBytes() < kThrottleBytes / 2) {
         read_paused_ = false;
         resume = true;
       }
+      if (!more && !resume) finish = DoneWithEverything();
     }
     if (more) this->StartWrite(&sending_);
     if (resume) this->StartRead(&incoming_);
@@ -393,14 +402,21 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       if (!broken_ && QueuedBytes() > kCutOffBytes) {
         // A write in flight to a client that does not read never completes, and Finish may not
         // overtake it: the call is cancelled (the client sees CANCELLED). Otherwise the stream
-        // finishes as usual, RESOURCE_EXHAUSTED.
+        // finishes as usual, RESOURCE_EXHAUSTED. Until TryCancel has returned, the stream may
+        // not finish (and be deleted) under it.
         cancel = writing_;
+        cancelling_ = cancel;
         CutOffLocked();
       }
       start = TakeOutboxForWrite();
       finish = DoneWithEverything();
     }
-    if (cancel) context_->TryCancel();
+    if (cancel) {
+      context_->TryCancel();
+      MutexLock lock(&mu_);
+      cancelling_ = false;
+      finish = DoneWithEverything();
+    }
     if (start) this->StartWrite(&sending_);
     if (finish) FinishNow();
   }
@@ -441,7 +457,9 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
 
   // True exactly once: when the stream may finish (the caller then calls Finish, outside mu_).
   bool DoneWithEverything() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || dispatching_ || unanswered_ > 0 || writing_ || finished_) return false;
+    if (reading_ || dispatching_ || unanswered_ > 0 || writing_ || cancelling_ || finished_) {
+      return false;
+    }
     if (!broken_ && !outbox_.empty()) return false;  // answers still to write
     finished_ = true;
     return true;
@@ -456,6 +474,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   size_t sending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // its encoded size
   // No read is pending because the answers hold kThrottleBytes (OnWriteDone reads on).
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;  // a cut-off's TryCancel is under way
   int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
