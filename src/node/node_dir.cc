@@ -109,15 +109,7 @@ absl::StatusOr<std::string> RestoreNodeDir(storage::Env* env, const std::string&
   // Written again, not copied: for this cluster's size, and by this version's writer.
   const raft::SnapshotMeta meta{loaded->meta.index, loaded->meta.term, cluster_size, 0};
   const std::string path = dir + "/" + storage::kSnapshotFile;
-  absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer = storage::SnapshotWriter::Create(
-      env, path + ".tmp", meta, loaded->kv->SnapshotHeaderFields(/*sessions=*/true));
-  if (!writer.ok()) return writer.status();
-  if (absl::Status s = loaded->kv->WriteSnapshotLines(
-          [&](std::string_view line) { return (*writer)->AddLine(line); }, /*sessions=*/true);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<uint64_t> bytes = (*writer)->Finish();
+  absl::StatusOr<uint64_t> bytes = WriteSnapshot(env, path + ".tmp", meta, *loaded->kv);
   if (!bytes.ok()) return bytes.status();
   if (absl::Status s = env->DeleteFile(dir + "/logs.txt"); !s.ok()) return s;
   if (absl::Status s = env->Rename(path + ".tmp", path); !s.ok()) return s;

@@ -9,6 +9,18 @@
 
 namespace raftkv::node {
 
+absl::StatusOr<uint64_t> WriteSnapshot(storage::Env* env, const std::string& path,
+                                       const raft::SnapshotMeta& meta, const kv::KvStateMachine& kv,
+                                       bool sessions) {
+  absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer =
+      storage::SnapshotWriter::Create(env, path, meta, kv.SnapshotHeaderFields(sessions));
+  if (!writer.ok()) return writer.status();
+  absl::Status status = kv.WriteSnapshotLines(
+      [&](std::string_view line) { return (*writer)->AddLine(line); }, sessions);
+  if (!status.ok()) return status;
+  return (*writer)->Finish();
+}
+
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(
     storage::Env* env, const std::string& path,
     const std::function<void(std::string_view line)>& on_line) {
@@ -77,13 +89,7 @@ void Replica::StartSnapshot(TimePoint now) {
 
 absl::StatusOr<uint64_t> Replica::WriteSnapshotFile(const raft::SnapshotMeta& meta,
                                                     bool sessions) const {
-  absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer = storage::SnapshotWriter::Create(
-      env_, SnapshotPath() + ".tmp", meta, kv_.SnapshotHeaderFields(sessions));
-  if (!writer.ok()) return writer.status();
-  absl::Status status = kv_.WriteSnapshotLines(
-      [&](std::string_view line) { return (*writer)->AddLine(line); }, sessions);
-  if (!status.ok()) return status;
-  return (*writer)->Finish();
+  return WriteSnapshot(env_, SnapshotPath() + ".tmp", meta, kv_, sessions);
 }
 
 void Replica::FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now) {
