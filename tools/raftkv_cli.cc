@@ -6,6 +6,7 @@
 //   raftkv [--nodes …]                 interactive prompt (or, from a pipe, one request a line)
 //
 // The node list comes from --nodes, else $RAFTKV_NODES, else [cluster] NODES of --config FILE.
+// Mutual TLS: --cacert/--cert/--key (else $RAFTKV_CACERT, $RAFTKV_CERT, $RAFTKV_KEY), as etcdctl.
 // Exit status: 0 success, 1 the request failed (the message says why), 2 bad usage, 3 GET of a
 // key that does not exist.
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "common/address.h"
 #include "config/node_config.h"
 #include "raftkv/client.h"
+#include "rpc/tls.h"
 #include "tools/prompt.h"
 #include "tools/status_table.h"
 
@@ -71,6 +73,7 @@ absl::StatusOr<std::vector<std::string>> ResolveNodes(const std::string& nodes_f
 }
 
 int Run(int argc, char** argv) {
+  raftkv::rpc::ReportTlsRefusalsOnce("raftkv", /*report_refusals=*/false);
   CLI::App app{"raftkv: client for a raftkv cluster (GET/SET with leader leases)"};
   app.footer(
       "With no command: an interactive prompt taking SET key value / GET key / STATUS / HELP / "
@@ -84,6 +87,15 @@ int Run(int argc, char** argv) {
   app.add_option("--timeout,-t", timeout_text,
                  "how long a request keeps retrying before it fails (default 10s)");
   app.add_option("--rpc-timeout", rpc_timeout_text, "timeout of each single RPC (default 1s)");
+  raftkv::client::TlsOptions tls;
+  app.add_option("--cacert", tls.ca_file,
+                 "mutual TLS: the cluster CA's certificate, PEM (default: $RAFTKV_CACERT)")
+      ->envname("RAFTKV_CACERT");
+  app.add_option("--cert", tls.cert_file,
+                 "mutual TLS: this client's certificate, PEM (default: $RAFTKV_CERT)")
+      ->envname("RAFTKV_CERT");
+  app.add_option("--key", tls.key_file, "mutual TLS: its private key, PEM (default: $RAFTKV_KEY)")
+      ->envname("RAFTKV_KEY");
 
   // Before the subcommands, which inherit it: global options may also follow the command.
   app.fallthrough();
@@ -121,6 +133,7 @@ int Run(int argc, char** argv) {
 
   ClientOptions options;
   options.addresses = *nodes;
+  options.tls = tls;
   options.deadline = *timeout;
   options.rpc_timeout = std::min(*rpc_timeout, *timeout);
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);

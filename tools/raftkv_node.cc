@@ -18,6 +18,7 @@
 #include "config/node_config.h"
 #include "node/node_dir.h"
 #include "rpc/node_server.h"
+#include "rpc/tls.h"
 
 namespace {
 
@@ -32,6 +33,7 @@ int Run(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, so every absl::Mutex lock inside gRPC also feeds a global
   // deadlock-detection graph, a cost on every lock; we rely on TSan for that instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  raftkv::rpc::ReportTlsRefusalsOnce("raftkv-node");
   CLI::App app{"raftkv-node: one node of a raftkv cluster (Raft with leader leases)"};
   int node_id = -1;
   std::vector<std::string> addresses;

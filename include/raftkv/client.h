@@ -39,9 +39,20 @@ namespace raftkv::client {
 
 using Millis = std::chrono::milliseconds;
 
+// Mutual TLS (like etcdctl's --cacert/--cert/--key): PEM files; all three, or none for plaintext.
+// The nodes must be started with [tls] set, and the client certificate signed by their CA
+// (scripts/make-certs DIR N writes DIR/ca.crt, DIR/client.crt and DIR/client.key).
+struct TlsOptions {
+  std::string ca_file = {};    // the cluster CA, which signed the nodes' certificates
+  std::string cert_file = {};  // this client's certificate
+  std::string key_file = {};   // its private key
+};
+
 struct ClientOptions {
-  // Every node's host:port in node-id order: the same list the nodes were started with.
+  // Every node's host:port in node-id order: the same list the nodes were started with. With
+  // TLS, each host must be a name the node's certificate is valid for.
   std::vector<std::string> addresses = {};
+  TlsOptions tls = {};
   // How long a call keeps trying, unless the call says otherwise (CallOptions).
   Millis deadline{10'000};
   // The timeout of each attempt within a call (one request on the node's stream).
@@ -98,7 +109,8 @@ struct SnapshotInfo {
 //   kCancelled         the client was destroyed before the call finished.
 class Client {
  public:
-  // Checks the options (addresses of the form host:port, positive timeouts).
+  // Checks the options (addresses of the form host:port, positive timeouts) and reads the TLS
+  // files (kInvalidArgument if one is missing, unreadable, or does not fit the others).
   static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
   // Cancels the requests in flight; every call still going ends with kCancelled (its callback
   // runs before this returns). Never destroy a Client from one of its own callbacks.

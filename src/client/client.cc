@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/request_stream.h"
 #include "client/retry_timer.h"
@@ -23,6 +24,7 @@
 #include "kv/kv_state_machine.h"
 #include "raftkv.grpc.pb.h"
 #include "rpc/grpc_callback_pin.h"
+#include "rpc/tls.h"
 #include "storage/snapshot_file.h"
 
 namespace raftkv::client {
@@ -66,7 +68,7 @@ struct Operation {
 
 class Client::Impl {
  public:
-  explicit Impl(ClientOptions options)
+  Impl(ClientOptions options, const std::shared_ptr<grpc::ChannelCredentials>& credentials)
       : options_(std::move(options)),
         // An open is sent from the timer thread: never inside the session call that asked for it.
         session_(kv::KvStateMachine::kSequenceWindow,
@@ -79,7 +81,7 @@ class Client::Impl {
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     for (const std::string& address : options_.addresses) {
-      auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      auto channel = grpc::CreateCustomChannel(address, credentials, args);
       stubs_.push_back(KV::NewStub(channel));
       streams_.push_back(std::make_unique<RequestStream>(channel, &timer_));
     }
@@ -158,7 +160,7 @@ class Client::Impl {
         return absl::UnavailableError(absl::StrCat(
             "cluster unavailable: no node answered within ", FormatMillis(op.deadline_length),
             " (opening a client session; last error: ", open_error_.empty() ? "none" : open_error_,
-            "). Check the addresses and that the nodes are running."));
+            "). ", UnreachableHint(open_error_)));
       }
       return absl::DeadlineExceededError(absl::StrCat(
           "no client session could be opened within ", FormatMillis(op.deadline_length),
@@ -342,13 +344,30 @@ class Client::Impl {
     leader_.compare_exchange_strong(expected, -1);
   }
 
+  // What to check when no node answered, from the last error seen.
+  std::string UnreachableHint(const std::string& last_error) const {
+    const bool tls =
+        TlsFiles{options_.tls.ca_file, options_.tls.cert_file, options_.tls.key_file}.any();
+    if (absl::StrContains(last_error, "andshake")) {
+      return tls ? "The TLS handshake failed: the nodes must run with [tls] and certificates "
+                   "signed by the CA given (--cacert), which must also have signed this "
+                   "client's certificate (--cert)."
+                 : "The TLS handshake failed.";
+    }
+    if (!tls && absl::StrContains(last_error, "Socket closed")) {
+      return "Check the addresses and that the nodes are running; if the cluster uses TLS, give "
+             "--cacert/--cert/--key (ClientOptions::tls).";
+    }
+    return "Check the addresses and that the nodes are running.";
+  }
+
   absl::Status DeadlineError(const Operation& op) const {
     const std::string tried = absl::StrCat(op.attempts, " attempt", op.attempts == 1 ? "" : "s");
     if (!op.any_node_answered) {
       return absl::UnavailableError(absl::StrCat(
           "cluster unavailable: no node answered within ", FormatMillis(op.deadline_length), " (",
-          tried, "; last error: ", op.last_error.empty() ? "none" : op.last_error,
-          "). Check the addresses and that the nodes are running."));
+          tried, "; last error: ", op.last_error.empty() ? "none" : op.last_error, "). ",
+          UnreachableHint(op.last_error)));
     }
     return absl::DeadlineExceededError(absl::StrCat(
         "no success within ", FormatMillis(op.deadline_length), " (", tried, "); last reason: ",
@@ -568,7 +587,15 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
         "deadline, rpc_timeout and backoff_initial must be positive, and backoff_max at least "
         "backoff_initial");
   }
-  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(options))));
+  std::optional<rpc::TlsMaterial> tls;
+  const TlsFiles files{options.tls.ca_file, options.tls.cert_file, options.tls.key_file};
+  if (files.any()) {
+    absl::StatusOr<rpc::TlsMaterial> loaded = rpc::LoadTls(files, /*for_client=*/true);
+    if (!loaded.ok()) return loaded.status();
+    tls = std::move(*loaded);
+  }
+  return std::unique_ptr<Client>(
+      new Client(std::make_unique<Impl>(std::move(options), rpc::MakeChannelCredentials(tls))));
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

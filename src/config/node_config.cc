@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 
+#include "absl/strings/str_replace.h"
 #include "common/address.h"
 #include "kv/kv_state_machine.h"
 #include "storage/file_util.h"
@@ -156,6 +157,21 @@ const std::map<std::string, Setter>& Setters() {
                                                c.raft.snapshot_chunk_bytes = n;
                                                return absl::OkStatus();
                                              })},
+      {"tls.CA_FILE",
+       [](NodeConfig& c, const std::string& text) {
+         c.tls.ca_file = text;
+         return absl::OkStatus();
+       }},
+      {"tls.CERT_FILE",
+       [](NodeConfig& c, const std::string& text) {
+         c.tls.cert_file = text;
+         return absl::OkStatus();
+       }},
+      {"tls.KEY_FILE",
+       [](NodeConfig& c, const std::string& text) {
+         c.tls.key_file = text;
+         return absl::OkStatus();
+       }},
       {"limits.MAX_KEY_BYTES", Make<int64_t>(ParseByteSize,
                                              [](NodeConfig& c, int64_t n) {
                                                c.max_key_bytes = n;
@@ -203,6 +219,13 @@ int HandleKey(void* user, const char* section, const char* name, const char* val
 }
 
 }  // namespace
+
+TlsFiles NodeConfig::node_tls() const {
+  const std::string id = std::to_string(raft.id);
+  return TlsFiles{absl::StrReplaceAll(tls.ca_file, {{"{id}", id}}),
+                  absl::StrReplaceAll(tls.cert_file, {{"{id}", id}}),
+                  absl::StrReplaceAll(tls.key_file, {{"{id}", id}})};
+}
 
 absl::StatusOr<Duration> ParseDuration(const std::string& text) {
   static const std::pair<const char*, double> kUnits[] = {
@@ -302,6 +325,12 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
     return absl::InvalidArgumentError(
         "[snapshot] CHUNK_BYTES must be between 1KiB and 2MiB (every message must fit gRPC's 4 MiB "
         "limit)");
+  }
+  if (config.tls.any() &&
+      (config.tls.ca_file.empty() || config.tls.cert_file.empty() || config.tls.key_file.empty())) {
+    return absl::InvalidArgumentError(
+        "[tls] CA_FILE, CERT_FILE and KEY_FILE go together: set all three for mutual TLS "
+        "(scripts/make-certs DIR N makes them), or none for plaintext");
   }
   if (config.dump_max_bytes < 4096) {
     return absl::InvalidArgumentError("[logging] DUMP_MAX_BYTES must be at least 4KiB");

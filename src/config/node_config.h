@@ -25,6 +25,11 @@
 //                                  (0: never); the log before it is then cut
 //   KEEP_ENTRIES = 5000            entries kept before the snapshot for followers lagging a little
 //   CHUNK_BYTES = 512KiB           InstallSnapshot chunk size (four in flight per follower)
+//   [tls]                          mutual TLS for peers and clients: all three, or none (plaintext)
+//   CA_FILE =                      PEM: the cluster CA (scripts/make-certs DIR N)
+//   CERT_FILE =                    PEM: this node's certificate; its common name must be node<id>
+//   KEY_FILE =                     PEM: its private key ({id} in a path: the node id, so that
+//                                  one file serves a cluster: CERT_FILE = certs/node{id}.crt)
 //   [limits]
 //   MAX_KEY_BYTES = 4KiB
 //   MAX_VALUE_BYTES = 1MiB
@@ -38,6 +43,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/tls_files.h"
 #include "raft/config.h"
 
 namespace raftkv::config {
@@ -77,6 +83,9 @@ struct NodeConfig {
   int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;
   Duration session_idle_timeout = std::chrono::minutes(10);
+  TlsFiles tls;  // as written, {id} unexpanded; none set: plaintext
+  // `tls` with {id} replaced by this node's id.
+  TlsFiles node_tls() const;
   TestingOptions testing;
 };
 

@@ -58,6 +58,10 @@ struct AppendEntriesReply {
   Term conflict_term = 0;            // 0: follower's log is shorter than prev_log_index
   LogIndex conflict_index = 0;
   TimePoint echoed_sent_at{};
+  // Refused because no correct leader could have sent the request (an entry conflicting with a
+  // committed one, §5.4.3): only a forged or broken peer does. Not sent on the wire; a unary
+  // AppendEntries call is answered INVALID_ARGUMENT instead of with this reply.
+  bool impossible = false;
 };
 
 // What a snapshot covers: every entry up to and including (index, term), in a cluster of

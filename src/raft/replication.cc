@@ -146,6 +146,7 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
     // this request comes from a forged or broken peer. Refused whole, the log untouched; it is
     // another process's fault, so it must not stop this one (with injected bugs, the simulator's
     // checker is left to see what truncating would do).
+    reply.impossible = true;
   } else {
     for (const Entry& entry : request.entries) {
       if (entry.index <= log_.BaseIndex()) continue;  // compacted, so committed: we have it

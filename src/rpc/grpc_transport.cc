@@ -11,7 +11,8 @@
 namespace raftkv::rpc {
 
 GrpcTransport::GrpcTransport(NodeId self, const std::vector<std::string>& addresses,
-                             Duration rpc_timeout)
+                             Duration rpc_timeout,
+                             const std::shared_ptr<grpc::ChannelCredentials>& credentials)
     : self_(self), cluster_size_(static_cast<int>(addresses.size())), rpc_timeout_(rpc_timeout) {
   PinGrpcCallbackQueue();
   for (NodeId id = 0; id < cluster_size_; ++id) {
@@ -20,8 +21,7 @@ GrpcTransport::GrpcTransport(NodeId self, const std::vector<std::string>& addres
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-      peer->stub = Raft::NewStub(
-          grpc::CreateCustomChannel(addresses[id], grpc::InsecureChannelCredentials(), args));
+      peer->stub = Raft::NewStub(grpc::CreateCustomChannel(addresses[id], credentials, args));
     }
     peers_.push_back(std::move(peer));
   }

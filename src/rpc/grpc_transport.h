@@ -31,7 +31,9 @@ using node::RaftDriver;
 
 class GrpcTransport : public PeerTransport {
  public:
-  GrpcTransport(NodeId self, const std::vector<std::string>& addresses, Duration rpc_timeout);
+  // `credentials`: how to reach the peers (plaintext, or mutual TLS: rpc/tls.h).
+  GrpcTransport(NodeId self, const std::vector<std::string>& addresses, Duration rpc_timeout,
+                const std::shared_ptr<grpc::ChannelCredentials>& credentials);
   ~GrpcTransport() override;
 
   void SetDriver(RaftDriver* driver) { driver_.store(driver); }

@@ -1,5 +1,7 @@
 #include "rpc/node_server.h"
 
+#include "rpc/tls.h"
+
 namespace raftkv::rpc {
 
 absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
@@ -12,18 +14,33 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
         std::to_string(config.raft.cluster_size) + " with " + std::to_string(addresses.size()) +
         " addresses: the id must be a position in the list, and the list the whole cluster");
   }
+  std::optional<TlsMaterial> tls;
+  if (config.tls.any()) {
+    const TlsFiles files = config.node_tls();
+    absl::StatusOr<TlsMaterial> loaded = LoadTls(files, /*for_client=*/false);
+    if (!loaded.ok()) return loaded.status();
+    // Its peers would refuse every message otherwise (tls.h): say so now, not per message there.
+    if (loaded->common_name != NodeCertificateName(id)) {
+      return absl::InvalidArgumentError(
+          "[tls] CERT_FILE: " + files.cert_file + " is a certificate for \"" + loaded->common_name +
+          "\", but node " + std::to_string(id) + " needs one named \"" + NodeCertificateName(id) +
+          "\" (scripts/make-certs issues node<i>.crt for node i)");
+    }
+    tls = std::move(*loaded);
+  }
   auto server = std::unique_ptr<NodeServer>(new NodeServer());
   // A peer RPC gets as long as the shortest election timeout: an answer later than that is of no
   // use to the election or the lease it would serve.
-  server->transport_ =
-      std::make_unique<GrpcTransport>(id, addresses, config.raft.election_timeout_min);
+  server->transport_ = std::make_unique<GrpcTransport>(
+      id, addresses, config.raft.election_timeout_min, MakeChannelCredentials(tls));
   absl::StatusOr<std::unique_ptr<node::RaftDriver>> driver =
       node::RaftDriver::Start(config, server->transport_.get());
   if (!driver.ok()) return driver.status();  // ~NodeServer stops what did start
   server->driver_ = std::move(*driver);
   server->transport_->SetDriver(server->driver_.get());
   server->raft_service_ =
-      std::make_unique<RaftService>(server->driver_.get(), id, config.raft.cluster_size);
+      std::make_unique<RaftService>(server->driver_.get(), id, config.raft.cluster_size,
+                                    /*bind_senders_to_certificates=*/tls.has_value());
   server->kv_service_ =
       std::make_unique<KvService>(server->driver_.get(), addresses, std::chrono::seconds(5));
   grpc::ServerBuilder builder;
@@ -31,7 +48,7 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   // which let a second node with the same address start beside the first).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int bound_port = 0;
-  builder.AddListeningPort(addresses[static_cast<size_t>(id)], grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(addresses[static_cast<size_t>(id)], MakeServerCredentials(tls),
                            &bound_port);
   builder.RegisterService(server->raft_service_.get());
   builder.RegisterService(server->kv_service_.get());

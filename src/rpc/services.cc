@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "rpc/proto_convert.h"
+#include "rpc/tls.h"
 #include "storage/snapshot_file.h"
 
 namespace raftkv::rpc {
@@ -73,26 +74,59 @@ AnswerBy AnswerByFor(Duration budget, Duration max_wait) {
   return std::chrono::steady_clock::now() + wait;
 }
 
-void EncodeReply(const raft::Message& answer, AppendEntriesResponse* response) {
+// The core's answer as the call's response, or the status that refuses the request instead.
+grpc::Status EncodeReply(const raft::Message& answer, AppendEntriesResponse* response) {
+  if (const auto* reply = std::get_if<raft::AppendEntriesReply>(&answer.body);
+      reply != nullptr && reply->impossible) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an entry conflicts with one this node has committed: no correct leader "
+                        "sends that (Raft §5.4.3 Leader Completeness)");
+  }
   *response = EncodeAppendEntriesReply(answer);
+  return grpc::Status::OK;
 }
-void EncodeReply(const raft::Message& answer, RequestVoteResponse* response) {
+grpc::Status EncodeReply(const raft::Message& answer, RequestVoteResponse* response) {
   *response = EncodeRequestVoteReply(answer);
+  return grpc::Status::OK;
 }
 
 }  // namespace
 
-RaftService::RaftService(RaftDriver* driver, NodeId self, int cluster_size)
-    : driver_(driver), self_(self), cluster_size_(cluster_size) {}
+RaftService::RaftService(RaftDriver* driver, NodeId self, int cluster_size,
+                         bool bind_senders_to_certificates)
+    : driver_(driver),
+      self_(self),
+      cluster_size_(cluster_size),
+      bind_senders_to_certificates_(bind_senders_to_certificates) {}
+
+template <typename Request>
+absl::StatusOr<raft::Message> RaftService::Admit(const Request& request,
+                                                 const std::string& common_name,
+                                                 grpc::Status* refusal) const {
+  absl::StatusOr<raft::Message> message = Decode(request, self_, cluster_size_);
+  if (!message.ok()) {
+    *refusal =
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message.status().message()));
+    return message.status();
+  }
+  if (bind_senders_to_certificates_) {
+    if (grpc::Status sender = CheckSender(common_name, message->from); !sender.ok()) {
+      *refusal = sender;
+      return absl::PermissionDeniedError(sender.error_message());
+    }
+  }
+  return message;
+}
 
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RaftService::Forward(grpc::CallbackServerContext* context,
                                                const Request& request, Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<raft::Message> message = Decode(request, self_, cluster_size_);
+  grpc::Status refusal;
+  absl::StatusOr<raft::Message> message =
+      Admit(request, bind_senders_to_certificates_ ? PeerCommonName(*context) : "", &refusal);
   if (!message.ok()) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message.status().message())));
+    reactor->Finish(refusal);
     return reactor;
   }
   // The core answers every request it steps exactly once, and the driver answers nullopt for any
@@ -103,8 +137,7 @@ grpc::ServerUnaryReactor* RaftService::Forward(grpc::CallbackServerContext* cont
           reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
           return;
         }
-        EncodeReply(*answer, response);
-        reactor->Finish(grpc::Status::OK);
+        reactor->Finish(EncodeReply(*answer, response));
       });
   return reactor;
 }
@@ -113,10 +146,11 @@ template <typename Request>
 grpc::ServerUnaryReactor* RaftService::Deliver(grpc::CallbackServerContext* context,
                                                const Request& request) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<raft::Message> message = Decode(request, self_, cluster_size_);
+  grpc::Status refusal;
+  absl::StatusOr<raft::Message> message =
+      Admit(request, bind_senders_to_certificates_ ? PeerCommonName(*context) : "", &refusal);
   if (!message.ok()) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message.status().message())));
+    reactor->Finish(refusal);
     return reactor;
   }
   driver_->Deliver(std::move(*message));
@@ -149,19 +183,21 @@ class RaftService::AppendStreamReactor final
     : public ServerBatchStream<AppendEntriesBatch, AppendEntriesResponseBatch> {
  public:
   AppendStreamReactor(RaftService* service, grpc::CallbackServerContext* context)
-      : ServerBatchStream(&service->streams_, context), service_(service) {
+      : ServerBatchStream(&service->streams_, context),
+        service_(service),
+        common_name_(service->bind_senders_to_certificates_ ? PeerCommonName(*context) : "") {
     StartReading();
   }
 
  private:
   void Dispatch(AppendEntriesBatch& batch) override {
     for (const AppendEntriesRequest& request : batch.requests()) {
-      absl::StatusOr<raft::Message> message =
-          Decode(request, service_->self_, service_->cluster_size_);
+      grpc::Status refusal;
+      absl::StatusOr<raft::Message> message = service_->Admit(request, common_name_, &refusal);
       if (!message.ok()) {
-        // A peer that sends nonsense is misconfigured or not ours: say why and stop listening.
-        Stop(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          std::string(message.status().message())));
+        // A peer that sends nonsense, or speaks for another node, is misconfigured or not ours:
+        // say why and stop listening.
+        Stop(refusal);
         return;
       }
       ExpectAnswers(1);
@@ -181,6 +217,7 @@ class RaftService::AppendStreamReactor final
   }
 
   RaftService* const service_;
+  const std::string common_name_;  // the leader's certificate's (with TLS)
 };
 
 grpc::ServerBidiReactor<AppendEntriesBatch, AppendEntriesResponseBatch>*

@@ -24,7 +24,9 @@ using node::RaftDriver;
 
 class RaftService final : public Raft::CallbackService {
  public:
-  RaftService(RaftDriver* driver, NodeId self, int cluster_size);
+  // `bind_senders_to_certificates` (with mutual TLS): a message from node i is accepted only over
+  // a connection whose certificate is named "node<i>" (rpc/tls.h); others get PERMISSION_DENIED.
+  RaftService(RaftDriver* driver, NodeId self, int cluster_size, bool bind_senders_to_certificates);
   grpc::ServerUnaryReactor* AppendEntries(grpc::CallbackServerContext* context,
                                           const AppendEntriesRequest* request,
                                           AppendEntriesResponse* response) override;
@@ -52,10 +54,16 @@ class RaftService final : public Raft::CallbackService {
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const Request& request,
                                     Response* response);
+  // The message a peer's request carries, decoded and from the node its certificate names; or
+  // the refusal (INVALID_ARGUMENT, PERMISSION_DENIED) to finish the call with.
+  template <typename Request>
+  absl::StatusOr<raft::Message> Admit(const Request& request, const std::string& common_name,
+                                      grpc::Status* refusal) const;
 
   RaftDriver* driver_;
   NodeId self_;
   int cluster_size_;
+  bool bind_senders_to_certificates_;
   StreamRegistry streams_;
 };
 

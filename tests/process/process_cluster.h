@@ -27,10 +27,14 @@ using std::chrono::milliseconds;
 class ProcessCluster {
  public:
   // `extra_config` is appended to every node's config.ini; `first_start_args` go to each node's
-  // first start only (e.g. --restore FILE).
+  // first start only (e.g. --restore FILE); `credentials` are the test's own to reach the nodes
+  // (plaintext by default; a client certificate when extra_config sets [tls]).
   explicit ProcessCluster(int size, const std::string& extra_config = "",
-                          const std::vector<std::string>& first_start_args = {})
-      : size_(size), pids_(size, -1) {
+                          const std::vector<std::string>& first_start_args = {},
+                          std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr)
+      : size_(size),
+        pids_(size, -1),
+        credentials_(credentials ? credentials : grpc::InsecureChannelCredentials()) {
     char pattern[] = "/tmp/raftkv-process-XXXXXX";
     dir_ = mkdtemp(pattern);
     // Below Linux's ephemeral range (32768+), so no outgoing connection can hold a node's port.
@@ -41,8 +45,7 @@ class ProcessCluster {
                                            "[logging]\nSTDOUT = false\n"
                                         << extra_config;
     for (int i = 0; i < size; ++i) {
-      stubs_.push_back(
-          KV::NewStub(grpc::CreateChannel(addresses_[i], grpc::InsecureChannelCredentials())));
+      stubs_.push_back(KV::NewStub(grpc::CreateChannel(addresses_[i], credentials_)));
     }
     for (int i = 0; i < size; ++i) Start(i, first_start_args);
   }
@@ -107,8 +110,7 @@ class ProcessCluster {
     StatusReply reply;
     // A fresh channel per probe: one created before the node listened would sit in gRPC's
     // reconnect backoff for seconds after the node came up.
-    auto stub =
-        KV::NewStub(grpc::CreateChannel(addresses_[id], grpc::InsecureChannelCredentials()));
+    auto stub = KV::NewStub(grpc::CreateChannel(addresses_[id], credentials_));
     if (!stub->Status(&context, StatusArgs(), &reply).ok()) return std::nullopt;
     return reply;
   }
@@ -174,6 +176,7 @@ class ProcessCluster {
   std::string dir_;
   std::vector<std::string> addresses_;
   std::vector<pid_t> pids_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::vector<std::unique_ptr<KV::Stub>> stubs_;
   int guess_ = 0;
 };
