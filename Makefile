@@ -6,6 +6,7 @@
 #   make failover  kill the leader 20 times and report the failover time
 #   make bench  raftkv-bench table and micro-benchmarks; make bench-vs-etcd: the etcd comparison
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
+#   make fuzz   every libFuzzer target for FUZZ_SECONDS (default 300) each (clang; build-fuzz/)
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
 #   make format apply .clang-format to every C++ file
@@ -14,7 +15,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
+.PHONY: fuzz build-fuzz test-fuzz bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -29,7 +30,7 @@ build-asan: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=address $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 	@echo "make test: all tests passed"
 
 test-release: build
@@ -58,6 +59,21 @@ test-tsan: build-tsan
 	@build-tsan/tests/node_test --gtest_brief=1
 	@build-tsan/tests/rpc_test --gtest_brief=1
 	@build-tsan/tests/client_test --gtest_brief=1
+
+# libFuzzer targets (fuzz/): the node's parsers and its peer and client request paths, built with
+# clang, -fsanitize=fuzzer,address,undefined. make test runs each for a few seconds from its
+# corpus (seeds and regression inputs); make fuzz for minutes.
+FUZZ_SECONDS ?= 300
+build-fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKV_SANITIZE=fuzz $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+
+fuzz: build-fuzz
+	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+test-fuzz: export UBSAN_OPTIONS = print_stacktrace=1
+test-fuzz: build-fuzz
+	@scripts/fuzz.sh build-fuzz 5
 
 sim: build
 	@$(SIM) --seed 1 --seeds 300 --nodes 5 --quiet

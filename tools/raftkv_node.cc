@@ -17,6 +17,7 @@
 #include "common/address.h"
 #include "config/node_config.h"
 #include "node/node_dir.h"
+#include "rpc/accept_gate.h"
 #include "rpc/node_server.h"
 #include "rpc/tls.h"
 
@@ -140,11 +141,20 @@ int Run(int argc, char** argv) {
   }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Before the server listens: the open-file limit raised, the connection cap armed.
+  const raftkv::rpc::AcceptGateReport gate = raftkv::rpc::ArmAcceptGate(config.max_connections);
+  if (!gate.warning.empty())
+    std::fprintf(stderr, "raftkv-node: warning: %s\n", gate.warning.c_str());
+
   absl::StatusOr<std::unique_ptr<raftkv::rpc::NodeServer>> node =
       raftkv::rpc::NodeServer::Start(config, addresses);
   if (!node.ok()) return Fail(std::string(node.status().message()));
-  std::fprintf(stdout, "raftkv-node %d listening on %s, data in %s/logs_node_%d\n", node_id,
-               addresses[node_id].c_str(), config.data_dir.c_str(), node_id);
+  std::fprintf(stdout,
+               "raftkv-node %d listening on %s, data in %s/logs_node_%d, up to %lld connections "
+               "(open-file limit %lld)\n",
+               node_id, addresses[node_id].c_str(), config.data_dir.c_str(), node_id,
+               static_cast<long long>(gate.max_connections),
+               static_cast<long long>(gate.soft_limit));
   std::fflush(stdout);
 
   int received = 0;

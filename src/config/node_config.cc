@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_replace.h"
 #include "common/address.h"
@@ -157,6 +158,36 @@ const std::map<std::string, Setter>& Setters() {
                                                c.raft.snapshot_chunk_bytes = n;
                                                return absl::OkStatus();
                                              })},
+      {"limits.MAX_CONNECTIONS", Make<int64_t>(ParseCount,
+                                    [](NodeConfig& c, int64_t n) {
+                                      c.max_connections = n;
+                                      return absl::OkStatus();
+                                    })},
+      {"limits.HANDSHAKE_TIMEOUT", Make<Duration>(ParseDuration,
+                                     [](NodeConfig& c, Duration d) {
+                                       c.handshake_timeout = d;
+                                       return absl::OkStatus();
+                                     })},
+      {"limits.CONNECTION_IDLE_TIMEOUT", Make<Duration>(ParseDuration,
+                                     [](NodeConfig& c, Duration d) {
+                                       c.connection_idle_timeout = d;
+                                       return absl::OkStatus();
+                                     })},
+      {"limits.MAX_STREAMS", Make<int64_t>(ParseCount,
+                                    [](NodeConfig& c, int64_t n) {
+                                      c.max_streams = n;
+                                      return absl::OkStatus();
+                                    })},
+      {"limits.MAX_CALLS_PER_CONNECTION", Make<int64_t>(ParseCount,
+                                    [](NodeConfig& c, int64_t n) {
+                                      c.max_calls_per_connection = n;
+                                      return absl::OkStatus();
+                                    })},
+      {"limits.MAX_REQUESTS_PER_STREAM", Make<int64_t>(ParseCount,
+                                    [](NodeConfig& c, int64_t n) {
+                                      c.max_requests_per_stream = n;
+                                      return absl::OkStatus();
+                                    })},
       {"tls.CA_FILE",
        [](NodeConfig& c, const std::string& text) {
          c.tls.ca_file = text;
@@ -242,6 +273,11 @@ absl::StatusOr<Duration> ParseDuration(const std::string& text) {
     char* end = nullptr;
     const double value = std::strtod(number.c_str(), &end);
     if (number.empty() || *end != '\0') break;
+    // Below 2^61 ns (73 years): validation scales a duration by the drift margin (under 3x),
+    // which must still fit in 64 bits.
+    if (!(value * nanos < 0x1p61)) {
+      return absl::InvalidArgumentError("\"" + text + "\" is too long a duration");
+    }
     return Duration(static_cast<int64_t>(std::llround(value * nanos)));
   }
   return absl::InvalidArgumentError("\"" + text +
@@ -325,6 +361,26 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
     return absl::InvalidArgumentError(
         "[snapshot] CHUNK_BYTES must be between 1KiB and 2MiB (every message must fit gRPC's 4 MiB "
         "limit)");
+  }
+  for (const auto& [key, value, low, high] :
+       {std::tuple<const char*, int64_t, int64_t, int64_t>{"MAX_CONNECTIONS",
+                                                           config.max_connections, 1, 1'000'000},
+        {"MAX_STREAMS", config.max_streams, 1, 1'000'000},
+        {"MAX_CALLS_PER_CONNECTION", config.max_calls_per_connection, 1, 100'000},
+        {"MAX_REQUESTS_PER_STREAM", config.max_requests_per_stream, 2, 1'000'000}}) {
+    if (value < low || value > high) {
+      return absl::InvalidArgumentError("[limits] " + std::string(key) + " must be between " +
+                                        std::to_string(low) + " and " + std::to_string(high));
+    }
+  }
+  if (config.handshake_timeout < std::chrono::milliseconds(100) ||
+      config.handshake_timeout > std::chrono::minutes(10)) {
+    return absl::InvalidArgumentError("[limits] HANDSHAKE_TIMEOUT must be between 100ms and 10m");
+  }
+  if (config.connection_idle_timeout < std::chrono::seconds(1) ||
+      config.connection_idle_timeout > std::chrono::hours(24)) {
+    return absl::InvalidArgumentError(
+        "[limits] CONNECTION_IDLE_TIMEOUT must be between 1s and 24h (1440m)");
   }
   if (config.tls.any() &&
       (config.tls.ca_file.empty() || config.tls.cert_file.empty() || config.tls.key_file.empty())) {

@@ -36,6 +36,13 @@
 //   MAX_SESSIONS = 100000          written into OPEN-SESSION entries this node proposes as leader
 //   SESSION_IDLE_TIMEOUT = 10m     (ditto): how long a session must be unused before it may be
 //                                  evicted to make room (kv/kv_state_machine.h)
+//   MAX_CONNECTIONS = 10000        connections held open at once; more are closed at accept
+//                                  (rpc/accept_gate.h)
+//   HANDSHAKE_TIMEOUT = 10s        a connection must finish its TLS/HTTP2 handshake this soon
+//   CONNECTION_IDLE_TIMEOUT = 10m  a connection with no call this long is closed
+//   MAX_STREAMS = 1000             ServeClientStream calls open at once
+//   MAX_CALLS_PER_CONNECTION = 100 calls in flight at once on one connection (HTTP/2 streams)
+//   MAX_REQUESTS_PER_STREAM = 10000  requests of one ServeClientStream waiting for answers
 #pragma once
 
 #include <cstdint>
@@ -83,6 +90,12 @@ struct NodeConfig {
   int64_t max_value_bytes = 1 << 20;  // with max_key_bytes, at most kMaxKeyPlusValueBytes
   int64_t max_sessions = 100'000;
   Duration session_idle_timeout = std::chrono::minutes(10);
+  int64_t max_connections = 10'000;
+  Duration handshake_timeout = std::chrono::seconds(10);
+  Duration connection_idle_timeout = std::chrono::minutes(10);
+  int64_t max_streams = 1'000;
+  int64_t max_calls_per_connection = 100;
+  int64_t max_requests_per_stream = 10'000;
   TlsFiles tls;  // as written, {id} unexpanded; none set: plaintext
   // `tls` with {id} replaced by this node's id.
   TlsFiles node_tls() const;

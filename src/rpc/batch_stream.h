@@ -213,12 +213,20 @@ class ClosableStream {
 
 class StreamRegistry {
  public:
-  // False once CloseAll has run: the stream is to close itself at once.
-  bool Add(ClosableStream* stream) ABSL_LOCKS_EXCLUDED(mu_) {
+  // At most `max_streams` open at once ([limits] MAX_STREAMS for the clients' streams).
+  explicit StreamRegistry(size_t max_streams) : max_streams_(max_streams) {}
+  // OK, or why the stream is to close itself at once: UNAVAILABLE once CloseAll has run,
+  // RESOURCE_EXHAUSTED when max_streams are open.
+  grpc::Status Add(ClosableStream* stream) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
-    if (closed_) return false;
+    if (closed_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node is shutting down");
+    if (streams_.size() >= max_streams_) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "this node serves its limit of " + std::to_string(max_streams_) +
+                              " streams ([limits] MAX_STREAMS); retry later or use another node");
+    }
     streams_.insert(stream);
-    return true;
+    return grpc::Status::OK;
   }
   void Remove(ClosableStream* stream) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
@@ -240,6 +248,7 @@ class StreamRegistry {
   }
 
  private:
+  const size_t max_streams_;
   Mutex mu_;
   std::set<ClosableStream*> streams_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -303,8 +312,10 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       if (!read_on) {
         reading_ = false;
         finish = DoneWithEverything();
-      } else if (!broken_ && QueuedBytes() >= kThrottleBytes) {
-        read_on = false;  // the client is not reading its answers: read on once they drain
+      } else if (!broken_ && (QueuedBytes() >= kThrottleBytes || unanswered_ >= max_unanswered_)) {
+        // The client is not reading its answers, or has too many requests waiting for theirs:
+        // read on once they drain.
+        read_on = false;
         read_paused_ = true;
       }
     }
@@ -332,7 +343,8 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
         }
       }
       more = TakeOutboxForWrite();
-      if (read_paused_ && !stopped_ && QueuedBytes() < kThrottleBytes / 2) {
+      if (read_paused_ && !stopped_ && QueuedBytes() < kThrottleBytes / 2 &&
+          unanswered_ <= max_unanswered_ / 2) {
         read_paused_ = false;
         resume = true;
       }
@@ -351,16 +363,20 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
  protected:
   // `registry` (may be null) lets the server close the stream when it shuts down; `context` is the
   // call's, to cancel it when the client is cut off.
-  ServerBatchStream(StreamRegistry* registry, grpc::CallbackServerContext* context)
-      : registry_(registry), context_(context) {}
+  // At most `max_unanswered` requests of this stream wait for their answers at once ([limits]
+  // MAX_REQUESTS_PER_STREAM): past it, no further request is read until half are answered.
+  ServerBatchStream(StreamRegistry* registry, grpc::CallbackServerContext* context,
+                    int64_t max_unanswered)
+      : registry_(registry), context_(context), max_unanswered_(max_unanswered) {}
   virtual ~ServerBatchStream() = default;
 
   void StartReading() {
-    if (registry_ != nullptr && !registry_->Add(this)) {
-      if (Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node is shutting down"))) {
-        FinishNow();
+    if (registry_ != nullptr) {
+      if (grpc::Status refused = registry_->Add(this); !refused.ok()) {
+        registry_ = nullptr;  // not in it: OnDone must not remove it
+        if (Close(std::move(refused))) FinishNow();
+        return;
       }
-      return;
     }
     this->StartRead(&incoming_);
   }
@@ -465,14 +481,16 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
     return true;
   }
 
-  StreamRegistry* const registry_;
+  StreamRegistry* registry_;  // null once refused by it
   grpc::CallbackServerContext* const context_;
+  const int64_t max_unanswered_;
   InBatch incoming_;  // touched only by the read reactions, one at a time
   Mutex mu_;
   BatchOutbox<OutBatch> outbox_ ABSL_GUARDED_BY(mu_);
   OutBatch sending_;                               // owned by the write in flight while writing_
   size_t sending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // its encoded size
-  // No read is pending because the answers hold kThrottleBytes (OnWriteDone reads on).
+  // No read is pending because the answers hold kThrottleBytes, or max_unanswered_ requests wait
+  // for theirs (OnWriteDone reads on).
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelling_ ABSL_GUARDED_BY(mu_) = false;  // a cut-off's TryCancel is under way
   int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;

@@ -41,12 +41,27 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   server->raft_service_ =
       std::make_unique<RaftService>(server->driver_.get(), id, config.raft.cluster_size,
                                     /*bind_senders_to_certificates=*/tls.has_value());
-  server->kv_service_ =
-      std::make_unique<KvService>(server->driver_.get(), addresses, std::chrono::seconds(5));
+  server->kv_service_ = std::make_unique<KvService>(
+      server->driver_.get(), addresses, std::chrono::seconds(5),
+      static_cast<size_t>(config.max_streams), config.max_requests_per_stream);
   grpc::ServerBuilder builder;
   // A port another process listens on is refused, not shared (gRPC sets SO_REUSEPORT by default,
   // which let a second node with the same address start beside the first).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // [limits]: a connection that never finishes its handshake, or holds no call for long, is
+  // closed (with MAX_CONNECTIONS, enforced at accept: rpc/accept_gate.h); one connection may
+  // have at most so many calls in flight (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: the client
+  // waits for one to end before it starts another).
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(config.handshake_timeout).count()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  config.connection_idle_timeout)
+                                                  .count()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(config.max_calls_per_connection));
   int bound_port = 0;
   builder.AddListeningPort(addresses[static_cast<size_t>(id)], MakeServerCredentials(tls),
                            &bound_port);

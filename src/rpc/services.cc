@@ -183,7 +183,8 @@ class RaftService::AppendStreamReactor final
     : public ServerBatchStream<AppendEntriesBatch, AppendEntriesResponseBatch> {
  public:
   AppendStreamReactor(RaftService* service, grpc::CallbackServerContext* context)
-      : ServerBatchStream(&service->streams_, context),
+      // A leader sends at most MAX_INFLIGHT_APPENDS unanswered requests per follower.
+      : ServerBatchStream(&service->streams_, context, /*max_unanswered=*/4096),
         service_(service),
         common_name_(service->bind_senders_to_certificates_ ? PeerCommonName(*context) : "") {
     StartReading();
@@ -240,8 +241,13 @@ grpc::ServerUnaryReactor* RaftService::RequestVote(grpc::CallbackServerContext* 
   return Forward(context, *request, response);
 }
 
-KvService::KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait)
-    : driver_(driver), addresses_(std::move(addresses)), max_wait_(max_wait) {}
+KvService::KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait,
+                     size_t max_streams, int64_t max_requests_per_stream)
+    : driver_(driver),
+      addresses_(std::move(addresses)),
+      max_wait_(max_wait),
+      streams_(max_streams),
+      max_requests_per_stream_(max_requests_per_stream) {}
 
 void KvService::Dispatch(const ServeClientArgs& request, AnswerBy answer_by, ClientCallback done) {
   switch (request.op()) {
@@ -282,7 +288,8 @@ class KvService::StreamReactor final
     : public ServerBatchStream<ClientRequestBatch, ClientReplyBatch> {
  public:
   StreamReactor(KvService* service, grpc::CallbackServerContext* context)
-      : ServerBatchStream(&service->streams_, context), service_(service) {
+      : ServerBatchStream(&service->streams_, context, service->max_requests_per_stream_),
+        service_(service) {
     StartReading();
   }
 

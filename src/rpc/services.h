@@ -64,14 +64,18 @@ class RaftService final : public Raft::CallbackService {
   NodeId self_;
   int cluster_size_;
   bool bind_senders_to_certificates_;
-  StreamRegistry streams_;
+  // A leader keeps one stream to each follower, and replaces a stalled one: a few per peer.
+  StreamRegistry streams_{16 * static_cast<size_t>(cluster_size_)};
 };
 
 class KvService final : public KV::CallbackService {
  public:
   // `max_wait`: the longest a request waits for its outcome before the node answers "outcome
   // unknown" (SET) or "retry" (GET); a client's shorter RPC deadline shortens it.
-  KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait);
+  // `max_streams`: ServeClientStream calls open at once; `max_requests_per_stream`: requests of
+  // one stream waiting for their answers ([limits] MAX_STREAMS, MAX_REQUESTS_PER_STREAM).
+  KvService(RaftDriver* driver, std::vector<std::string> addresses, Duration max_wait,
+            size_t max_streams, int64_t max_requests_per_stream);
   grpc::ServerUnaryReactor* ServeClient(grpc::CallbackServerContext* context,
                                         const ServeClientArgs* request,
                                         ServeClientReply* reply) override;
@@ -94,6 +98,7 @@ class KvService final : public KV::CallbackService {
   std::vector<std::string> addresses_;
   Duration max_wait_;
   StreamRegistry streams_;
+  int64_t max_requests_per_stream_;
   // SaveSnapshot calls in progress (each holds the file open and a piece of it): at most
   // kMaxSnapshotStreams, more are refused with RETRY_LATER.
   static constexpr int kMaxSnapshotStreams = 4;

@@ -17,6 +17,9 @@ TEST(Config, ErrorsNameTheKeyAndTheRule) {
       {[](RaftConfig& c) { c.heartbeat_interval = milliseconds(500); }, "LEASE_DURATION"},
       {[](RaftConfig& c) { c.lease_duration = milliseconds(600); }, "ELECTION_TIMEOUT_MIN"},
       {[](RaftConfig& c) { c.max_clock_drift = 0.7; }, "MAX_CLOCK_DRIFT"},
+      // Checked before anything is scaled by it: a drift of 1 made the lease margin infinite, and
+      // its conversion to nanoseconds undefined (fuzz_config found it).
+      {[](RaftConfig& c) { c.max_clock_drift = 1.0; }, "MAX_CLOCK_DRIFT"},
       {[](RaftConfig& c) { c.election_timeout_max = milliseconds(100); }, "ELECTION_TIMEOUT_MAX"},
       {[](RaftConfig& c) { c.id = 3; }, "node id"},
       {[](RaftConfig& c) { c.max_inflight_appends = 0; }, "in-flight"},

@@ -1,0 +1,118 @@
+#include "rpc/accept_gate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+
+namespace raftkv::rpc {
+namespace {
+
+// 0: not armed (every accept passes through, as in the tools and tests that link gRPC).
+std::atomic<int64_t> max_fd{0};
+std::atomic<int64_t> shed{0};
+std::atomic<int> reserve_fd{-1};
+std::atomic<int64_t> last_report_ns{0};
+
+int RealAccept4(int fd, sockaddr* address, socklen_t* length, int flags) {
+  return static_cast<int>(syscall(SYS_accept4, fd, address, length, flags));
+}
+
+int64_t OpenDescriptors() {
+  int64_t count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir) != nullptr) ++count;
+    closedir(dir);
+    count -= 3;  // ".", "..", and the directory's own descriptor
+  }
+  return count;
+}
+
+// At most one line every 10 s, whatever the flood.
+void ReportShedding(int64_t total) {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const int64_t now_ns = now.tv_sec * 1'000'000'000LL + now.tv_nsec;
+  int64_t last = last_report_ns.load();
+  if (last != 0 && now_ns - last < 10'000'000'000LL) return;
+  if (!last_report_ns.compare_exchange_strong(last, now_ns)) return;
+  std::fprintf(stderr,
+               "raftkv-node: refusing connections: the node holds its limit of open connections "
+               "([limits] MAX_CONNECTIONS); %lld closed at once so far\n",
+               static_cast<long long>(total));
+}
+
+}  // namespace
+
+AcceptGateReport ArmAcceptGate(int64_t max_connections) {
+  AcceptGateReport report;
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  report.soft_limit = limit.rlim_cur == RLIM_INFINITY ? INT64_MAX : limit.rlim_cur;
+  report.hard_limit = limit.rlim_max == RLIM_INFINITY ? INT64_MAX : limit.rlim_max;
+  if (reserve_fd.load() < 0) reserve_fd.store(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const int64_t in_use = OpenDescriptors();
+  const int64_t room = report.soft_limit - kReservedFds - in_use;
+  report.max_connections = std::max<int64_t>(0, std::min(max_connections, room));
+  if (report.max_connections < max_connections) {
+    report.warning = "the open-file limit (" + std::to_string(report.soft_limit) + ", hard " +
+                     std::to_string(report.hard_limit) + ") leaves room for " +
+                     std::to_string(report.max_connections) + " connections, not MAX_CONNECTIONS " +
+                     std::to_string(max_connections) +
+                     ": raise the limit (ulimit -n, systemd LimitNOFILE=) or lower the key";
+  }
+  max_fd.store(in_use + report.max_connections);
+  return report;
+}
+
+int64_t ConnectionsShed() { return shed.load(); }
+
+}  // namespace raftkv::rpc
+
+// libgrpc's listener calls this (see the header). Outside a node (max_fd 0) it is accept4.
+extern "C" int accept4(int fd, sockaddr* address, socklen_t* length, int flags) {
+  using namespace raftkv::rpc;
+  const int64_t limit = max_fd.load(std::memory_order_relaxed);
+  if (limit == 0) return RealAccept4(fd, address, length, flags);
+  int64_t closed = 0;
+  for (;;) {
+    const int accepted = RealAccept4(fd, address, length, flags);
+    if (accepted >= 0 && accepted < limit) {
+      if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
+      return accepted;
+    }
+    if (accepted >= 0) {  // over the limit: shed it, and drain the rest of the queue
+      close(accepted);
+      ++closed;
+      continue;
+    }
+    if ((errno == EMFILE || errno == ENFILE) && reserve_fd.load() >= 0) {
+      // Out of descriptors altogether: the reserve's slot takes one waiting connection, which is
+      // shed, and the reserve is taken back.
+      close(reserve_fd.exchange(-1));
+      const int taken = RealAccept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (taken >= 0) {
+        close(taken);
+        ++closed;
+      }
+      reserve_fd.store(open("/dev/null", O_RDONLY | O_CLOEXEC));
+      if (taken >= 0) continue;
+    }
+    const int error = (errno == EMFILE || errno == ENFILE) ? EAGAIN : errno;
+    if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
+    errno = error;  // EAGAIN: gRPC waits for the next connection
+    return -1;
+  }
+}
