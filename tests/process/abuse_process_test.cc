@@ -25,25 +25,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-int64_t RssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
-ServeClientArgs Set(const std::string& key, const std::string& value, uint64_t client,
-                    uint64_t sequence) {
-  ServeClientArgs args;
-  args.set_op(ServeClientArgs::SET);
-  args.set_key(key);
-  args.set_value(value);
-  args.set_client_id(client);
-  args.set_sequence(sequence);
-  return args;
-}
-
 // A well-behaved client: SETs one after another in its own session for `length`; returns how
 // many were acknowledged per second.
 double GoodClientRate(ProcessCluster& cluster, uint64_t session, uint64_t* sequence,

@@ -25,24 +25,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-ServeClientArgs Set(const std::string& key, const std::string& value, uint64_t client,
-                    uint64_t sequence) {
-  ServeClientArgs args;
-  args.set_op(ServeClientArgs::SET);
-  args.set_key(key);
-  args.set_value(value);
-  args.set_client_id(client);
-  args.set_sequence(sequence);
-  return args;
-}
-
-ServeClientArgs Get(const std::string& key) {
-  ServeClientArgs args;
-  args.set_op(ServeClientArgs::GET);
-  args.set_key(key);
-  return args;
-}
-
 // SETs through one session of `cluster`, each with the next sequence, keeping what was
 // acknowledged; then every acknowledged write must read back.
 class AcknowledgedWrites {
@@ -307,14 +289,6 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
   EXPECT_NE(next, now_leading);
   writes.ExpectAllReadable();
   EXPECT_EQ(writes.size(), 190u);
-}
-
-int64_t RssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 // A client that sends requests on ServeClientStream and never reads the answers (here GETs of a

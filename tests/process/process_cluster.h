@@ -24,6 +24,34 @@ namespace raftkv {
 
 using std::chrono::milliseconds;
 
+// Requests as a client sends them.
+inline ServeClientArgs Set(const std::string& key, const std::string& value, uint64_t client,
+                           uint64_t sequence) {
+  ServeClientArgs args;
+  args.set_op(ServeClientArgs::SET);
+  args.set_key(key);
+  args.set_value(value);
+  args.set_client_id(client);
+  args.set_sequence(sequence);
+  return args;
+}
+
+inline ServeClientArgs Get(const std::string& key) {
+  ServeClientArgs args;
+  args.set_op(ServeClientArgs::GET);
+  args.set_key(key);
+  return args;
+}
+
+// A process's resident memory, in KiB (-1 if it is gone).
+inline int64_t RssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
 class ProcessCluster {
  public:
   // `extra_config` is appended to every node's config.ini; `first_start_args` go to each node's

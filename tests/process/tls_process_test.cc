@@ -79,24 +79,6 @@ class Certificates {
   std::string dir_;
 };
 
-ServeClientArgs Get(const std::string& key) {
-  ServeClientArgs args;
-  args.set_op(ServeClientArgs::GET);
-  args.set_key(key);
-  return args;
-}
-
-ServeClientArgs Set(const std::string& key, const std::string& value, uint64_t client,
-                    uint64_t sequence) {
-  ServeClientArgs args;
-  args.set_op(ServeClientArgs::SET);
-  args.set_key(key);
-  args.set_value(value);
-  args.set_client_id(client);
-  args.set_sequence(sequence);
-  return args;
-}
-
 grpc::Status SendAppend(const std::string& address,
                         const std::shared_ptr<grpc::ChannelCredentials>& credentials,
                         const AppendEntriesRequest& request) {
