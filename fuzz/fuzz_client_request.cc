@@ -19,8 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   node.Advance(std::chrono::milliseconds(1));
   for (const StreamedRequest& request : batch.requests()) {
     const ServeClientArgs& args = request.args();
+    // As KvService: no timeout, or a longer one, is the node's limit of 5 s.
+    const uint32_t timeout_ms = request.timeout_ms() == 0 ? 5000 : request.timeout_ms();
     const TimePoint answer_by =
-        node.now() + std::chrono::milliseconds(std::min<uint32_t>(request.timeout_ms(), 5000));
+        node.now() + std::chrono::milliseconds(std::min<uint32_t>(timeout_ms, 5000));
     switch (args.op()) {
       case ServeClientArgs::SET:
         node.replica().Set(
@@ -30,13 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case ServeClientArgs::OPEN_SESSION:
         node.replica().OpenSession(node.Callback(), answer_by, node.now());
         break;
-      default: {
+      case ServeClientArgs::GET: {
         node::ClientCallback done = node.Callback();
         if (!node.replica().TryLeaseRead(args.key(), done)) {
           node.replica().Get(args.key(), done, answer_by, node.now());
         }
         break;
       }
+      default:
+        break;  // KvService refuses an unknown op itself (INVALID_ARGUMENT)
     }
     node.Advance(std::chrono::milliseconds(1 + request.id() % 700));
   }

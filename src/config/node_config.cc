@@ -366,7 +366,8 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
        {std::tuple<const char*, int64_t, int64_t, int64_t>{"MAX_CONNECTIONS",
                                                            config.max_connections, 1, 1'000'000},
         {"MAX_STREAMS", config.max_streams, 1, 1'000'000},
-        {"MAX_CALLS_PER_CONNECTION", config.max_calls_per_connection, 1, 100'000},
+        // A peer's connection carries its AppendEntries stream beside its other calls.
+        {"MAX_CALLS_PER_CONNECTION", config.max_calls_per_connection, 16, 100'000},
         {"MAX_REQUESTS_PER_STREAM", config.max_requests_per_stream, 2, 1'000'000}}) {
     if (value < low || value > high) {
       return absl::InvalidArgumentError("[limits] " + std::string(key) + " must be between " +

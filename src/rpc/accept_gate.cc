@@ -12,13 +12,18 @@
 #include <atomic>
 #include <cstdio>
 
+#include "common/mutex.h"
+
 namespace raftkv::rpc {
 namespace {
 
 // 0: not armed (every accept passes through, as in the tools and tests that link gRPC).
 std::atomic<int64_t> max_fd{0};
 std::atomic<int64_t> shed{0};
-std::atomic<int> reserve_fd{-1};
+// A descriptor held open so that, with none left, one waiting connection can still be taken (and
+// shed). -1 while another thread holds its slot or the process is out of descriptors.
+raftkv::Mutex reserve_mu;
+int reserve_fd ABSL_GUARDED_BY(reserve_mu) = -1;
 std::atomic<int64_t> last_report_ns{0};
 
 int RealAccept4(int fd, sockaddr* address, socklen_t* length, int flags) {
@@ -62,7 +67,10 @@ AcceptGateReport ArmAcceptGate(int64_t max_connections) {
   }
   report.soft_limit = limit.rlim_cur == RLIM_INFINITY ? INT64_MAX : limit.rlim_cur;
   report.hard_limit = limit.rlim_max == RLIM_INFINITY ? INT64_MAX : limit.rlim_max;
-  if (reserve_fd.load() < 0) reserve_fd.store(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  {
+    raftkv::MutexLock lock(&reserve_mu);
+    if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
   const int64_t in_use = OpenDescriptors();
   const int64_t room = report.soft_limit - kReservedFds - in_use;
   report.max_connections = std::max<int64_t>(0, std::min(max_connections, room));
@@ -86,33 +94,43 @@ extern "C" int accept4(int fd, sockaddr* address, socklen_t* length, int flags) 
   using namespace raftkv::rpc;
   const int64_t limit = max_fd.load(std::memory_order_relaxed);
   if (limit == 0) return RealAccept4(fd, address, length, flags);
+  // gRPC may accept on more than one thread: the reserve is handled by one at a time.
+  raftkv::MutexLock lock(&reserve_mu);
+  if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);  // taken back late
+  const socklen_t length_given = length != nullptr ? *length : 0;
   int64_t closed = 0;
+  int result = -1;
+  int error = 0;
   for (;;) {
+    if (length != nullptr) *length = length_given;  // a shed connection's address may be shorter
     const int accepted = RealAccept4(fd, address, length, flags);
     if (accepted >= 0 && accepted < limit) {
-      if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
-      return accepted;
+      result = accepted;
+      break;
     }
     if (accepted >= 0) {  // over the limit: shed it, and drain the rest of the queue
       close(accepted);
       ++closed;
       continue;
     }
-    if ((errno == EMFILE || errno == ENFILE) && reserve_fd.load() >= 0) {
+    error = errno;
+    if ((error == EMFILE || error == ENFILE) && reserve_fd >= 0) {
       // Out of descriptors altogether: the reserve's slot takes one waiting connection, which is
-      // shed, and the reserve is taken back.
-      close(reserve_fd.exchange(-1));
+      // shed; the reserve is taken back now, or at the next call if another thread got the slot.
+      close(reserve_fd);
       const int taken = RealAccept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (taken >= 0) {
         close(taken);
         ++closed;
       }
-      reserve_fd.store(open("/dev/null", O_RDONLY | O_CLOEXEC));
+      reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (taken >= 0) continue;
     }
-    const int error = (errno == EMFILE || errno == ENFILE) ? EAGAIN : errno;
-    if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
-    errno = error;  // EAGAIN: gRPC waits for the next connection
-    return -1;
+    // EAGAIN: gRPC waits for the next connection. Never EMFILE, which stops its listener.
+    if (error == EMFILE || error == ENFILE) error = EAGAIN;
+    break;
   }
+  if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
+  if (result < 0) errno = error;
+  return result;
 }

@@ -343,8 +343,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
         }
       }
       more = TakeOutboxForWrite();
-      if (read_paused_ && !stopped_ && QueuedBytes() < kThrottleBytes / 2 &&
-          unanswered_ <= max_unanswered_ / 2) {
+      if (MayResumeLocked()) {
         read_paused_ = false;
         resume = true;
       }
@@ -372,13 +371,14 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
 
   void StartReading() {
     if (registry_ != nullptr) {
-      if (grpc::Status refused = registry_->Add(this); !refused.ok()) {
-        registry_ = nullptr;  // not in it: OnDone must not remove it
-        if (Close(std::move(refused))) FinishNow();
-        return;
-      }
+      if (grpc::Status refused = registry_->Add(this); !refused.ok()) return Refuse(refused);
     }
     this->StartRead(&incoming_);
+  }
+  // Instead of StartReading: ends the call at once with `status`, reading nothing.
+  void Refuse(grpc::Status status) {
+    registry_ = nullptr;  // not in it: OnDone must not remove it
+    if (Close(std::move(status))) FinishNow();
   }
 
   // Called in a read reaction, one batch at a time.
@@ -411,6 +411,7 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
     bool start = false;
     bool finish = false;
     bool cancel = false;
+    bool resume = false;
     {
       MutexLock lock(&mu_);
       --unanswered_;
@@ -425,8 +426,15 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
         CutOffLocked();
       }
       start = TakeOutboxForWrite();
-      finish = DoneWithEverything();
+      // Reads paused for the unanswered requests resume here when no write will (OnWriteDone
+      // does it otherwise): answers that add nothing to write (AnswerNothing) drain them too.
+      if (!start && !writing_ && MayResumeLocked()) {
+        read_paused_ = false;
+        resume = true;
+      }
+      finish = !resume && DoneWithEverything();
     }
+    if (resume) this->StartRead(&incoming_);
     if (cancel) {
       context_->TryCancel();
       MutexLock lock(&mu_);
@@ -453,6 +461,12 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
                                 "your replies, or keep fewer requests in flight"));
     reading_ = false;  // a read still pending ends with ok=false (the call is cancelled)
     read_paused_ = false;
+  }
+
+  // A paused read may start again: the answers waiting have drained to half the limits.
+  bool MayResumeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return read_paused_ && !stopped_ && !broken_ && QueuedBytes() < kThrottleBytes / 2 &&
+           unanswered_ <= max_unanswered_ / 2;
   }
 
   void StopLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

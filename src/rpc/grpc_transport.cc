@@ -7,18 +7,24 @@
 
 #include "rpc/grpc_callback_pin.h"
 #include "rpc/proto_convert.h"
+#include "rpc/tls.h"
 
 namespace raftkv::rpc {
 
 GrpcTransport::GrpcTransport(NodeId self, const std::vector<std::string>& addresses,
                              Duration rpc_timeout,
-                             const std::shared_ptr<grpc::ChannelCredentials>& credentials)
+                             const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                             bool verify_peer_names)
     : self_(self), cluster_size_(static_cast<int>(addresses.size())), rpc_timeout_(rpc_timeout) {
   PinGrpcCallbackQueue();
   for (NodeId id = 0; id < cluster_size_; ++id) {
     auto peer = std::make_unique<Peer>();
     if (id != self) {
       grpc::ChannelArguments args;
+      // With TLS, the peer must prove it is node `id`: its certificate must name "node<id>"
+      // (scripts/make-certs puts it among the subject alternative names), not merely the host
+      // of its address, which every node's certificate may share.
+      if (verify_peer_names) args.SetSslTargetNameOverride(NodeCertificateName(id));
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       peer->stub = Raft::NewStub(grpc::CreateCustomChannel(addresses[id], credentials, args));
@@ -151,6 +157,12 @@ RaftDriver* GrpcTransport::LiveDriver() const {
 void GrpcTransport::DeliverOrReport(NodeId from, absl::StatusOr<raft::Message> reply) {
   RaftDriver* driver = LiveDriver();
   if (driver == nullptr) return;
+  // A reply speaks only for the node that was called: one naming another sender (a vote "from"
+  // a third node) is a forgery, and would count twice toward a quorum.
+  if (reply.ok() && reply->from != from) {
+    reply = absl::InvalidArgumentError("a reply from node " + std::to_string(from) +
+                                       " names node " + std::to_string(reply->from));
+  }
   if (reply.ok()) {
     driver->Deliver(std::move(*reply));
   } else {

@@ -31,9 +31,12 @@ using node::RaftDriver;
 
 class GrpcTransport : public PeerTransport {
  public:
-  // `credentials`: how to reach the peers (plaintext, or mutual TLS: rpc/tls.h).
+  // `credentials`: how to reach the peers (plaintext, or mutual TLS: rpc/tls.h). With
+  // `verify_peer_names` (TLS), the connection to node i is accepted only if its certificate is
+  // valid for the name "node<i>".
   GrpcTransport(NodeId self, const std::vector<std::string>& addresses, Duration rpc_timeout,
-                const std::shared_ptr<grpc::ChannelCredentials>& credentials);
+                const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                bool verify_peer_names);
   ~GrpcTransport() override;
 
   void SetDriver(RaftDriver* driver) { driver_.store(driver); }

@@ -20,11 +20,13 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
     absl::StatusOr<TlsMaterial> loaded = LoadTls(files, /*for_client=*/false);
     if (!loaded.ok()) return loaded.status();
     // Its peers would refuse every message otherwise (tls.h): say so now, not per message there.
-    if (loaded->common_name != NodeCertificateName(id)) {
+    if (loaded->common_name != NodeCertificateName(id) ||
+        !CertificateValidFor(*loaded, NodeCertificateName(id))) {
       return absl::InvalidArgumentError(
           "[tls] CERT_FILE: " + files.cert_file + " is a certificate for \"" + loaded->common_name +
           "\", but node " + std::to_string(id) + " needs one named \"" + NodeCertificateName(id) +
-          "\" (scripts/make-certs issues node<i>.crt for node i)");
+          "\", as its common name and among its subject alternative names (scripts/make-certs "
+          "issues node<i>.crt for node i)");
     }
     tls = std::move(*loaded);
   }
@@ -32,7 +34,8 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   // A peer RPC gets as long as the shortest election timeout: an answer later than that is of no
   // use to the election or the lease it would serve.
   server->transport_ = std::make_unique<GrpcTransport>(
-      id, addresses, config.raft.election_timeout_min, MakeChannelCredentials(tls));
+      id, addresses, config.raft.election_timeout_min, MakeChannelCredentials(tls),
+      /*verify_peer_names=*/tls.has_value());
   absl::StatusOr<std::unique_ptr<node::RaftDriver>> driver =
       node::RaftDriver::Start(config, server->transport_.get());
   if (!driver.ok()) return driver.status();  // ~NodeServer stops what did start

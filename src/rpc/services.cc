@@ -187,6 +187,17 @@ class RaftService::AppendStreamReactor final
       : ServerBatchStream(&service->streams_, context, /*max_unanswered=*/4096),
         service_(service),
         common_name_(service->bind_senders_to_certificates_ ? PeerCommonName(*context) : "") {
+    // Only a peer may hold one of the few stream slots: a client certificate is refused before
+    // it takes one (else idle streams could fill them and keep the leader out).
+    if (service->bind_senders_to_certificates_) {
+      const std::optional<NodeId> peer = NodeOfCertificate(common_name_, service->cluster_size_);
+      if (!peer || *peer == service->self_) {
+        Refuse(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            "AppendEntriesStream is for the cluster's nodes: certificate \"" +
+                                common_name_ + "\" is not another node's"));
+        return;
+      }
+    }
     StartReading();
   }
 

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <set>
@@ -99,8 +100,9 @@ absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client) {
                                       " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
   }
   Bio key_bio = MemoryBio(tls.key);
-  std::unique_ptr<EVP_PKEY, KeyFree> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  // A password callback that refuses: an encrypted key is an error here, never a prompt.
+  std::unique_ptr<EVP_PKEY, KeyFree> key(PEM_read_bio_PrivateKey(
+      key_bio.get(), nullptr, [](char*, int, int, void*) { return -1; }, nullptr));
   ERR_clear_error();
   if (key == nullptr) {
     return absl::InvalidArgumentError(key_setting + ": " + files.key_file +
@@ -116,9 +118,21 @@ absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client) {
   STACK_OF(X509)* intermediates = sk_X509_new_null();
   for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(intermediates, chain[i].get());
   std::unique_ptr<X509_STORE_CTX, StoreContextFree> verify(X509_STORE_CTX_new());
-  X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates);
-  const bool verified = X509_verify_cert(verify.get()) == 1;
-  const int error = X509_STORE_CTX_get_error(verify.get());
+  // A client's certificate must be fit for TLS clients; a node's for both ends, since a node
+  // calls its peers and serves them.
+  bool verified =
+      intermediates != nullptr && verify != nullptr &&
+      X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) == 1 &&
+      X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_CLIENT) == 1 &&
+      X509_verify_cert(verify.get()) == 1;
+  int error = verify != nullptr ? X509_STORE_CTX_get_error(verify.get()) : X509_V_ERR_OUT_OF_MEM;
+  if (verified && !for_client) {
+    X509_STORE_CTX_cleanup(verify.get());
+    verified = X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) == 1 &&
+               X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_SERVER) == 1 &&
+               X509_verify_cert(verify.get()) == 1;
+    error = X509_STORE_CTX_get_error(verify.get());
+  }
   sk_X509_free(intermediates);
   ERR_clear_error();
   if (!verified) {
@@ -128,6 +142,15 @@ absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client) {
   }
   tls.common_name = CommonName(chain[0].get());
   return tls;
+}
+
+bool CertificateValidFor(const TlsMaterial& tls, const std::string& name) {
+  std::vector<Cert> chain = ReadCertificates(tls.cert);
+  if (chain.empty()) return false;
+  const bool valid = X509_check_host(chain[0].get(), name.data(), name.size(),
+                                     X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr) == 1;
+  ERR_clear_error();
+  return valid;
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(
@@ -217,6 +240,13 @@ void ReportTlsRefusalsOnce(const std::string& program, bool report_refusals) {
 }
 
 std::string NodeCertificateName(NodeId id) { return "node" + std::to_string(id); }
+
+std::optional<NodeId> NodeOfCertificate(const std::string& common_name, int cluster_size) {
+  for (NodeId id = 0; id < cluster_size; ++id) {
+    if (common_name == NodeCertificateName(id)) return id;
+  }
+  return std::nullopt;
+}
 
 std::string PeerCommonName(const grpc::ServerContextBase& context) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();

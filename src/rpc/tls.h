@@ -32,6 +32,10 @@ struct TlsMaterial {
 // `for_client`, the client's --cacert/--cert/--key (ClientOptions::tls).
 absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client);
 
+// True when the certificate in `tls` is valid for host name `name` (its subject alternative
+// names, as a TLS client checks them).
+bool CertificateValidFor(const TlsMaterial& tls, const std::string& name);
+
 // Plaintext when `tls` is nullopt. The server requires and verifies a client certificate.
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(
     const std::optional<TlsMaterial>& tls);
@@ -45,8 +49,11 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(
 // (raftkv-node, raftkv), not for the client library to impose on its users.
 void ReportTlsRefusalsOnce(const std::string& program, bool report_refusals = true);
 
-// The certificate name node `id` must present: "node<id>".
+// The certificate name node `id` must present: "node<id>", as its common name (checked by the
+// nodes it sends to) and among its subject alternative names (checked by the nodes that call it).
 std::string NodeCertificateName(NodeId id);
+// The node a certificate's common name names ("node<id>" with 0 <= id < cluster_size), if any.
+std::optional<NodeId> NodeOfCertificate(const std::string& common_name, int cluster_size);
 // The common name of the certificate the caller presented ("" for none, as on plaintext).
 std::string PeerCommonName(const grpc::ServerContextBase& context);
 // OK when a caller presenting `common_name` may send Raft messages as node `from`; otherwise
