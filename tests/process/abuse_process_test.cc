@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -24,6 +25,17 @@ namespace raftkv {
 namespace {
 
 using std::chrono::milliseconds;
+
+// A memory bound in KiB for a Release node, and for a node built with a sanitizer, whose
+// allocator keeps freed blocks a while (ASan's quarantine) and adds its shadow: there 600 MiB
+// were seen for 5,000 idle connections, against 65 MiB in Release.
+constexpr int64_t BoundKib(int64_t release_kib) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return release_kib * 8;
+#else
+  return release_kib;
+#endif
+}
 
 // A well-behaved client: SETs one after another in its own session for `length`; returns how
 // many were acknowledged per second.
@@ -100,7 +112,7 @@ TEST(Abuse, FiveThousandIdleConnectionsCostBoundedMemoryAndTheClusterServes) {
       idle.size(), static_cast<long long>(rss_before), static_cast<long long>(rss_during),
       static_cast<long long>(rss_during - rss_before), before, during, during / before);
   // gRPC keeps about 10 KiB per idle connection (its buffers, the endpoint): 5,000 are ~50 MiB.
-  EXPECT_LT(rss_during - rss_before, 128 * 1024) << "KiB";
+  EXPECT_LT(rss_during - rss_before, BoundKib(128 * 1024)) << "KiB";
   EXPECT_GT(during, 0);
   EXPECT_FALSE(cluster.Exited(leader).has_value());
 }
@@ -160,18 +172,29 @@ TEST(Abuse, AStreamClientThatNeverReadsLeavesTheClusterServing) {
       if (!stream->Write(requests)) return;
     }
   });
+  std::atomic<bool> measuring{true};
+  std::atomic<int64_t> rss_peak{0};
+  std::thread sampler([&] {
+    while (measuring) {
+      rss_peak = std::max(rss_peak.load(), RssKib(cluster.pid(leader)));
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  });
   std::this_thread::sleep_for(milliseconds(300));
   const double during = GoodClientRate(cluster, session, &sequence, milliseconds(3000));
-  const int64_t rss_during = RssKib(cluster.pid(leader));
+  measuring = false;
+  sampler.join();
+  const int64_t rss_during = rss_peak.load();
   context.TryCancel();
   writer.join();
   stream->Finish();
   std::printf(
-      "a stream client that never reads: leader RSS %lld -> %lld KiB (+%lld); a well-behaved "
+      "a stream client that never reads: leader RSS %lld -> peak %lld KiB (+%lld); a well-behaved "
       "client %.0f -> %.0f SETs/s (%.2fx)\n",
       static_cast<long long>(rss_before), static_cast<long long>(rss_during),
       static_cast<long long>(rss_during - rss_before), before, during, during / before);
   EXPECT_GT(during, 0);
+  EXPECT_LT(rss_during - rss_before, BoundKib(128 * 1024)) << "KiB";
   EXPECT_FALSE(cluster.Exited(leader).has_value());
 }
 
@@ -238,7 +261,7 @@ TEST(Abuse, ASessionFloodEvictsNoActiveSessionAndCostsBoundedMemory) {
       static_cast<long long>(rss_peak - rss_before), before, during, during / before);
   EXPECT_GT(refused.load(), 0) << "the table filled, and further opens were refused";
   // A session costs a few hundred bytes in the table, its log entry and the event log's buffer.
-  EXPECT_LT(rss_peak - rss_before, 256 * 1024) << "KiB";
+  EXPECT_LT(rss_peak - rss_before, BoundKib(128 * 1024)) << "KiB";
 }
 
 }  // namespace
