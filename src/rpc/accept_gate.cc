@@ -94,9 +94,6 @@ extern "C" int accept4(int fd, sockaddr* address, socklen_t* length, int flags) 
   using namespace raftkv::rpc;
   const int64_t limit = max_fd.load(std::memory_order_relaxed);
   if (limit == 0) return RealAccept4(fd, address, length, flags);
-  // gRPC may accept on more than one thread: the reserve is handled by one at a time.
-  raftkv::MutexLock lock(&reserve_mu);
-  if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);  // taken back late
   const socklen_t length_given = length != nullptr ? *length : 0;
   int64_t closed = 0;
   int result = -1;
@@ -114,23 +111,30 @@ extern "C" int accept4(int fd, sockaddr* address, socklen_t* length, int flags) 
       continue;
     }
     error = errno;
-    if ((error == EMFILE || error == ENFILE) && reserve_fd >= 0) {
-      // Out of descriptors altogether: the reserve's slot takes one waiting connection, which is
-      // shed; the reserve is taken back now, or at the next call if another thread got the slot.
-      close(reserve_fd);
-      const int taken = RealAccept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (taken >= 0) {
-        close(taken);
-        ++closed;
+    if (error != EMFILE && error != ENFILE) break;
+    // Out of descriptors altogether: the reserve's slot takes one waiting connection, which is
+    // shed. gRPC may accept on more than one thread: one at a time uses the reserve, and it is
+    // taken back now, or by a later call if another thread got the slot meanwhile.
+    bool drained_one = false;
+    {
+      raftkv::MutexLock lock(&reserve_mu);
+      if (reserve_fd >= 0) {
+        close(reserve_fd);
+        const int taken = RealAccept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (taken >= 0) {
+          close(taken);
+          drained_one = true;
+        }
       }
       reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (taken >= 0) continue;
     }
-    // EAGAIN: gRPC waits for the next connection. Never EMFILE, which stops its listener.
-    if (error == EMFILE || error == ENFILE) error = EAGAIN;
-    break;
+    if (!drained_one) {
+      error = EAGAIN;  // never EMFILE, which stops gRPC's listener: it waits for the next one
+      break;
+    }
+    ++closed;
   }
   if (closed > 0) ReportShedding(shed.fetch_add(closed) + closed);
-  if (result < 0) errno = error;
+  if (result < 0) errno = error;  // last: nothing after it may touch errno
   return result;
 }

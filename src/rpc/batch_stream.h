@@ -428,13 +428,21 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
       start = TakeOutboxForWrite();
       // Reads paused for the unanswered requests resume here when no write will (OnWriteDone
       // does it otherwise): answers that add nothing to write (AnswerNothing) drain them too.
+      // Not inside a gRPC reaction here, so nothing else keeps the stream alive until StartRead
+      // returns: `starting_read_` holds it from finishing meanwhile (as cancelling_ does).
       if (!start && !writing_ && MayResumeLocked()) {
         read_paused_ = false;
+        starting_read_ = true;
         resume = true;
       }
       finish = !resume && DoneWithEverything();
     }
-    if (resume) this->StartRead(&incoming_);
+    if (resume) {
+      this->StartRead(&incoming_);
+      MutexLock lock(&mu_);
+      starting_read_ = false;
+      finish = DoneWithEverything();
+    }
     if (cancel) {
       context_->TryCancel();
       MutexLock lock(&mu_);
@@ -487,7 +495,8 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
 
   // True exactly once: when the stream may finish (the caller then calls Finish, outside mu_).
   bool DoneWithEverything() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || dispatching_ || unanswered_ > 0 || writing_ || cancelling_ || finished_) {
+    if (reading_ || dispatching_ || unanswered_ > 0 || writing_ || cancelling_ || starting_read_ ||
+        finished_) {
       return false;
     }
     if (!broken_ && !outbox_.empty()) return false;  // answers still to write
@@ -506,7 +515,8 @@ class ServerBatchStream : public grpc::ServerBidiReactor<InBatch, OutBatch>, pub
   // No read is pending because the answers hold kThrottleBytes, or max_unanswered_ requests wait
   // for theirs (OnWriteDone reads on).
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;  // a cut-off's TryCancel is under way
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;     // a cut-off's TryCancel is under way
+  bool starting_read_ ABSL_GUARDED_BY(mu_) = false;  // Answered's StartRead is under way
   int64_t unanswered_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -126,12 +126,15 @@ absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client) {
       X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_CLIENT) == 1 &&
       X509_verify_cert(verify.get()) == 1;
   int error = verify != nullptr ? X509_STORE_CTX_get_error(verify.get()) : X509_V_ERR_OUT_OF_MEM;
+  if (!verified && error == X509_V_OK)
+    error = X509_V_ERR_UNSPECIFIED;  // set-up failed, not a check
   if (verified && !for_client) {
     X509_STORE_CTX_cleanup(verify.get());
     verified = X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) == 1 &&
                X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_SERVER) == 1 &&
                X509_verify_cert(verify.get()) == 1;
     error = X509_STORE_CTX_get_error(verify.get());
+    if (!verified && error == X509_V_OK) error = X509_V_ERR_UNSPECIFIED;
   }
   sk_X509_free(intermediates);
   ERR_clear_error();

@@ -130,9 +130,9 @@ TEST(Abuse, AConnectionFloodIsShedAndTheListenerSurvives) {
   ASSERT_TRUE(cluster.Request(Set("before", "flood", 0, 0)));  // connects to the leader
   std::vector<int> flood = OpenIdleConnections(address, 2000);
   std::this_thread::sleep_for(milliseconds(300));
-  // The connection established before the flood keeps working (within 1 s: well before the
+  // The connection established before the flood keeps working (within 2.5 s: before the
   // handshake timeout could have freed room for a new one).
-  EXPECT_TRUE(cluster.Request(Set("during", "flood", 0, 0), milliseconds(1000)));
+  EXPECT_TRUE(cluster.Request(Set("during", "flood", 0, 0), milliseconds(2500)));
   for (int fd : flood) close(fd);
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_TRUE(FreshClientServed(address));
@@ -161,6 +161,7 @@ TEST(Abuse, AStreamClientThatNeverReadsLeavesTheClusterServing) {
       grpc::CreateChannel(cluster.addresses()[leader], grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   auto stream = stub->ServeClientStream(&context);
+  std::atomic<int> batches_written{0};
   std::thread writer([&] {
     for (int batch = 0; batch < 50; ++batch) {
       ClientRequestBatch requests;
@@ -170,6 +171,7 @@ TEST(Abuse, AStreamClientThatNeverReadsLeavesTheClusterServing) {
         *request->mutable_args() = Get("big");
       }
       if (!stream->Write(requests)) return;
+      ++batches_written;
     }
   });
   std::atomic<bool> measuring{true};
@@ -185,6 +187,9 @@ TEST(Abuse, AStreamClientThatNeverReadsLeavesTheClusterServing) {
   measuring = false;
   sampler.join();
   const int64_t rss_during = rss_peak.load();
+  // The abuse happened: at least a batch of 100 GETs, 100 MB of answers never read, went out (the
+  // node throttles and then cuts such a stream off: NodeProcess.AStreamClientThatNeverReads…).
+  EXPECT_GE(batches_written.load(), 1);
   context.TryCancel();
   writer.join();
   stream->Finish();
