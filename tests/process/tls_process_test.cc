@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "kv/command.h"
 #include "raftkv.grpc.pb.h"
@@ -384,6 +386,57 @@ TEST(TlsCluster, ForgedMessagesOverAnAuthenticatedConnectionAreRefused) {
   }
   EXPECT_FALSE(cluster.Request(Get("forged"))->found());
   for (int id = 0; id < 3; ++id) EXPECT_FALSE(cluster.Exited(id).has_value()) << "node " << id;
+}
+
+// Counts the Raft calls that reach it, and answers none of them usefully.
+class ImpostorRaft final : public Raft::Service {
+ public:
+  grpc::Status RequestVote(grpc::ServerContext*, const RequestVoteRequest* request,
+                           RequestVoteResponse* response) override {
+    ++calls;
+    response->set_term(request->term());
+    response->set_voter_id(2);
+    response->set_vote_granted(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status AppendEntriesStream(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<AppendEntriesResponseBatch, AppendEntriesBatch>* stream) override {
+    ++calls;
+    AppendEntriesBatch batch;
+    while (stream->Read(&batch)) {
+    }
+    return grpc::Status::OK;
+  }
+  std::atomic<int> calls{0};
+};
+
+// A server at node 2's address presenting a certificate of the cluster's CA, valid for the
+// address, but node 0's: the nodes refuse to talk to it, since they check that the certificate
+// at node i's address names "node<i>" (without that check it would get their votes requests and
+// AppendEntries, and could answer them as node 2).
+TEST(TlsCluster, AServerAtANodesAddressWithAnotherNodesCertificateGetsNoRaftCall) {
+  Certificates certs;
+  ProcessCluster cluster(3, certs.NodeConfig(), {}, certs.Credentials("cluster", "client"));
+  cluster.Kill(2, SIGKILL);
+  ImpostorRaft impostor;
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = *storage::ReadWholeFile(certs.File("cluster", "ca.crt"));
+  options.pem_key_cert_pairs.push_back(
+      {*storage::ReadWholeFile(certs.File("cluster", "node0.key")),
+       *storage::ReadWholeFile(certs.File("cluster", "node0.crt"))});
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(cluster.addresses()[2], grpc::SslServerCredentials(options));
+  builder.RegisterService(&impostor);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  // Nodes 0 and 1 elect a leader and replicate to each other, and try node 2 all the while.
+  ASSERT_GE(cluster.WaitForLeader(), 0);
+  ASSERT_TRUE(cluster.Request(Set("with", "two", 0, 0)));
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_EQ(impostor.calls.load(), 0);
+  server->Shutdown();
 }
 
 // A node whose certificate is not named for it refuses to start, saying so.
