@@ -59,8 +59,9 @@ struct AppendEntriesReply {
   LogIndex conflict_index = 0;
   TimePoint echoed_sent_at{};
   // Refused because no correct leader could have sent the request (an entry conflicting with a
-  // committed one, §5.4.3): only a forged or broken peer does. Not sent on the wire; a unary
-  // AppendEntries call is answered INVALID_ARGUMENT instead of with this reply.
+  // committed one, §5.4.3, or a second leader in a term, §5.2): only a forged or broken peer does.
+  // Not sent on the wire; a unary AppendEntries call is answered INVALID_ARGUMENT instead of with
+  // this reply.
   bool impossible = false;
 };
 

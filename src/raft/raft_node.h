@@ -172,6 +172,9 @@ class RaftNode {
   // What every request from a leader (AppendEntries, an InstallSnapshot chunk) does first: false
   // when it must be refused untouched (a stale term, or a second leader in ours); otherwise this
   // node follows the sender, resets its election timer and records the lease it asks for.
+  // True when `message` comes from a node other than the leader this node knows for the message's
+  // term, which is its current one (never with injected bugs: the simulator's checker judges).
+  bool ClaimsSecondLeader(const Message& message) const;
   bool FollowLeader(const Message& message, Duration lease_duration, TimePoint now);
   void BroadcastHeartbeat(TimePoint now);
   void SendAppends(TimePoint now);

@@ -107,11 +107,20 @@ bool RaftNode::ConflictsWithCommitted(const AppendEntries& request) const {
   return false;
 }
 
+bool RaftNode::ClaimsSecondLeader(const Message& message) const {
+  return config_.Injected(InjectedBug::kNone) && message.term == current_term_ &&
+         leader_id_ != kNoNode && leader_id_ != message.from;
+}
+
 bool RaftNode::FollowLeader(const Message& message, Duration lease_duration, TimePoint now) {
   // §5.1: a stale leader; our reply's term makes it step down. Or two leaders in one term:
   // election safety is broken (only possible with an injected bug); refuse without touching
   // anything and let the simulator's checker report it.
   if (message.term < current_term_ || role_ == Role::kLeader) return false;
+  // A second leader of a term whose leader we know: election safety (§5.2) says there is none,
+  // so only a forged or broken peer claims it. Refused, nothing touched (it used to trip this
+  // node's own invariant and abort it; fuzz_peer_message found it).
+  if (ClaimsSecondLeader(message)) return false;
   if (role_ == Role::kCandidate || leader_id_ != message.from) {
     BecomeFollower(current_term_, message.from, now);
   }
@@ -128,6 +137,7 @@ void RaftNode::HandleAppendEntries(const Message& message, TimePoint now) {
   if (!FollowLeader(message, request.lease_duration, now)) {
     if (message.term < current_term_)
       Emit(Event::Kind::kAppendRejected, message.from, message.term);
+    reply.impossible = ClaimsSecondLeader(message);
     Send(message.from, reply);  // every request gets exactly one reply (the server pairs them)
     return;
   }

@@ -79,8 +79,9 @@ grpc::Status EncodeReply(const raft::Message& answer, AppendEntriesResponse* res
   if (const auto* reply = std::get_if<raft::AppendEntriesReply>(&answer.body);
       reply != nullptr && reply->impossible) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "an entry conflicts with one this node has committed: no correct leader "
-                        "sends that (Raft §5.4.3 Leader Completeness)");
+                        "no correct leader sends this: an entry conflicting with one this node "
+                        "has committed (Raft §5.4.3), or a second leader in a term whose leader "
+                        "this node knows (§5.2)");
   }
   *response = EncodeAppendEntriesReply(answer);
   return grpc::Status::OK;

@@ -262,5 +262,43 @@ TEST(Replication, AnEntryConflictingWithACommittedOneIsRefusedNotApplied) {
   EXPECT_TRUE(cluster.Propose(leader, "after").accepted);
 }
 
+// A forged AppendEntries in the current term from a node that is not the leader this follower
+// knows for it (Election Safety, §5.2: at most one leader per term): refused as impossible, the
+// follower keeps its leader, and it is alive. It used to take the second "leader" and trip its
+// own invariant (fuzz_peer_message found it, through InstallSnapshot).
+TEST(Replication, ASecondLeaderInAKnownLeadersTermIsRefused) {
+  TestCluster cluster(3);
+  const NodeId leader = cluster.ElectLeader();
+  cluster.Run(50);
+  const NodeId follower = (leader + 1) % 3;
+  const NodeId impostor = (leader + 2) % 3;
+  const Term term = cluster.node(follower).term();
+  ASSERT_EQ(cluster.node(follower).leader_id(), leader);
+  AppendEntries forged;
+  forged.prev_log_index = cluster.node(follower).log().LastIndex();
+  forged.prev_log_term = cluster.node(follower).log().TermAt(forged.prev_log_index);
+  forged.lease_duration = std::chrono::milliseconds(400);
+  forged.sent_at = cluster.now();
+  cluster.in_flight().clear();
+  cluster.Step(Message{impostor, follower, term, forged});
+  EXPECT_EQ(cluster.node(follower).leader_id(), leader);
+  bool refused_as_impossible = false;
+  for (const Message& m : cluster.in_flight()) {
+    if (const auto* reply = std::get_if<AppendEntriesReply>(&m.body)) {
+      refused_as_impossible = !reply->success && reply->impossible;
+    }
+  }
+  EXPECT_TRUE(refused_as_impossible);
+  InstallSnapshot chunk;
+  chunk.snapshot = SnapshotMeta{forged.prev_log_index + 10, term, 3, 4};
+  chunk.data = "abcd";
+  chunk.done = true;
+  chunk.sent_at = cluster.now();
+  cluster.Step(Message{impostor, follower, term, chunk});
+  EXPECT_EQ(cluster.node(follower).leader_id(), leader);
+  cluster.Run(50);  // and the cluster carries on
+  EXPECT_TRUE(cluster.Propose(leader, "after").accepted);
+}
+
 }  // namespace
 }  // namespace raftkv::raft::testing
