@@ -274,7 +274,10 @@ TEST(ClientProcess, ABackupTakenUnderLoadRestoresEveryAcknowledgedWrite) {
       std::lock_guard<std::mutex> lock(mu);
       before = acknowledged;
     }
-    absl::StatusOr<client::SnapshotInfo> saved = client->SaveSnapshot(backup);
+    // A generous deadline: the snapshot is written by a child at nice 19, which a loaded
+    // machine (a sanitizer build beside other tests) can hold back for seconds.
+    absl::StatusOr<client::SnapshotInfo> saved =
+        client->SaveSnapshot(backup, {.deadline = milliseconds(60'000)});
     std::this_thread::sleep_for(milliseconds(300));  // the load goes on meanwhile and after
     stop.store(true);
     for (std::thread& writer : writers) writer.join();
