@@ -164,13 +164,7 @@ TEST(Abuse, AStreamClientThatNeverReadsLeavesTheClusterServing) {
   std::atomic<int> batches_written{0};
   std::thread writer([&] {
     for (int batch = 0; batch < 50; ++batch) {
-      ClientRequestBatch requests;
-      for (int i = 0; i < 100; ++i) {
-        StreamedRequest* request = requests.add_requests();
-        request->set_id(static_cast<uint64_t>(batch * 100 + i));
-        *request->mutable_args() = Get("big");
-      }
-      if (!stream->Write(requests)) return;
+      if (!stream->Write(NumberedBatch(batch, 100, Get("big")))) return;
       ++batches_written;
     }
   });
@@ -236,13 +230,9 @@ TEST(Abuse, ASessionFloodEvictsNoActiveSessionAndCostsBoundedMemory) {
       }
     });
     for (int batch = 0; batch < 110 && flooding; ++batch) {
-      ClientRequestBatch requests;
-      for (int i = 0; i < 1000; ++i) {
-        StreamedRequest* request = requests.add_requests();
-        request->set_id(static_cast<uint64_t>(batch) * 1000 + i);
-        request->mutable_args()->set_op(ServeClientArgs::OPEN_SESSION);
-      }
-      if (!stream->Write(requests)) break;
+      ServeClientArgs open;
+      open.set_op(ServeClientArgs::OPEN_SESSION);
+      if (!stream->Write(NumberedBatch(batch, 1000, open))) break;
     }
     stream->WritesDone();
     reader.join();

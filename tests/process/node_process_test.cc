@@ -311,13 +311,7 @@ TEST(NodeProcess, AStreamClientThatNeverReadsIsCutOffAndCostsBoundedMemory) {
   std::atomic<int> batches_written{0};
   std::thread writer([&] {
     for (int batch = 0; batch < 50; ++batch) {
-      ClientRequestBatch requests;
-      for (int i = 0; i < 100; ++i) {
-        StreamedRequest* request = requests.add_requests();
-        request->set_id(static_cast<uint64_t>(batch * 100 + i));
-        *request->mutable_args() = Get("big");
-      }
-      if (!stream->Write(requests)) return;  // cut off
+      if (!stream->Write(NumberedBatch(batch, 100, Get("big")))) return;  // cut off
       ++batches_written;
     }
   });

@@ -43,6 +43,18 @@ inline ServeClientArgs Get(const std::string& key) {
   return args;
 }
 
+// Batch `batch` of a client that streams `size` requests at a time, each `args`, with ids
+// numbered on from the batches before.
+inline ClientRequestBatch NumberedBatch(int batch, int size, const ServeClientArgs& args) {
+  ClientRequestBatch requests;
+  for (int i = 0; i < size; ++i) {
+    StreamedRequest* request = requests.add_requests();
+    request->set_id(static_cast<uint64_t>(batch) * size + i);
+    *request->mutable_args() = args;
+  }
+  return requests;
+}
+
 // A process's resident memory, in KiB (-1 if it is gone).
 inline int64_t RssKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
