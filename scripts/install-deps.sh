@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
-  libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl
+  libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl libcpp-httplib-dev
   procps tmux
 )
 

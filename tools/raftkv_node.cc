@@ -46,6 +46,10 @@ int Run(int argc, char** argv) {
                  "every node's host:port, in node-id order (default: [cluster] NODES of --config)");
   app.add_option("--config", config_path, "config.ini to read (default: built-in defaults)");
   app.add_option("--data-dir", data_dir, "overrides [storage] DATA_DIR");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT where this node serves /metrics (Prometheus), /health and /status "
+                 "over HTTP (overrides this node's entry in [metrics] LISTEN)");
   bool rebuild = false;
   std::string restore_file;
   app.add_flag("--rebuild", rebuild,
@@ -146,8 +150,9 @@ int Run(int argc, char** argv) {
   if (!gate.warning.empty())
     std::fprintf(stderr, "raftkv-node: warning: %s\n", gate.warning.c_str());
 
+  if (metrics_listen.empty()) metrics_listen = config.node_metrics_listen();
   absl::StatusOr<std::unique_ptr<raftkv::rpc::NodeServer>> node =
-      raftkv::rpc::NodeServer::Start(config, addresses);
+      raftkv::rpc::NodeServer::Start(config, addresses, metrics_listen);
   if (!node.ok()) return Fail(std::string(node.status().message()));
   std::fprintf(stdout,
                "raftkv-node %d listening on %s, data in %s/logs_node_%d, up to %lld connections "
@@ -155,6 +160,10 @@ int Run(int argc, char** argv) {
                node_id, addresses[node_id].c_str(), config.data_dir.c_str(), node_id,
                static_cast<long long>(gate.max_connections),
                static_cast<long long>(gate.soft_limit));
+  if (!metrics_listen.empty()) {
+    std::fprintf(stdout, "raftkv-node %d: metrics at http://%s/metrics, health at /health\n",
+                 node_id, metrics_listen.c_str());
+  }
   std::fflush(stdout);
 
   int received = 0;

@@ -188,6 +188,15 @@ const std::map<std::string, Setter>& Setters() {
                                       c.max_requests_per_stream = n;
                                       return absl::OkStatus();
                                     })},
+      {"metrics.LISTEN",
+       [](NodeConfig& c, const std::string& text) -> absl::Status {
+         c.metrics_listen.clear();
+         if (text.empty()) return absl::OkStatus();
+         absl::StatusOr<std::vector<std::string>> listen = ParseAddressList(text);
+         if (!listen.ok()) return listen.status();
+         c.metrics_listen = *listen;
+         return absl::OkStatus();
+       }},
       {"tls.CA_FILE",
        [](NodeConfig& c, const std::string& text) {
          c.tls.ca_file = text;
@@ -250,6 +259,11 @@ int HandleKey(void* user, const char* section, const char* name, const char* val
 }
 
 }  // namespace
+
+std::string NodeConfig::node_metrics_listen() const {
+  if (raft.id < 0 || static_cast<size_t>(raft.id) >= metrics_listen.size()) return "";
+  return metrics_listen[static_cast<size_t>(raft.id)];
+}
 
 TlsFiles NodeConfig::node_tls() const {
   const std::string id = std::to_string(raft.id);
@@ -382,6 +396,13 @@ absl::Status ValidateNodeConfig(const NodeConfig& config) {
       config.connection_idle_timeout > std::chrono::hours(24)) {
     return absl::InvalidArgumentError(
         "[limits] CONNECTION_IDLE_TIMEOUT must be between 1s and 24h (1440m)");
+  }
+  if (!config.metrics_listen.empty() &&
+      config.metrics_listen.size() != static_cast<size_t>(config.raft.cluster_size)) {
+    return absl::InvalidArgumentError(
+        "[metrics] LISTEN lists " + std::to_string(config.metrics_listen.size()) +
+        " addresses for a cluster of " + std::to_string(config.raft.cluster_size) +
+        ": give one per node, in node-id order (or none)");
   }
   if (config.tls.any() &&
       (config.tls.ca_file.empty() || config.tls.cert_file.empty() || config.tls.key_file.empty())) {

@@ -25,6 +25,10 @@
 //                                  (0: never); the log before it is then cut
 //   KEEP_ENTRIES = 5000            entries kept before the snapshot for followers lagging a little
 //   CHUNK_BYTES = 512KiB           InstallSnapshot chunk size (four in flight per follower)
+//   [metrics]
+//   LISTEN =                       host:port,host:port,… in node-id order: where each node serves
+//                                  /metrics, /health and /status over HTTP (empty: none;
+//                                  raftkv-node --metrics-listen overrides it for one node)
 //   [tls]                          mutual TLS for peers and clients: all three, or none (plaintext)
 //   CA_FILE =                      PEM: the cluster CA (scripts/make-certs DIR N)
 //   CERT_FILE =                    PEM: this node's certificate; its common name must be node<id>
@@ -96,9 +100,12 @@ struct NodeConfig {
   int64_t max_streams = 1'000;
   int64_t max_calls_per_connection = 100;
   int64_t max_requests_per_stream = 10'000;
-  TlsFiles tls;  // as written, {id} unexpanded; none set: plaintext
+  std::vector<std::string> metrics_listen;  // [metrics] LISTEN, one per node; empty: none
+  TlsFiles tls;                             // as written, {id} unexpanded; none set: plaintext
   // `tls` with {id} replaced by this node's id.
   TlsFiles node_tls() const;
+  // This node's metrics address from [metrics] LISTEN, or "" for none.
+  std::string node_metrics_listen() const;
   TestingOptions testing;
 };
 

@@ -228,6 +228,10 @@ class StreamRegistry {
     streams_.insert(stream);
     return grpc::Status::OK;
   }
+  size_t size() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return streams_.size();
+  }
   void Remove(ClosableStream* stream) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
     streams_.erase(stream);

@@ -1,11 +1,13 @@
 #include "rpc/node_server.h"
 
+#include "rpc/accept_gate.h"
 #include "rpc/tls.h"
 
 namespace raftkv::rpc {
 
 absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
-    const config::NodeConfig& config, const std::vector<std::string>& addresses) {
+    const config::NodeConfig& config, const std::vector<std::string>& addresses,
+    const std::string& metrics_listen) {
   const NodeId id = config.raft.id;
   if (id < 0 || static_cast<size_t>(id) >= addresses.size() ||
       static_cast<size_t>(config.raft.cluster_size) != addresses.size()) {
@@ -76,6 +78,18 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
     return absl::UnavailableError("cannot listen on " + addresses[static_cast<size_t>(id)] +
                                   " (is the address right, and the port free?)");
   }
+  if (!metrics_listen.empty()) {
+    KvService* kv = server->kv_service_.get();
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
+        metrics_listen, server->driver_.get(), addresses[static_cast<size_t>(id)], [kv] {
+          return ServingCounts{static_cast<int64_t>(kv->OpenStreams()), ConnectionsShed()};
+        });
+    if (!metrics.ok()) {
+      server->Stop();
+      return metrics.status();
+    }
+    server->metrics_ = std::move(*metrics);
+  }
   return server;
 }
 
@@ -84,6 +98,7 @@ NodeServer::~NodeServer() { Stop(); }
 void NodeServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (metrics_ != nullptr) metrics_->Stop();  // its requests ask the driver
   // Any part may be missing when Start failed half-way.
   if (driver_ != nullptr) driver_->Stop();
   if (raft_service_ != nullptr) raft_service_->CloseStreams();

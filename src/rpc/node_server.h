@@ -15,6 +15,7 @@
 #include "config/node_config.h"
 #include "node/raft_driver.h"
 #include "rpc/grpc_transport.h"
+#include "rpc/metrics_server.h"
 #include "rpc/services.h"
 
 namespace raftkv::rpc {
@@ -22,9 +23,11 @@ namespace raftkv::rpc {
 class NodeServer {
  public:
   // `config` must be valid (config::ValidateNodeConfig) with raft.id and raft.cluster_size set;
-  // `addresses` are every node's host:port in node-id order.
+  // `addresses` are every node's host:port in node-id order; `metrics_listen`, if not empty,
+  // where this node serves /metrics, /health and /status.
   static absl::StatusOr<std::unique_ptr<NodeServer>> Start(
-      const config::NodeConfig& config, const std::vector<std::string>& addresses);
+      const config::NodeConfig& config, const std::vector<std::string>& addresses,
+      const std::string& metrics_listen = "");
   ~NodeServer();  // Stop()
   NodeServer(const NodeServer&) = delete;
   NodeServer& operator=(const NodeServer&) = delete;
@@ -45,6 +48,7 @@ class NodeServer {
   std::unique_ptr<RaftService> raft_service_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsServer> metrics_;  // null without a metrics address
   bool stopped_ = false;
 };
 

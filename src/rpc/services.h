@@ -88,6 +88,8 @@ class KvService final : public KV::CallbackService {
   // Ends every client stream (and refuses new ones) once the driver has stopped and so answered
   // every request: the clients move to another node instead of holding the shutdown up.
   void CloseStreams();
+  // ServeClientStream calls open now (for /metrics).
+  size_t OpenStreams() { return streams_.size(); }
 
  private:
   class StreamReactor;

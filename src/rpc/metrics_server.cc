@@ -1,0 +1,160 @@
+#include "rpc/metrics_server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "common/address.h"
+#include "obs/prometheus.h"
+#include "raft/raft_node.h"
+
+namespace raftkv::rpc {
+namespace {
+
+double Seconds(Duration duration) { return std::chrono::duration<double>(duration).count(); }
+
+// The process's resident memory, from /proc/self/statm (0 if unreadable).
+double ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+Health JudgeHealth(const node::NodeStatus& status, int64_t max_apply_lag) {
+  if (status.leader == kNoNode) {
+    return {false,
+            "no known leader (an election is under way, or this node is cut off from a "
+            "majority)"};
+  }
+  const int64_t lag = static_cast<int64_t>(status.commit_index - status.last_applied);
+  if (lag > max_apply_lag) {
+    return {false, "applying: " + std::to_string(lag) + " committed entries not yet applied"};
+  }
+  return {true, std::string(raft::RoleName(status.role)) + ", leader " +
+                    std::to_string(status.leader) + ", term " + std::to_string(status.term) +
+                    ", applied " + std::to_string(status.last_applied) + " of " +
+                    std::to_string(status.commit_index)};
+}
+
+std::string MetricsText(const node::NodeStatus& status, const ServingCounts& counts,
+                        const std::string& address) {
+  obs::PrometheusText text;
+  text.Gauge("raftkv_node_info", "This node: its id and address (always 1).", 1,
+             {{"id", std::to_string(status.id)}, {"address", address}});
+  for (raft::Role role : {raft::Role::kFollower, raft::Role::kCandidate, raft::Role::kLeader}) {
+    text.Gauge("raftkv_role", "1 for the role this node holds now, 0 for the others.",
+               status.role == role ? 1 : 0, {{"role", raft::RoleName(role)}});
+  }
+  text.Gauge("raftkv_term", "The current Raft term.", static_cast<double>(status.term));
+  text.Gauge("raftkv_leader_id", "The leader this node knows of, -1 for none.", status.leader);
+  text.Gauge("raftkv_commit_index", "The highest log index known committed.",
+             static_cast<double>(status.commit_index));
+  text.Gauge("raftkv_applied_index", "The highest log index applied to the state machine.",
+             static_cast<double>(status.last_applied));
+  text.Gauge("raftkv_last_log_index", "The last index in this node's log.",
+             static_cast<double>(status.last_log_index));
+  text.Gauge("raftkv_lease_remaining_seconds",
+             "A leader: how long its lease still lets it serve reads locally (0: none).",
+             Seconds(status.lease_remaining));
+  text.Gauge("raftkv_client_streams", "ServeClientStream calls open now.",
+             static_cast<double>(counts.client_streams));
+  text.Counter("raftkv_connections_shed_total",
+               "Connections closed at accept because the node held MAX_CONNECTIONS.",
+               static_cast<double>(counts.connections_shed));
+  text.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes());
+  return text.text();
+}
+
+std::string StatusJson(const node::NodeStatus& status, const std::string& address) {
+  return "{\"id\":" + std::to_string(status.id) + ",\"address\":" + JsonString(address) +
+         ",\"role\":" + JsonString(raft::RoleName(status.role)) +
+         ",\"term\":" + std::to_string(status.term) +
+         ",\"leader\":" + std::to_string(status.leader) +
+         ",\"commit_index\":" + std::to_string(status.commit_index) +
+         ",\"last_applied\":" + std::to_string(status.last_applied) +
+         ",\"last_log_index\":" + std::to_string(status.last_log_index) +
+         ",\"lease_remaining_ms\":" +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::milliseconds>(status.lease_remaining)
+                 .count()) +
+         "}\n";
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& listen, node::RaftDriver* driver, std::string node_address,
+    std::function<ServingCounts()> counts) {
+  if (absl::Status status = CheckAddress(listen); !status.ok()) {
+    return absl::InvalidArgumentError("metrics address: " + std::string(status.message()));
+  }
+  const size_t colon = listen.rfind(':');
+  const std::string host = listen.substr(0, colon);
+  const int port = std::stoi(listen.substr(colon + 1));
+  auto server = std::unique_ptr<MetricsServer>(new MetricsServer());
+  server->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& http = *server->server_;
+  // Two threads: scrapes and health checks are few, and each waits on the driver at most 5 s.
+  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  http.set_read_timeout(5, 0);
+  http.set_write_timeout(5, 0);
+  http.set_keep_alive_max_count(100);
+  // cpp-httplib sets SO_REUSEPORT by default, which would let a second process share the port:
+  // a port in use must refuse, as the node's gRPC port does.
+  http.set_socket_options([](socket_t socket) {
+    int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  http.Get("/metrics",
+           [driver, node_address, counts](const httplib::Request&, httplib::Response& response) {
+             response.set_content(MetricsText(driver->Status(), counts(), node_address),
+                                  "text/plain; version=0.0.4; charset=utf-8");
+           });
+  http.Get("/health", [driver](const httplib::Request&, httplib::Response& response) {
+    const Health health = JudgeHealth(driver->Status(), kMaxApplyLag);
+    response.status = health.healthy ? 200 : 503;
+    response.set_content((health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n",
+                         "text/plain; charset=utf-8");
+  });
+  http.Get("/status", [driver, node_address](const httplib::Request&, httplib::Response& response) {
+    response.set_content(StatusJson(driver->Status(), node_address), "application/json");
+  });
+  if (!http.bind_to_port(host, port)) {
+    return absl::UnavailableError("cannot listen for metrics on " + listen +
+                                  " (is the address right, and the port free?)");
+  }
+  server->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  return server;
+}
+
+MetricsServer::~MetricsServer() { Stop(); }
+
+void MetricsServer::Stop() {
+  if (server_ == nullptr) return;
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+}  // namespace raftkv::rpc

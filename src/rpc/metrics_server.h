@@ -1,0 +1,62 @@
+// MetricsServer: a node's HTTP endpoint for operators, on an address of its own
+// (--metrics-listen HOST:PORT, or [metrics] LISTEN): Prometheus metrics at /metrics, a health
+// check at /health for load balancers and alerting, and /status as JSON (what `raftkv status`
+// shows for this node). cpp-httplib serves it on two threads of its own; each request asks the
+// driver for the node's status (a mailbox round trip, never the hot path).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "node/raft_driver.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace raftkv::rpc {
+
+// What the gRPC layer counts, read when a scrape comes.
+struct ServingCounts {
+  int64_t client_streams = 0;    // ServeClientStream calls open now
+  int64_t connections_shed = 0;  // closed at accept past MAX_CONNECTIONS (accept_gate.h)
+};
+
+// Health as /health reports it: the node is part of a cluster with a known leader, and has
+// applied what it knows committed (within `max_apply_lag` entries).
+struct Health {
+  bool healthy = false;
+  std::string reason;  // why not, or a summary when healthy
+};
+Health JudgeHealth(const node::NodeStatus& status, int64_t max_apply_lag);
+
+// The /metrics body for `status` and `counts`.
+std::string MetricsText(const node::NodeStatus& status, const ServingCounts& counts,
+                        const std::string& address);
+// The /status body: {"id":0,"role":"leader",…}.
+std::string StatusJson(const node::NodeStatus& status, const std::string& address);
+
+class MetricsServer {
+ public:
+  // Listens on `listen` (host:port) at once (an error if it cannot: the port taken, a bad host).
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
+      const std::string& listen, node::RaftDriver* driver, std::string node_address,
+      std::function<ServingCounts()> counts);
+  ~MetricsServer();  // Stop()
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+  // Stops listening and waits for the requests in progress. Idempotent.
+  void Stop();
+
+  static constexpr int64_t kMaxApplyLag = 1000;  // entries committed but not applied, for /health
+
+ private:
+  MetricsServer() = default;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace raftkv::rpc

@@ -1,0 +1,133 @@
+// A node's HTTP endpoint (rpc/metrics_server.h) on real processes: /metrics in the Prometheus
+// text format, checked by a strict parser; /health, which flips to 503 on a node cut off from the
+// others and back to 200 once it rejoins; /status as JSON.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/obs/prometheus_text.h"
+#include "tests/process/process_cluster.h"
+
+namespace raftkv {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Below Linux's ephemeral ports, and away from ProcessCluster's own (12000 + …).
+int MetricsPort(int id) { return 22000 + static_cast<int>(getpid() % 1000) * 10 + id; }
+
+std::string MetricsConfig(int size) {
+  std::string listen;
+  for (int id = 0; id < size; ++id) {
+    listen += (id == 0 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(MetricsPort(id));
+  }
+  return "[metrics]\nLISTEN = " + listen + "\n";
+}
+
+// The status code and body of GET `path` on node `id`'s metrics address (0: no answer).
+std::pair<int, std::string> HttpGet(int id, const std::string& path) {
+  httplib::Client client("127.0.0.1", MetricsPort(id));
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(6, 0);
+  httplib::Result result = client.Get(path);
+  if (!result) return {0, ""};
+  return {result->status, result->body};
+}
+
+// Polls /health of node `id` until it answers `status`, for up to `limit`.
+bool HealthBecomes(int id, int status, milliseconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (HttpGet(id, "/health").first == status) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
+}
+
+TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
+  ProcessCluster cluster(3, MetricsConfig(3));
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster.Request(Set("k", "v", 0, 0)));
+  int leaders = 0;
+  for (int id = 0; id < 3; ++id) {
+    auto [code, body] = HttpGet(id, "/metrics");
+    ASSERT_EQ(code, 200) << "node " << id;
+    const obs::testing::ParsedText parsed = obs::testing::ParsePrometheusText(body);
+    ASSERT_EQ(parsed.error, "") << body;
+    for (const char* name :
+         {"raftkv_term", "raftkv_leader_id", "raftkv_commit_index", "raftkv_applied_index",
+          "raftkv_last_log_index", "raftkv_lease_remaining_seconds", "raftkv_client_streams",
+          "raftkv_connections_shed_total", "process_resident_memory_bytes"}) {
+      EXPECT_TRUE(parsed.Value(name).has_value()) << name << " on node " << id << "\n" << body;
+    }
+    EXPECT_EQ(parsed.Value("raftkv_node_info", {{"id", std::to_string(id)}}), 1) << body;
+    EXPECT_GE(parsed.Value("raftkv_term").value_or(0), 1);
+    // The NO-OP and the SET on the leader; a follower learns of the SET at the next heartbeat.
+    EXPECT_GE(parsed.Value("raftkv_commit_index").value_or(0), id == leader ? 2 : 1);
+    leaders += static_cast<int>(parsed.Value("raftkv_role", {{"role", "leader"}}).value_or(0));
+    if (id == leader) {
+      EXPECT_GT(parsed.Value("raftkv_lease_remaining_seconds").value_or(0), 0);
+    }
+    EXPECT_TRUE(HealthBecomes(id, 200, milliseconds(3000))) << "node " << id;
+    auto [status_code, status] = HttpGet(id, "/status");
+    EXPECT_EQ(status_code, 200);
+    EXPECT_NE(status.find("\"id\":" + std::to_string(id)), std::string::npos) << status;
+    EXPECT_NE(status.find("\"leader\":" + std::to_string(leader)), std::string::npos) << status;
+  }
+  EXPECT_EQ(leaders, 1);
+  EXPECT_EQ(HttpGet(0, "/nothing-here").first, 404);
+}
+
+TEST(MetricsEndpoint, HealthFlipsTo503OnANodeCutOffAndBackAfterHealing) {
+  ProcessCluster cluster(3, MetricsConfig(3));
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  const int cut_off = (leader + 1) % 3;
+  ASSERT_TRUE(HealthBecomes(cut_off, 200, milliseconds(3000)));
+  // The other two stop (SIGSTOP: alive but silent, as behind a partition).
+  for (int id = 0; id < 3; ++id) {
+    if (id != cut_off) kill(cluster.pid(id), SIGSTOP);
+  }
+  EXPECT_TRUE(HealthBecomes(cut_off, 503, milliseconds(5000)));
+  auto [code, body] = HttpGet(cut_off, "/health");
+  EXPECT_NE(body.find("no known leader"), std::string::npos) << body;
+  for (int id = 0; id < 3; ++id) {
+    if (id != cut_off) kill(cluster.pid(id), SIGCONT);
+  }
+  EXPECT_TRUE(HealthBecomes(cut_off, 200, milliseconds(8000)));
+}
+
+TEST(MetricsEndpoint, AMetricsAddressInUseStopsTheNodeAtStartWithAClearMessage) {
+  // Node 0's metrics port taken before the cluster starts (a plain listening socket).
+  const int squatter = socket(AF_INET, SOCK_STREAM, 0);
+  int yes = 1;  // connections of an earlier test may linger in TIME_WAIT on the port
+  setsockopt(squatter, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(MetricsPort(0)));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(bind(squatter, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(squatter, 16), 0);
+  ProcessCluster cluster(1, MetricsConfig(1));
+  std::optional<int> exited;
+  for (int i = 0; i < 250 && !exited; ++i) {
+    exited = cluster.Exited(0);
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(exited.has_value()) << cluster.Output(0);
+  EXPECT_NE(cluster.Output(0).find("cannot listen for metrics on"), std::string::npos)
+      << cluster.Output(0);
+  close(squatter);
+}
+
+}  // namespace
+}  // namespace raftkv
