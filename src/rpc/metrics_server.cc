@@ -1,13 +1,12 @@
 #include "rpc/metrics_server.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <future>
+#include <optional>
 
-#include "common/address.h"
 #include "obs/prometheus.h"
 #include "raft/raft_node.h"
 
@@ -103,58 +102,51 @@ std::string StatusJson(const node::NodeStatus& status, const std::string& addres
          "}\n";
 }
 
+namespace {
+
+// The node's status, or nullopt if the driver does not answer within 2 s (stuck, or stopping).
+std::optional<node::NodeStatus> AskStatus(node::RaftDriver* driver) {
+  auto answer = std::make_shared<std::promise<node::NodeStatus>>();
+  std::future<node::NodeStatus> future = answer->get_future();
+  driver->Status([answer](const node::NodeStatus& status) { answer->set_value(status); });
+  if (future.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& listen, node::RaftDriver* driver, std::string node_address,
     std::function<ServingCounts()> counts) {
-  if (absl::Status status = CheckAddress(listen); !status.ok()) {
-    return absl::InvalidArgumentError("metrics address: " + std::string(status.message()));
-  }
-  const size_t colon = listen.rfind(':');
-  const std::string host = listen.substr(0, colon);
-  const int port = std::stoi(listen.substr(colon + 1));
   auto server = std::unique_ptr<MetricsServer>(new MetricsServer());
-  server->server_ = std::make_unique<httplib::Server>();
-  httplib::Server& http = *server->server_;
-  // Two threads: scrapes and health checks are few, and each waits on the driver at most 5 s.
-  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  http.set_read_timeout(5, 0);
-  http.set_write_timeout(5, 0);
-  http.set_keep_alive_max_count(100);
-  // cpp-httplib sets SO_REUSEPORT by default, which would let a second process share the port:
-  // a port in use must refuse, as the node's gRPC port does.
-  http.set_socket_options([](socket_t socket) {
-    int yes = 1;
-    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  http.Get("/metrics",
-           [driver, node_address, counts](const httplib::Request&, httplib::Response& response) {
-             response.set_content(MetricsText(driver->Status(), counts(), node_address),
-                                  "text/plain; version=0.0.4; charset=utf-8");
-           });
-  http.Get("/health", [driver](const httplib::Request&, httplib::Response& response) {
-    const Health health = JudgeHealth(driver->Status(), kMaxApplyLag);
-    response.status = health.healthy ? 200 : 503;
-    response.set_content((health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n",
-                         "text/plain; charset=utf-8");
-  });
-  http.Get("/status", [driver, node_address](const httplib::Request&, httplib::Response& response) {
-    response.set_content(StatusJson(driver->Status(), node_address), "application/json");
-  });
-  if (!http.bind_to_port(host, port)) {
-    return absl::UnavailableError("cannot listen for metrics on " + listen +
-                                  " (is the address right, and the port free?)");
-  }
-  server->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  absl::StatusOr<std::unique_ptr<HttpEndpoint>> endpoint = HttpEndpoint::Start(
+      listen, [driver, node_address, counts](const std::string& path) -> HttpEndpoint::Response {
+        if (path != "/metrics" && path != "/health" && path != "/status") {
+          return {404, "text/plain; charset=utf-8", "not found: try /metrics, /health, /status\n"};
+        }
+        const std::optional<node::NodeStatus> status = AskStatus(driver);
+        if (!status) {
+          return {503, "text/plain; charset=utf-8",
+                  "unhealthy: the node did not report its state within 2 s\n"};
+        }
+        if (path == "/metrics") {
+          return {200, "text/plain; version=0.0.4; charset=utf-8",
+                  MetricsText(*status, counts(), node_address)};
+        }
+        if (path == "/status") return {200, "application/json", StatusJson(*status, node_address)};
+        const Health health = JudgeHealth(*status, kMaxApplyLag);
+        return {health.healthy ? 200 : 503, "text/plain; charset=utf-8",
+                (health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n"};
+      });
+  if (!endpoint.ok()) return endpoint.status();
+  server->endpoint_ = std::move(*endpoint);
   return server;
 }
 
 MetricsServer::~MetricsServer() { Stop(); }
 
 void MetricsServer::Stop() {
-  if (server_ == nullptr) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
+  if (endpoint_ != nullptr) endpoint_->Stop();
 }
 
 }  // namespace raftkv::rpc

@@ -1,8 +1,9 @@
 // MetricsServer: a node's HTTP endpoint for operators, on an address of its own
 // (--metrics-listen HOST:PORT, or [metrics] LISTEN): Prometheus metrics at /metrics, a health
 // check at /health for load balancers and alerting, and /status as JSON (what `raftkv status`
-// shows for this node). cpp-httplib serves it on two threads of its own; each request asks the
-// driver for the node's status (a mailbox round trip, never the hot path).
+// shows for this node). HttpEndpoint serves it on a thread of its own; each request asks the
+// driver for the node's status (a mailbox round trip, never the hot path), and answers 503 if the
+// driver does not answer within 2 s.
 #pragma once
 
 #include <functional>
@@ -12,10 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "node/raft_driver.h"
-
-namespace httplib {
-class Server;
-}
+#include "rpc/http_endpoint.h"
 
 namespace raftkv::rpc {
 
@@ -48,15 +46,14 @@ class MetricsServer {
   ~MetricsServer();  // Stop()
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
-  // Stops listening and waits for the requests in progress. Idempotent.
+  // Stops listening; the request in progress, if any, ends within 2 s. Idempotent.
   void Stop();
 
   static constexpr int64_t kMaxApplyLag = 1000;  // entries committed but not applied, for /health
 
  private:
   MetricsServer() = default;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<HttpEndpoint> endpoint_;
 };
 
 }  // namespace raftkv::rpc

@@ -140,7 +140,11 @@ inline ParsedText ParsePrometheusText(const std::string& text) {
         if (at >= line.size()) return fail("unterminated label value");
         ++at;
         if (!sample.labels.emplace(key, value).second) return fail("a label twice");
-        if (at < line.size() && line[at] == ',') ++at;
+        if (at < line.size() && line[at] == ',') {
+          ++at;
+        } else if (at < line.size() && line[at] != '}') {
+          return fail("labels not separated by a comma");
+        }
       }
       if (at >= line.size()) return fail("unterminated labels");
       ++at;
