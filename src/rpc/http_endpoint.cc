@@ -23,14 +23,15 @@ int MillisLeft(Clock::time_point deadline) {
   return left > 0 ? static_cast<int>(left) : 0;
 }
 
-// Waits until `fd` is ready for `events` or the deadline passes.
-bool WaitFor(int fd, short events, Clock::time_point deadline) {
-  pollfd entry{fd, events, 0};
+// Waits until `fd` is ready for `events`; false if the deadline passes first, or `wake` (if not
+// -1) becomes readable: Stop() wants the thread back.
+bool WaitFor(int fd, short events, Clock::time_point deadline, int wake) {
+  pollfd entries[2] = {{fd, events, 0}, {wake, POLLIN, 0}};
   for (;;) {
     const int left = MillisLeft(deadline);
     if (left == 0) return false;
-    const int ready = poll(&entry, 1, left);
-    if (ready > 0) return true;
+    const int ready = poll(entries, wake >= 0 ? 2 : 1, left);
+    if (ready > 0) return entries[0].revents != 0 && (wake < 0 || entries[1].revents == 0);
     if (ready < 0 && errno != EINTR) return false;
   }
 }
@@ -54,7 +55,7 @@ const char* Reason(int status) {
   }
 }
 
-void WriteAll(int fd, const std::string& data, Clock::time_point deadline) {
+void WriteAll(int fd, const std::string& data, Clock::time_point deadline, int wake) {
   size_t written = 0;
   while (written < data.size()) {
     const ssize_t n = send(fd, data.data() + written, data.size() - written, MSG_NOSIGNAL);
@@ -63,20 +64,22 @@ void WriteAll(int fd, const std::string& data, Clock::time_point deadline) {
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!WaitFor(fd, POLLOUT, deadline)) return;
+      if (!WaitFor(fd, POLLOUT, deadline, wake)) return;
     } else {
       return;
     }
   }
 }
 
-void Answer(int fd, const HttpEndpoint::Response& response, bool head, Clock::time_point deadline) {
+// Writes the answer within its own 2 s (however long reading the request took).
+void Answer(int fd, const HttpEndpoint::Response& response, bool head, int wake) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) +
                     "\r\nContent-Type: " + response.content_type +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
+                    (response.status == 405 ? "\r\nAllow: GET, HEAD" : "") +
                     "\r\nConnection: close\r\n\r\n";
   if (!head) out += response.body;
-  WriteAll(fd, out, deadline);
+  WriteAll(fd, out, Clock::now() + std::chrono::milliseconds(HttpEndpoint::kRequestMillis), wake);
 }
 
 }  // namespace
@@ -102,21 +105,27 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::str
   }
   auto endpoint = std::unique_ptr<HttpEndpoint>(new HttpEndpoint());
   endpoint->handler_ = std::move(handler);
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int yes = 1;
-  // SO_REUSEADDR only: a port another process listens on must refuse (no SO_REUSEPORT sharing).
-  const bool bound = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) == 0 &&
-                     bind(fd, found->ai_addr, found->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
-  freeaddrinfo(found);
-  if (!bound) {
-    const std::string why = std::strerror(errno);
+  std::string why = "no address";
+  for (addrinfo* candidate = found; candidate != nullptr; candidate = candidate->ai_next) {
+    const int fd = socket(candidate->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int yes = 1;
+    // SO_REUSEADDR only: a port another process listens on must refuse (no SO_REUSEPORT).
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) == 0 &&
+        bind(fd, candidate->ai_addr, candidate->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+      endpoint->listen_fd_ = fd;
+      break;
+    }
+    why = std::strerror(errno);
     if (fd >= 0) close(fd);
+  }
+  freeaddrinfo(found);
+  if (endpoint->listen_fd_ < 0) {
     return absl::UnavailableError("cannot listen for metrics on " + listen + ": " + why +
                                   " (is the address right, and the port free?)");
   }
-  endpoint->listen_fd_ = fd;
   if (pipe2(endpoint->wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return absl::InternalError("cannot create a pipe for the metrics endpoint");
+    return absl::InternalError(std::string("cannot create a pipe for the metrics endpoint: ") +
+                               std::strerror(errno));
   }
   endpoint->thread_ = std::thread([raw = endpoint.get()] { raw->Loop(); });
   return endpoint;
@@ -145,7 +154,14 @@ void HttpEndpoint::Loop() {
     if (entries[1].revents != 0) return;  // Stop
     // Through accept4, so the accept gate counts these too (and never hands out EMFILE).
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;  // EAGAIN, a connection gone, or out of descriptors: poll again
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // Out of descriptors (the gate's EAGAIN with the connection still queued, ENOBUFS …): the
+      // listen socket stays readable, so wait a moment (or for Stop) instead of spinning.
+      pollfd wake{wake_[0], POLLIN, 0};
+      if (poll(&wake, 1, 100) > 0) return;
+      continue;
+    }
     Serve(fd);
     // A lingering close: the client may still be sending (a request head we refused); closing
     // with its bytes unread would reset the connection and could destroy our answer in flight.
@@ -154,7 +170,7 @@ void HttpEndpoint::Loop() {
     const Clock::time_point linger = Clock::now() + std::chrono::milliseconds(500);
     char discard[4096];
     size_t discarded = 0;
-    while (discarded < kMaxDiscardBytes && WaitFor(fd, POLLIN, linger)) {
+    while (discarded < kMaxDiscardBytes && WaitFor(fd, POLLIN, linger, wake_[0])) {
       const ssize_t n = recv(fd, discard, sizeof discard, 0);
       if (n <= 0) break;
       discarded += static_cast<size_t>(n);
@@ -170,7 +186,7 @@ void HttpEndpoint::Serve(int fd) {
   while (head.find("\r\n\r\n") == std::string::npos && head.find("\n\n") == std::string::npos) {
     if (head.size() > kMaxRequestHeadBytes) {
       return Answer(fd, {431, "text/plain; charset=utf-8", "request head over 8 KiB\n"}, false,
-                    deadline);
+                    wake_[0]);
     }
     const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
     if (n > 0) {
@@ -180,7 +196,7 @@ void HttpEndpoint::Serve(int fd) {
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (!WaitFor(fd, POLLIN, deadline)) return;  // too slow: given up
+      if (!WaitFor(fd, POLLIN, deadline, wake_[0])) return;  // too slow (or Stop): given up
     } else {
       return;
     }
@@ -192,15 +208,15 @@ void HttpEndpoint::Serve(int fd) {
   const size_t second = first == std::string::npos ? first : line.find(' ', first + 1);
   if (first == std::string::npos || second == std::string::npos ||
       line.compare(second + 1, 5, "HTTP/") != 0) {
-    return Answer(fd, {400, "text/plain; charset=utf-8", "not an HTTP request\n"}, false, deadline);
+    return Answer(fd, {400, "text/plain; charset=utf-8", "not an HTTP request\n"}, false, wake_[0]);
   }
   const std::string method = line.substr(0, first);
   std::string path = line.substr(first + 1, second - first - 1);
   path = path.substr(0, path.find('?'));
   if (method != "GET" && method != "HEAD") {
-    return Answer(fd, {405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false, deadline);
+    return Answer(fd, {405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false, wake_[0]);
   }
-  Answer(fd, handler_(path), method == "HEAD", deadline);
+  Answer(fd, handler_(path), method == "HEAD", wake_[0]);
 }
 
 }  // namespace raftkv::rpc
