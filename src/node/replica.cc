@@ -324,7 +324,8 @@ NodeStatus Replica::Status(TimePoint now) const {
                     core_->commit_index(),
                     core_->applied_index(),
                     core_->log().LastIndex(),
-                    core_->LeaseRemaining(now)};
+                    core_->LeaseRemaining(now),
+                    counts_};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,10 +354,37 @@ TimePoint Replica::NextWake() const {
   return wake;
 }
 
+void Replica::CountEvents(const raft::Ready& ready) {
+  for (const raft::Event& event : ready.events) {
+    switch (event.kind) {
+      case raft::Event::Kind::kElectionTimeout:
+        ++counts_.elections_started;
+        break;
+      case raft::Event::Kind::kBecameLeader:
+        ++counts_.terms_led;
+        break;
+      case raft::Event::Kind::kSteppedDown:
+        ++counts_.step_downs;
+        break;
+      case raft::Event::Kind::kLeaseRenewalFailed:
+        ++counts_.lease_renewals_failed;
+        break;
+      default:
+        break;
+    }
+  }
+  const NodeId leader = core_->leader_id();
+  if (leader != kNoNode && leader != last_known_leader_) {
+    if (last_known_leader_ != kNoNode) ++counts_.leader_changes;
+    last_known_leader_ = leader;
+  }
+}
+
 void Replica::ProcessReadies(TimePoint now) {
   while (!failed_ && core_->HasReady()) {
     raft::Ready ready = core_->TakeReady();
     if (observer_ != nullptr) observer_->OnReady(ready);
+    CountEvents(ready);
     if (events_ != nullptr) {
       for (const raft::Event& event : ready.events) events_->RecordEvent(event);
     }

@@ -111,6 +111,15 @@ using ClientCallback = std::function<void(const ClientResult&)>;
 // reply once it may leave (after the fsync it depends on), or nullopt if the node stops first.
 using ReplyFn = std::function<void(std::optional<raft::Message>)>;
 
+// Counts of what the core reported since this replica started (for /metrics).
+struct EventCounts {
+  uint64_t elections_started = 0;      // election timeouts that started a candidacy
+  uint64_t terms_led = 0;              // times this node became leader
+  uint64_t step_downs = 0;             // a leader or candidate became follower
+  uint64_t lease_renewals_failed = 0;  // a leader could not renew its lease (and stepped down)
+  uint64_t leader_changes = 0;         // the leader this node knows of became another node
+};
+
 struct NodeStatus {
   NodeId id;
   raft::Role role;
@@ -118,6 +127,7 @@ struct NodeStatus {
   NodeId leader;
   LogIndex commit_index, last_applied, last_log_index;
   Duration lease_remaining;
+  EventCounts counts;
 };
 
 // Delivers the core's messages to peers. Called on the owner thread; must not block on the
@@ -267,6 +277,8 @@ class Replica {
   // Returns an error message when `command` must be refused before it reaches the log.
   std::optional<std::string> Invalid(const kv::SetCommand& command) const;
   void ProcessReadies(TimePoint now);
+  // Adds a Ready's events, and a change of the known leader, to counts_.
+  void CountEvents(const raft::Ready& ready);
   // Applies committed entries to kv_ under the writer lock, then answers their clients.
   void ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint now);
   // The log time (kv/kv_state_machine.h) an OPEN-SESSION proposed now carries.
@@ -340,6 +352,8 @@ class Replica {
   // then live longer, never shorter, than the idle timeout). This is when this node last applied
   // an OPEN-SESSION (the log time it brought is kv_.log_time_ms()), or started.
   TimePoint applied_log_time_at_{};
+  EventCounts counts_;                  // what Status reports (for /metrics)
+  NodeId last_known_leader_ = kNoNode;  // the leader counts_.leader_changes last saw
   bool failed_ = false;
   // The snapshot being received from a leader (snapshot.txt.incoming), open while chunks come.
   std::unique_ptr<storage::WritableFile> incoming_;

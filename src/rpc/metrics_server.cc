@@ -78,6 +78,20 @@ std::string MetricsText(const node::NodeStatus& status, const ServingCounts& cou
   text.Gauge("raftkv_lease_remaining_seconds",
              "A leader: how long its lease still lets it serve reads locally (0: none).",
              Seconds(status.lease_remaining));
+  const node::EventCounts& events = status.counts;
+  text.Counter("raftkv_elections_started_total",
+               "Elections this node started (its election timeout fired).",
+               static_cast<double>(events.elections_started));
+  text.Counter("raftkv_leader_changes_total",
+               "Times the leader this node knows of became another node.",
+               static_cast<double>(events.leader_changes));
+  text.Counter("raftkv_became_leader_total", "Times this node became leader.",
+               static_cast<double>(events.terms_led));
+  text.Counter("raftkv_step_downs_total", "Times this node stepped down from leader or candidate.",
+               static_cast<double>(events.step_downs));
+  text.Counter("raftkv_lease_renewals_failed_total",
+               "Times this node, as leader, could not renew its lease and stepped down.",
+               static_cast<double>(events.lease_renewals_failed));
   text.Gauge("raftkv_client_streams", "ServeClientStream calls open now.",
              static_cast<double>(counts.client_streams));
   text.Counter("raftkv_connections_shed_total",

@@ -67,7 +67,10 @@ TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
     for (const char* name :
          {"raftkv_term", "raftkv_leader_id", "raftkv_commit_index", "raftkv_applied_index",
           "raftkv_last_log_index", "raftkv_lease_remaining_seconds", "raftkv_client_streams",
-          "raftkv_connections_shed_total", "process_resident_memory_bytes"}) {
+          "raftkv_connections_shed_total", "process_resident_memory_bytes",
+          "raftkv_elections_started_total", "raftkv_leader_changes_total",
+          "raftkv_became_leader_total", "raftkv_step_downs_total",
+          "raftkv_lease_renewals_failed_total"}) {
       EXPECT_TRUE(parsed.Value(name).has_value()) << name << " on node " << id << "\n" << body;
     }
     EXPECT_EQ(parsed.Value("raftkv_node_info", {{"id", std::to_string(id)}}), 1) << body;
@@ -77,6 +80,8 @@ TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
     leaders += static_cast<int>(parsed.Value("raftkv_role", {{"role", "leader"}}).value_or(0));
     if (id == leader) {
       EXPECT_GT(parsed.Value("raftkv_lease_remaining_seconds").value_or(0), 0);
+      EXPECT_GE(parsed.Value("raftkv_became_leader_total").value_or(0), 1);
+      EXPECT_GE(parsed.Value("raftkv_elections_started_total").value_or(0), 1);
     }
     EXPECT_TRUE(HealthBecomes(id, 200, milliseconds(3000))) << "node " << id;
     auto [status_code, status] = HttpGet(id, "/status");
@@ -105,6 +110,11 @@ TEST(MetricsEndpoint, HealthFlipsTo503OnANodeCutOffAndBackAfterHealing) {
     if (id != cut_off) kill(cluster.pid(id), SIGCONT);
   }
   EXPECT_TRUE(HealthBecomes(cut_off, 200, milliseconds(8000)));
+  // Cut off, it started elections of its own; back, it knows a leader again.
+  const obs::testing::ParsedText after =
+      obs::testing::ParsePrometheusText(HttpGet(cut_off, "/metrics").second);
+  ASSERT_EQ(after.error, "");
+  EXPECT_GE(after.Value("raftkv_elections_started_total").value_or(0), 1);
 }
 
 // Raw bytes to node `id`'s metrics port; returns what came back before the node closed it (or
