@@ -32,6 +32,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+TlsFiles FilesOf(const TlsOptions& tls) { return {tls.ca_file, tls.cert_file, tls.key_file}; }
+
 std::string FormatMillis(Millis duration) {
   if (duration.count() % 1000 == 0) return absl::StrCat(duration.count() / 1000, "s");
   return absl::StrCat(duration.count(), "ms");
@@ -346,8 +348,7 @@ class Client::Impl {
 
   // What to check when no node answered, from the last error seen.
   std::string UnreachableHint(const std::string& last_error) const {
-    const bool tls =
-        TlsFiles{options_.tls.ca_file, options_.tls.cert_file, options_.tls.key_file}.any();
+    const bool tls = FilesOf(options_.tls).any();
     if (absl::StrContains(last_error, "andshake")) {
       return tls ? "The TLS handshake failed: the nodes must run with [tls] and certificates "
                    "signed by the CA given (--cacert), which must also have signed this "
@@ -588,7 +589,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
         "backoff_initial");
   }
   std::optional<rpc::TlsMaterial> tls;
-  const TlsFiles files{options.tls.ca_file, options.tls.cert_file, options.tls.key_file};
+  const TlsFiles files = FilesOf(options.tls);
   if (files.any()) {
     absl::StatusOr<rpc::TlsMaterial> loaded = rpc::LoadTls(files, /*for_client=*/true);
     if (!loaded.ok()) return loaded.status();

@@ -57,14 +57,14 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   // closed (with MAX_CONNECTIONS, enforced at accept: rpc/accept_gate.h); one connection may
   // have at most so many calls in flight (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: the client
   // waits for one to end before it starts another).
-  builder.AddChannelArgument(
-      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
-      static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(config.handshake_timeout).count()));
+  const auto millis = [](Duration duration) {
+    return static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
+  };
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             millis(config.handshake_timeout));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                             static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  config.connection_idle_timeout)
-                                                  .count()));
+                             millis(config.connection_idle_timeout));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              static_cast<int>(config.max_calls_per_connection));
   int bound_port = 0;

@@ -74,6 +74,11 @@ AnswerBy AnswerByFor(Duration budget, Duration max_wait) {
   return std::chrono::steady_clock::now() + wait;
 }
 
+// The same refusal in gRPC's terms (the two sets of codes are numbered alike).
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
 // The core's answer as the call's response, or the status that refuses the request instead.
 grpc::Status EncodeReply(const raft::Message& answer, AppendEntriesResponse* response) {
   if (const auto* reply = std::get_if<raft::AppendEntriesReply>(&answer.body);
@@ -102,32 +107,28 @@ RaftService::RaftService(RaftDriver* driver, NodeId self, int cluster_size,
 
 template <typename Request>
 absl::StatusOr<raft::Message> RaftService::Admit(const Request& request,
-                                                 const std::string& common_name,
-                                                 grpc::Status* refusal) const {
+                                                 const std::string& common_name) const {
   absl::StatusOr<raft::Message> message = Decode(request, self_, cluster_size_);
-  if (!message.ok()) {
-    *refusal =
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message.status().message()));
-    return message.status();
-  }
+  if (!message.ok()) return absl::InvalidArgumentError(message.status().message());
   if (bind_senders_to_certificates_) {
     if (grpc::Status sender = CheckSender(common_name, message->from); !sender.ok()) {
-      *refusal = sender;
       return absl::PermissionDeniedError(sender.error_message());
     }
   }
   return message;
 }
 
+std::string RaftService::CallerName(const grpc::ServerContextBase& context) const {
+  return bind_senders_to_certificates_ ? PeerCommonName(context) : "";
+}
+
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RaftService::Forward(grpc::CallbackServerContext* context,
                                                const Request& request, Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status refusal;
-  absl::StatusOr<raft::Message> message =
-      Admit(request, bind_senders_to_certificates_ ? PeerCommonName(*context) : "", &refusal);
+  absl::StatusOr<raft::Message> message = Admit(request, CallerName(*context));
   if (!message.ok()) {
-    reactor->Finish(refusal);
+    reactor->Finish(ToGrpcStatus(message.status()));
     return reactor;
   }
   // The core answers every request it steps exactly once, and the driver answers nullopt for any
@@ -147,11 +148,9 @@ template <typename Request>
 grpc::ServerUnaryReactor* RaftService::Deliver(grpc::CallbackServerContext* context,
                                                const Request& request) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status refusal;
-  absl::StatusOr<raft::Message> message =
-      Admit(request, bind_senders_to_certificates_ ? PeerCommonName(*context) : "", &refusal);
+  absl::StatusOr<raft::Message> message = Admit(request, CallerName(*context));
   if (!message.ok()) {
-    reactor->Finish(refusal);
+    reactor->Finish(ToGrpcStatus(message.status()));
     return reactor;
   }
   driver_->Deliver(std::move(*message));
@@ -187,7 +186,7 @@ class RaftService::AppendStreamReactor final
       // A leader sends at most MAX_INFLIGHT_APPENDS unanswered requests per follower.
       : ServerBatchStream(&service->streams_, context, /*max_unanswered=*/4096),
         service_(service),
-        common_name_(service->bind_senders_to_certificates_ ? PeerCommonName(*context) : "") {
+        common_name_(service->CallerName(*context)) {
     // Only a peer may hold one of the few stream slots: a client certificate is refused before
     // it takes one (else idle streams could fill them and keep the leader out).
     if (service->bind_senders_to_certificates_) {
@@ -205,12 +204,11 @@ class RaftService::AppendStreamReactor final
  private:
   void Dispatch(AppendEntriesBatch& batch) override {
     for (const AppendEntriesRequest& request : batch.requests()) {
-      grpc::Status refusal;
-      absl::StatusOr<raft::Message> message = service_->Admit(request, common_name_, &refusal);
+      absl::StatusOr<raft::Message> message = service_->Admit(request, common_name_);
       if (!message.ok()) {
         // A peer that sends nonsense, or speaks for another node, is misconfigured or not ours:
         // say why and stop listening.
-        Stop(refusal);
+        Stop(ToGrpcStatus(message.status()));
         return;
       }
       ExpectAnswers(1);

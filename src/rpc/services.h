@@ -55,10 +55,11 @@ class RaftService final : public Raft::CallbackService {
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const Request& request,
                                     Response* response);
   // The message a peer's request carries, decoded and from the node its certificate names; or
-  // the refusal (INVALID_ARGUMENT, PERMISSION_DENIED) to finish the call with.
+  // the refusal to finish the call with (InvalidArgument, PermissionDenied).
   template <typename Request>
-  absl::StatusOr<raft::Message> Admit(const Request& request, const std::string& common_name,
-                                      grpc::Status* refusal) const;
+  absl::StatusOr<raft::Message> Admit(const Request& request, const std::string& common_name) const;
+  // The caller's certificate name when senders are bound to certificates, else "".
+  std::string CallerName(const grpc::ServerContextBase& context) const;
 
   RaftDriver* driver_;
   NodeId self_;

@@ -117,28 +117,25 @@ absl::StatusOr<TlsMaterial> LoadTls(const TlsFiles& files, bool for_client) {
   for (const Cert& authority : authorities) X509_STORE_add_cert(store.get(), authority.get());
   STACK_OF(X509)* intermediates = sk_X509_new_null();
   for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(intermediates, chain[i].get());
-  std::unique_ptr<X509_STORE_CTX, StoreContextFree> verify(X509_STORE_CTX_new());
+  // The chain checked for one TLS purpose: X509_V_OK, or why not.
+  auto check = [&](int purpose) {
+    std::unique_ptr<X509_STORE_CTX, StoreContextFree> verify(X509_STORE_CTX_new());
+    if (intermediates == nullptr || verify == nullptr) return X509_V_ERR_OUT_OF_MEM;
+    if (X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) != 1 ||
+        X509_STORE_CTX_set_purpose(verify.get(), purpose) != 1) {
+      return X509_V_ERR_UNSPECIFIED;  // set-up failed, not a check
+    }
+    if (X509_verify_cert(verify.get()) == 1) return X509_V_OK;
+    const int error = X509_STORE_CTX_get_error(verify.get());
+    return error == X509_V_OK ? X509_V_ERR_UNSPECIFIED : error;
+  };
   // A client's certificate must be fit for TLS clients; a node's for both ends, since a node
   // calls its peers and serves them.
-  bool verified =
-      intermediates != nullptr && verify != nullptr &&
-      X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) == 1 &&
-      X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_CLIENT) == 1 &&
-      X509_verify_cert(verify.get()) == 1;
-  int error = verify != nullptr ? X509_STORE_CTX_get_error(verify.get()) : X509_V_ERR_OUT_OF_MEM;
-  if (!verified && error == X509_V_OK)
-    error = X509_V_ERR_UNSPECIFIED;  // set-up failed, not a check
-  if (verified && !for_client) {
-    X509_STORE_CTX_cleanup(verify.get());
-    verified = X509_STORE_CTX_init(verify.get(), store.get(), chain[0].get(), intermediates) == 1 &&
-               X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_SERVER) == 1 &&
-               X509_verify_cert(verify.get()) == 1;
-    error = X509_STORE_CTX_get_error(verify.get());
-    if (!verified && error == X509_V_OK) error = X509_V_ERR_UNSPECIFIED;
-  }
+  int error = check(X509_PURPOSE_SSL_CLIENT);
+  if (error == X509_V_OK && !for_client) error = check(X509_PURPOSE_SSL_SERVER);
   sk_X509_free(intermediates);
   ERR_clear_error();
-  if (!verified) {
+  if (error != X509_V_OK) {
     return absl::InvalidArgumentError(cert_setting + ": the certificate in " + files.cert_file +
                                       " does not check out against the CA in " + files.ca_file +
                                       ": " + X509_verify_cert_error_string(error));

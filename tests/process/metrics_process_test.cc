@@ -181,11 +181,7 @@ TEST(MetricsEndpoint, AMetricsAddressInUseStopsTheNodeAtStartWithAClearMessage) 
   ASSERT_EQ(bind(squatter, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   ASSERT_EQ(listen(squatter, 16), 0);
   ProcessCluster cluster(1, MetricsConfig(1));
-  std::optional<int> exited;
-  for (int i = 0; i < 750 && !exited; ++i) {
-    exited = cluster.Exited(0);
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  const std::optional<int> exited = cluster.WaitForExit(0, milliseconds(15000));
   ASSERT_TRUE(exited.has_value()) << cluster.Output(0);
   EXPECT_NE(cluster.Output(0).find("cannot listen for metrics on"), std::string::npos)
       << cluster.Output(0);

@@ -259,11 +259,7 @@ TEST(NodeProcess, ADamagedFollowerIsRebuiltAndCatchesUpFromTheLeader) {
   }
   writes.Write(60);  // the others go on; the leader compacts past what the damaged node had
   cluster.Start(damaged);
-  std::optional<int> exited;
-  for (int i = 0; i < 250 && !exited; ++i) {
-    std::this_thread::sleep_for(milliseconds(20));
-    exited = cluster.Exited(damaged);
-  }
+  const std::optional<int> exited = cluster.WaitForExit(damaged, milliseconds(5000));
   ASSERT_TRUE(exited) << "a damaged log must be refused";
   ASSERT_NE(cluster.Output(damaged).find("--rebuild"), std::string::npos)
       << cluster.Output(damaged);

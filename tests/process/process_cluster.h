@@ -128,6 +128,16 @@ class ProcessCluster {
     pids_[id] = -1;
     return status;
   }
+  // Waits up to `limit` for node `id` to exit; its exit status, or nullopt if it still runs.
+  std::optional<int> WaitForExit(int id, milliseconds limit) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    std::optional<int> exited = Exited(id);
+    while (!exited && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(milliseconds(20));
+      exited = Exited(id);
+    }
+    return exited;
+  }
   std::string Output(int id) const {
     std::ifstream file(dir_ + "/node" + std::to_string(id) + ".out");
     return std::string(std::istreambuf_iterator<char>(file), {});

@@ -447,11 +447,7 @@ TEST(TlsCluster, ANodeWithAnotherNodesCertificateRefusesToStart) {
                              "\nCERT_FILE = " + certs.File("cluster", "node1.crt") +
                              "\nKEY_FILE = " + certs.File("cluster", "node1.key") + "\n",
                          {}, certs.Credentials("cluster", "client"));
-  std::optional<int> exited;
-  for (int i = 0; i < 250 && !exited; ++i) {
-    exited = cluster.Exited(0);
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  const std::optional<int> exited = cluster.WaitForExit(0, milliseconds(5000));
   ASSERT_TRUE(exited.has_value()) << cluster.Output(0);
   EXPECT_NE(cluster.Output(0).find("needs one named \"node0\""), std::string::npos)
       << cluster.Output(0);
