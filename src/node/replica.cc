@@ -317,7 +317,7 @@ void Replica::FailSnapshotWaiters(const std::string& why) {
 }
 
 NodeStatus Replica::Status(TimePoint now) const {
-  return NodeStatus{options_.raft.id,
+  NodeStatus status{options_.raft.id,
                     core_->role(),
                     core_->term(),
                     core_->leader_id(),
@@ -325,7 +325,26 @@ NodeStatus Replica::Status(TimePoint now) const {
                     core_->applied_index(),
                     core_->log().LastIndex(),
                     core_->LeaseRemaining(now),
-                    counts_};
+                    counts_,
+                    0,
+                    {},
+                    {}};
+  {
+    ReaderLock lock(&kv_mu_);
+    status.sessions = kv_.session_count();
+  }
+  for (NodeId peer = 0; peer < options_.raft.cluster_size; ++peer) {
+    const raft::Progress* progress = core_->progress(peer);
+    if (progress == nullptr) continue;
+    status.peers.push_back(PeerStatus{peer, progress->match_index, progress->next_index,
+                                      raft::ProgressModeName(progress->mode)});
+  }
+  status.storage = storage_counts_;
+  status.storage.bytes_appended = log_->appended_bytes();
+  status.storage.log_sync = log_sync_seconds_.Snapshot();
+  status.storage.snapshot_write = snapshot_write_seconds_.Snapshot();
+  status.storage.snapshot_receive = snapshot_receive_seconds_.Snapshot();
+  return status;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,11 +429,14 @@ void Replica::ProcessReadies(TimePoint now) {
     }
     if (!ready.entries.empty()) {
       if (absl::Status s = log_->Append(ready.entries); !s.ok()) return Fatal(s);
+      storage_counts_.entries_appended += ready.entries.size();
     }
     if (ready.truncate_from || !ready.entries.empty()) {
+      const TimePoint before = Clock(now);
       if (absl::Status s = log_->Sync(); !s.ok()) return Fatal(s);
+      log_sync_seconds_.Observe(Clock(now) - before);
     }
-    WriteSnapshotChunks(ready.snapshot_chunks);
+    WriteSnapshotChunks(ready.snapshot_chunks, now);
     if (failed_) return;
     if (observer_ != nullptr) observer_->OnPersisted(*core_);
     for (raft::Message& message : ready.messages_after_persist) {

@@ -34,6 +34,7 @@
 #include "kv/command_text.h"
 #include "kv/kv_state_machine.h"
 #include "node/snapshot_worker.h"
+#include "obs/histogram.h"
 #include "raft/raft_node.h"
 #include "storage/env.h"
 #include "storage/log_file.h"
@@ -120,6 +121,30 @@ struct EventCounts {
   uint64_t leader_changes = 0;         // the leader this node knows of became another node
 };
 
+// What a leader knows of one follower's log (raft/progress.h).
+struct PeerStatus {
+  NodeId id;
+  LogIndex match_index;  // the follower's log matches the leader's up to here
+  LogIndex next_index;   // the next entry the leader sends it
+  std::string mode;      // "probe", "replicate" or "snapshot"
+};
+
+// What the replica's files and snapshots did since it started (for /metrics). Durations come from
+// ReplicaOptions::clock (the simulator's is virtual).
+struct StorageCounts {
+  uint64_t entries_appended = 0;    // entries written to logs.txt
+  uint64_t bytes_appended = 0;      // their bytes in logs.txt (lines with newlines)
+  obs::HistogramSnapshot log_sync;  // each fsync of logs.txt (one per batch of a Ready)
+  uint64_t snapshots_taken = 0;
+  uint64_t snapshot_failures = 0;           // snapshots that could not be written
+  obs::HistogramSnapshot snapshot_write;    // from start to snapshot.txt durable
+  uint64_t snapshots_installed = 0;         // received from a leader, checked and installed
+  uint64_t snapshots_rejected = 0;          // received from a leader and failed their check
+  obs::HistogramSnapshot snapshot_receive;  // first chunk received to installed
+  uint64_t snapshot_sends_started = 0;  // InstallSnapshot transfers to followers begun (offset 0)
+  uint64_t snapshot_bytes_sent = 0;     // chunk bytes sent to followers
+};
+
 struct NodeStatus {
   NodeId id;
   raft::Role role;
@@ -128,6 +153,9 @@ struct NodeStatus {
   LogIndex commit_index, last_applied, last_log_index;
   Duration lease_remaining;
   EventCounts counts;
+  uint64_t sessions = 0;          // client sessions in the state machine
+  std::vector<PeerStatus> peers;  // a leader's followers, by id; empty on other roles
+  StorageCounts storage;
 };
 
 // Delivers the core's messages to peers. Called on the owner thread; must not block on the
@@ -303,6 +331,8 @@ class Replica {
   void MaybeSaveCommitIndex(TimePoint now, bool force);
   void Fatal(const absl::Status& status);
   void Record(const std::string& statement);
+  // The node's clock now, for measuring how long a step took; `fallback` without one.
+  TimePoint Clock(TimePoint fallback) const { return options_.clock ? options_.clock() : fallback; }
   // Snapshots (node/replica_snapshot.cc).
   std::string SnapshotPath() const { return options_.dir + "/" + storage::kSnapshotFile; }
   // Finishes the snapshot being written once its worker is done; starts one once
@@ -321,7 +351,7 @@ class Replica {
   // Makes the written snapshot snapshot.txt and lets the log go up to it (minus the tail).
   void CompleteSnapshot(const raft::SnapshotMeta& meta);
   // Follower: writes received chunks; after Advance, checks and installs the snapshot.
-  void WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks);
+  void WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks, TimePoint now);
   void InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint now);
   // Leader: fills the chunks of outgoing InstallSnapshot messages from snapshot.txt.
   void FillSnapshotChunks(std::vector<raft::Message>& messages);
@@ -352,7 +382,10 @@ class Replica {
   // then live longer, never shorter, than the idle timeout). This is when this node last applied
   // an OPEN-SESSION (the log time it brought is kv_.log_time_ms()), or started.
   TimePoint applied_log_time_at_{};
-  EventCounts counts_;                  // what Status reports (for /metrics)
+  EventCounts counts_;            // what Status reports (for /metrics)
+  StorageCounts storage_counts_;  // its histograms are filled from the three below
+  obs::Histogram log_sync_seconds_, snapshot_write_seconds_, snapshot_receive_seconds_;
+  TimePoint receive_started_at_{};      // the first chunk of the snapshot in incoming_ arrived
   NodeId last_known_leader_ = kNoNode;  // the leader counts_.leader_changes last saw
   bool failed_ = false;
   // The snapshot being received from a leader (snapshot.txt.incoming), open while chunks come.

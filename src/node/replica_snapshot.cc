@@ -76,14 +76,14 @@ void Replica::StartSnapshot(TimePoint now) {
   const bool sessions = !options_.raft.Injected(raft::InjectedBug::kSnapshotWithoutSessions);
   // The job must not outlive this replica: Shutdown cancels it, and so does the destructor of
   // the worker the owner keeps.
-  const TimePoint before = options_.clock ? options_.clock() : now;
+  const TimePoint before = Clock(now);
   absl::Status started =
       snapshot_worker_->Start([this, meta, sessions] { return WriteSnapshotFile(meta, sessions); });
   if (!started.ok()) return FinishSnapshot(started, now);
   snapshot_writing_ = meta;
   // What taking it cost this turn (the fork, for the server's worker): dump.txt says it when the
   // snapshot is done.
-  snapshot_start_pause_ = (options_.clock ? options_.clock() : now) - before;
+  snapshot_start_pause_ = Clock(now) - before;
   snapshot_started_at_ = now;
 }
 
@@ -96,6 +96,7 @@ void Replica::FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now) {
   std::optional<raft::SnapshotMeta> meta = snapshot_writing_;
   snapshot_writing_.reset();
   if (!written.ok()) {
+    ++storage_counts_.snapshot_failures;
     // The node can go on without it (its log only grows): it says so and tries again later.
     Record("WARNING could not write a snapshot (" + std::string(written.status().message()) +
            "); the log keeps every entry until one is written; trying again in " +
@@ -109,6 +110,8 @@ void Replica::FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now) {
   }
   if (!meta) return;
   meta->bytes = *written;
+  ++storage_counts_.snapshots_taken;
+  snapshot_write_seconds_.Observe(now - snapshot_started_at_);
   Record("snapshot at index " + std::to_string(meta->index) + " written in " +
          std::to_string(
              std::chrono::duration_cast<std::chrono::milliseconds>(now - snapshot_started_at_)
@@ -179,10 +182,12 @@ void Replica::FillSnapshotChunks(std::vector<raft::Message>& messages) {
       return Fatal(absl::DataLossError(SnapshotPath() + " is shorter than the snapshot recorded"));
     }
     chunk->data = std::move(*data);
+    if (chunk->offset == 0) ++storage_counts_.snapshot_sends_started;
+    storage_counts_.snapshot_bytes_sent += chunk->length;
   }
 }
 
-void Replica::WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks) {
+void Replica::WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chunks, TimePoint now) {
   if (chunks.empty()) return;
   const std::string path = SnapshotPath() + ".incoming";
   for (const raft::InstallSnapshot& chunk : chunks) {
@@ -191,6 +196,7 @@ void Replica::WriteSnapshotChunks(const std::vector<raft::InstallSnapshot>& chun
           env_->OpenWritable(path, /*truncate=*/true);
       if (!file.ok()) return Fatal(file.status());
       incoming_ = std::move(*file);
+      receive_started_at_ = now;
     }
     if (!incoming_) {
       return Fatal(absl::InternalError("a snapshot chunk past offset 0 with no file open"));
@@ -217,6 +223,7 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
     Record("WARNING a snapshot received from the leader failed its check and was discarded (" +
            std::string(loaded.status().message()) + "); the leader sends it again");
     if (absl::Status s = env_->DeleteFile(path); !s.ok()) return Fatal(s);
+    ++storage_counts_.snapshots_rejected;
     core_->SnapshotInstalled(false, now);
     return;
   }
@@ -237,6 +244,8 @@ void Replica::InstallReceivedSnapshot(const raft::SnapshotMeta& meta, TimePoint 
   }
   if (observer_ != nullptr) observer_->OnSnapshotInstalled(*core_, meta);
   AnswerSnapshotWaiters(meta);  // it holds everything committed up to its index
+  ++storage_counts_.snapshots_installed;
+  snapshot_receive_seconds_.Observe(now - receive_started_at_);
   Record("installed a snapshot from the leader at index " + std::to_string(meta.index) + " term " +
          std::to_string(meta.term) + " (" + std::to_string(meta.bytes) + " bytes)");
 }

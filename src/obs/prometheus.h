@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "obs/histogram.h"
+
 namespace raftkv::obs {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
@@ -27,6 +29,11 @@ class PrometheusText {
   void Histogram(std::string_view name, std::string_view help, const std::vector<double>& bounds,
                  const std::vector<uint64_t>& cumulative, uint64_t count, double sum,
                  const Labels& labels = {});
+  void Histogram(std::string_view name, std::string_view help, const HistogramSnapshot& snapshot,
+                 const Labels& labels = {}) {
+    Histogram(name, help, snapshot.bounds, snapshot.cumulative, snapshot.count,
+              snapshot.sum_seconds, labels);
+  }
 
   const std::string& text() const { return text_; }
 

@@ -166,4 +166,16 @@ struct Progress {
   }
 };
 
+inline const char* ProgressModeName(Progress::Mode mode) {
+  switch (mode) {
+    case Progress::Mode::kProbe:
+      return "probe";
+    case Progress::Mode::kReplicate:
+      return "replicate";
+    case Progress::Mode::kSnapshot:
+      return "snapshot";
+  }
+  return "?";
+}
+
 }  // namespace raftkv::raft

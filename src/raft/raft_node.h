@@ -140,6 +140,15 @@ class RaftNode {
   std::optional<LeaseWindow> CurrentLeaseWindow() const;
   // When this node's next timer fires (election or heartbeat or lease deadline).
   TimePoint NextDeadline() const;
+  // A leader's view of `peer`'s log; nullptr when this node is not leader, or `peer` is itself
+  // or not a node of the cluster.
+  const Progress* progress(NodeId peer) const {
+    if (role_ != Role::kLeader || peer == config_.id || peer < 0 ||
+        peer >= static_cast<NodeId>(progress_.size())) {
+      return nullptr;
+    }
+    return &progress_[static_cast<size_t>(peer)];
+  }
 
  private:
   RaftNode(const RaftConfig& config, RecoveredState recovered, TimePoint now, uint64_t rng_seed);

@@ -41,4 +41,9 @@ AcceptGateReport ArmAcceptGate(int64_t max_connections);
 // Connections the gate has closed at once since start-up (for logs and tests).
 int64_t ConnectionsShed();
 
+// The connections open now that were accepted on local port `port` (for /metrics): the process's
+// TCP sockets bound to that port that are not listening. Outgoing connections (to peers) have
+// other local ports and are not counted. Reads /proc/self/fd: O(descriptors), for a scrape.
+int64_t CountInboundConnections(int port);
+
 }  // namespace raftkv::rpc

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -92,8 +93,80 @@ std::string MetricsText(const node::NodeStatus& status, const ServingCounts& cou
   text.Counter("raftkv_lease_renewals_failed_total",
                "Times this node, as leader, could not renew its lease and stepped down.",
                static_cast<double>(events.lease_renewals_failed));
+  text.Gauge("raftkv_sessions", "Client sessions in the state machine (replicated state).",
+             static_cast<double>(status.sessions));
+  for (const node::PeerStatus& peer : status.peers) {
+    text.Gauge("raftkv_peer_match_index",
+               "A leader: the index up to which each follower's log is known to match its own.",
+               static_cast<double>(peer.match_index), {{"peer", std::to_string(peer.id)}});
+  }
+  for (const node::PeerStatus& peer : status.peers) {
+    text.Gauge("raftkv_peer_lag_entries",
+               "A leader: entries of its log each follower is not known to hold.",
+               static_cast<double>(status.last_log_index -
+                                   std::min(peer.match_index, status.last_log_index)),
+               {{"peer", std::to_string(peer.id)}});
+  }
+  for (const node::PeerStatus& peer : status.peers) {
+    for (const char* mode : {"probe", "replicate", "snapshot"}) {
+      text.Gauge("raftkv_peer_replication_mode",
+                 "A leader: 1 for how it replicates to each follower now (probe: finding where "
+                 "the logs match; replicate: streaming; snapshot: sending its snapshot).",
+                 peer.mode == mode ? 1 : 0, {{"peer", std::to_string(peer.id)}, {"mode", mode}});
+    }
+  }
+  // Requests, by operation and outcome.
+  const RequestMetrics::Snapshot& requests = counts.requests;
+  for (size_t op = 0; op < RequestMetrics::kOpNames.size(); ++op) {
+    for (size_t outcome = 0; outcome < RequestMetrics::kOutcomeNames.size(); ++outcome) {
+      text.Counter("raftkv_requests_total",
+                   "Client requests answered, by operation and outcome (the reply's error code).",
+                   static_cast<double>(requests.counts[op][outcome]),
+                   {{"op", RequestMetrics::kOpNames[op]},
+                    {"outcome", RequestMetrics::kOutcomeNames[outcome]}});
+    }
+  }
+  for (size_t op = 0; op < RequestMetrics::kOpNames.size(); ++op) {
+    text.Histogram("raftkv_request_duration_seconds",
+                   "Client requests from arrival to answer, by operation (every outcome).",
+                   requests.latency[op], {{"op", RequestMetrics::kOpNames[op]}});
+  }
+  // Storage.
+  const node::StorageCounts& storage = status.storage;
+  text.Counter("raftkv_log_entries_appended_total", "Entries written to logs.txt.",
+               static_cast<double>(storage.entries_appended));
+  text.Counter("raftkv_log_appended_bytes_total", "Bytes written to logs.txt by appends.",
+               static_cast<double>(storage.bytes_appended));
+  text.Histogram("raftkv_log_fsync_duration_seconds",
+                 "Each fsync of logs.txt (one per batch of appended entries).", storage.log_sync);
+  text.Counter("raftkv_snapshots_taken_total", "Snapshots of the state machine this node wrote.",
+               static_cast<double>(storage.snapshots_taken));
+  text.Counter("raftkv_snapshot_failures_total",
+               "Snapshots this node could not write (it retries; the log keeps growing).",
+               static_cast<double>(storage.snapshot_failures));
+  text.Histogram("raftkv_snapshot_write_duration_seconds",
+                 "Snapshots this node wrote, from start to snapshot.txt durable.",
+                 storage.snapshot_write);
+  text.Counter("raftkv_snapshots_installed_total",
+               "Snapshots received from a leader (InstallSnapshot), checked and installed.",
+               static_cast<double>(storage.snapshots_installed));
+  text.Counter("raftkv_snapshots_rejected_total",
+               "Snapshots received from a leader that failed their check and were discarded.",
+               static_cast<double>(storage.snapshots_rejected));
+  text.Histogram("raftkv_snapshot_receive_duration_seconds",
+                 "Snapshots installed from a leader, from the first chunk to installed.",
+                 storage.snapshot_receive);
+  text.Counter("raftkv_snapshot_sends_started_total",
+               "InstallSnapshot transfers this node began to followers that needed compacted "
+               "entries.",
+               static_cast<double>(storage.snapshot_sends_started));
+  text.Counter("raftkv_snapshot_sent_bytes_total", "InstallSnapshot chunk bytes sent to followers.",
+               static_cast<double>(storage.snapshot_bytes_sent));
+  // Serving.
   text.Gauge("raftkv_client_streams", "ServeClientStream calls open now.",
              static_cast<double>(counts.client_streams));
+  text.Gauge("raftkv_connections", "Inbound connections open now (clients' and peers').",
+             static_cast<double>(counts.connections_open));
   text.Counter("raftkv_connections_shed_total",
                "Connections closed at accept because the node held MAX_CONNECTIONS.",
                static_cast<double>(counts.connections_shed));

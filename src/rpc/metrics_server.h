@@ -14,13 +14,16 @@
 #include "absl/status/statusor.h"
 #include "node/raft_driver.h"
 #include "rpc/http_endpoint.h"
+#include "rpc/request_metrics.h"
 
 namespace raftkv::rpc {
 
 // What the gRPC layer counts, read when a scrape comes.
 struct ServingCounts {
   int64_t client_streams = 0;    // ServeClientStream calls open now
+  int64_t connections_open = 0;  // inbound connections open now (clients' and peers')
   int64_t connections_shed = 0;  // closed at accept past MAX_CONNECTIONS (accept_gate.h)
+  RequestMetrics::Snapshot requests;
 };
 
 // Health as /health reports it: the node is part of a cluster with a known leader, and has

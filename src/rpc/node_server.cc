@@ -80,10 +80,13 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   }
   if (!metrics_listen.empty()) {
     KvService* kv = server->kv_service_.get();
-    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
-        metrics_listen, server->driver_.get(), addresses[static_cast<size_t>(id)], [kv] {
-          return ServingCounts{static_cast<int64_t>(kv->OpenStreams()), ConnectionsShed()};
-        });
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+        MetricsServer::Start(metrics_listen, server->driver_.get(),
+                             addresses[static_cast<size_t>(id)], [kv, bound_port] {
+                               return ServingCounts{static_cast<int64_t>(kv->OpenStreams()),
+                                                    CountInboundConnections(bound_port),
+                                                    ConnectionsShed(), kv->Requests()};
+                             });
     if (!metrics.ok()) {
       server->Stop();
       return metrics.status();

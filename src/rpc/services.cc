@@ -284,8 +284,11 @@ grpc::ServerUnaryReactor* KvService::ServeClient(grpc::CallbackServerContext* co
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const auto budget =
       std::chrono::duration_cast<Duration>(context->deadline() - std::chrono::system_clock::now());
+  const RequestMetrics::Op op = RequestMetrics::OpOf(request->op());
+  const auto arrived = std::chrono::steady_clock::now();
   Dispatch(*request, AnswerByFor(budget, max_wait_),
-           [this, reactor, reply](const ClientResult& result) {
+           [this, reactor, reply, op, arrived](const ClientResult& result) {
+             requests_.Record(op, result, std::chrono::steady_clock::now() - arrived);
              reactor->Finish(ToReply(result, addresses_, reply));
            });
   return reactor;
@@ -306,13 +309,17 @@ class KvService::StreamReactor final
  private:
   void Dispatch(ClientRequestBatch& batch) override {
     ExpectAnswers(batch.requests_size());
+    const auto arrived = std::chrono::steady_clock::now();  // one reading for the batch
     for (const StreamedRequest& request : batch.requests()) {
       const Duration budget = request.timeout_ms() > 0
                                   ? Duration(std::chrono::milliseconds(request.timeout_ms()))
                                   : service_->max_wait_;
       const uint64_t id = request.id();
+      const RequestMetrics::Op op = RequestMetrics::OpOf(request.args().op());
       service_->Dispatch(request.args(), AnswerByFor(budget, service_->max_wait_),
-                         [this, id](const ClientResult& result) {
+                         [this, id, op, arrived](const ClientResult& result) {
+                           service_->requests_.Record(op, result,
+                                                      std::chrono::steady_clock::now() - arrived);
                            Answer([&](ClientReplyBatch* replies) {
                              StreamedReply* reply = replies->add_replies();
                              reply->set_id(id);

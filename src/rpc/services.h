@@ -13,6 +13,7 @@
 #include "node/raft_driver.h"
 #include "raftkv.grpc.pb.h"
 #include "rpc/batch_stream.h"
+#include "rpc/request_metrics.h"
 
 namespace raftkv::rpc {
 
@@ -91,6 +92,8 @@ class KvService final : public KV::CallbackService {
   void CloseStreams();
   // ServeClientStream calls open now (for /metrics).
   size_t OpenStreams() { return streams_.size(); }
+  // The requests answered so far, by operation and outcome, with their latencies (for /metrics).
+  RequestMetrics::Snapshot Requests() const { return requests_.Take(); }
 
  private:
   class StreamReactor;
@@ -106,6 +109,7 @@ class KvService final : public KV::CallbackService {
   // kMaxSnapshotStreams, more are refused with RETRY_LATER.
   static constexpr int kMaxSnapshotStreams = 4;
   std::atomic<int> snapshot_streams_{0};
+  RequestMetrics requests_;
 };
 
 }  // namespace raftkv::rpc

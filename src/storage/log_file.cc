@@ -426,6 +426,7 @@ absl::Status LogFile::Append(const std::vector<raft::Entry>& entries) {
   if (absl::Status status = file_->WriteAt(End(), buffer); !status.ok()) return status;
   file_size_ = std::max(file_size_, offset);
   line_ends_.insert(line_ends_.end(), ends.begin(), ends.end());
+  appended_bytes_ += buffer.size();
   return absl::OkStatus();
 }
 

@@ -131,6 +131,8 @@ class LogFile {
   absl::Status Rewrite(LogIndex base_index, Term base_term, LogIndex keep_through);
   LogIndex BaseIndex() const { return base_index_; }
   LogIndex LastIndex() const { return base_index_ + line_ends_.size(); }
+  // Bytes Append wrote since this LogFile was opened (for /metrics).
+  uint64_t appended_bytes() const { return appended_bytes_; }
   // Test-only (the simulator's deliberate bug one-sync-for-cut-and-append): TruncateFrom leaves
   // the cut to the next Sync().
   void SyncTruncationsForTesting(bool sync) { sync_truncations_ = sync; }
@@ -151,6 +153,7 @@ class LogFile {
   LogIndex base_index_ = 0;
   uint64_t header_bytes_ = 0;  // the START line's, when there is one
   uint64_t file_size_ = 0;     // End() plus the preallocated zero tail
+  uint64_t appended_bytes_ = 0;
   bool preallocate_ = true;
   bool sync_truncations_ = true;  // false once the file system refused fallocate: plain appends
   std::string path_;

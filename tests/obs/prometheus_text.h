@@ -67,6 +67,54 @@ inline std::string FamilyOf(const std::string& name,
   return "";
 }
 
+// What a Prometheus server checks of each histogram series (its labels without `le`): buckets in
+// increasing `le` with non-decreasing counts, a +Inf bucket equal to _count, and a _sum. Returns
+// the first problem, or "".
+inline std::string CheckHistograms(const ParsedText& parsed) {
+  struct Series {
+    std::vector<std::pair<double, double>> buckets;  // (le, count) in order
+    std::optional<double> count, sum;
+  };
+  std::map<std::string, Series> series;  // family + labels without le
+  for (const ParsedSample& sample : parsed.samples) {
+    const std::string family = FamilyOf(sample.name, parsed.types);
+    if (parsed.types.at(family) != "histogram") continue;
+    std::map<std::string, std::string> labels = sample.labels;
+    const auto le = labels.find("le");
+    std::optional<std::string> bound;
+    if (le != labels.end()) {
+      bound = le->second;
+      labels.erase(le);
+    }
+    std::string key = family;
+    for (const auto& [name, value] : labels) key += "," + name + "=" + value;
+    Series& one = series[key];
+    if (sample.name == family + "_bucket") {
+      if (!bound) return "a bucket without le in " + key;
+      const double at = *bound == "+Inf" ? 1e308 : std::strtod(bound->c_str(), nullptr);
+      if (!one.buckets.empty() &&
+          (at <= one.buckets.back().first || sample.value < one.buckets.back().second)) {
+        return "buckets out of order or decreasing in " + key;
+      }
+      one.buckets.emplace_back(at, sample.value);
+    } else if (sample.name == family + "_count") {
+      one.count = sample.value;
+    } else if (sample.name == family + "_sum") {
+      one.sum = sample.value;
+    } else {
+      return "a histogram sample that is not _bucket, _count or _sum: " + sample.name;
+    }
+  }
+  for (const auto& [key, one] : series) {
+    if (one.buckets.empty() || one.buckets.back().first != 1e308) return "no +Inf bucket in " + key;
+    if (!one.count || *one.count != one.buckets.back().second) {
+      return "_count differs from the +Inf bucket in " + key;
+    }
+    if (!one.sum) return "no _sum in " + key;
+  }
+  return "";
+}
+
 inline ParsedText ParsePrometheusText(const std::string& text) {
   ParsedText parsed;
   std::set<std::string> helped, finished;
@@ -167,6 +215,7 @@ inline ParsedText ParsePrometheusText(const std::string& text) {
     }
     parsed.samples.push_back(std::move(sample));
   }
+  parsed.error = CheckHistograms(parsed);
   return parsed;
 }
 

@@ -64,21 +64,60 @@ TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
     ASSERT_EQ(code, 200) << "node " << id;
     const obs::testing::ParsedText parsed = obs::testing::ParsePrometheusText(body);
     ASSERT_EQ(parsed.error, "") << body;
-    for (const char* name :
-         {"raftkv_term", "raftkv_leader_id", "raftkv_commit_index", "raftkv_applied_index",
-          "raftkv_last_log_index", "raftkv_lease_remaining_seconds", "raftkv_client_streams",
-          "raftkv_connections_shed_total", "process_resident_memory_bytes",
-          "raftkv_elections_started_total", "raftkv_leader_changes_total",
-          "raftkv_became_leader_total", "raftkv_step_downs_total",
-          "raftkv_lease_renewals_failed_total"}) {
+    for (const char* name : {"raftkv_term",
+                             "raftkv_leader_id",
+                             "raftkv_commit_index",
+                             "raftkv_applied_index",
+                             "raftkv_last_log_index",
+                             "raftkv_lease_remaining_seconds",
+                             "raftkv_client_streams",
+                             "raftkv_connections_shed_total",
+                             "process_resident_memory_bytes",
+                             "raftkv_elections_started_total",
+                             "raftkv_leader_changes_total",
+                             "raftkv_became_leader_total",
+                             "raftkv_step_downs_total",
+                             "raftkv_lease_renewals_failed_total",
+                             "raftkv_sessions",
+                             "raftkv_connections",
+                             "raftkv_requests_total",
+                             "raftkv_request_duration_seconds_count",
+                             "raftkv_log_entries_appended_total",
+                             "raftkv_log_appended_bytes_total",
+                             "raftkv_log_fsync_duration_seconds_count",
+                             "raftkv_snapshots_taken_total",
+                             "raftkv_snapshot_failures_total",
+                             "raftkv_snapshot_write_duration_seconds_count",
+                             "raftkv_snapshots_installed_total",
+                             "raftkv_snapshots_rejected_total",
+                             "raftkv_snapshot_receive_duration_seconds_count",
+                             "raftkv_snapshot_sends_started_total",
+                             "raftkv_snapshot_sent_bytes_total"}) {
       EXPECT_TRUE(parsed.Value(name).has_value()) << name << " on node " << id << "\n" << body;
     }
+    // Every node wrote the NO-OP (and the leader the SET) to its log, each batch fsynced.
+    EXPECT_GE(parsed.Value("raftkv_log_entries_appended_total").value_or(0), 1);
+    EXPECT_GE(parsed.Value("raftkv_log_appended_bytes_total").value_or(0), 10);
+    EXPECT_GE(parsed.Value("raftkv_log_fsync_duration_seconds_count").value_or(0), 1);
+    EXPECT_GE(parsed.Value("raftkv_connections").value_or(0), 1);  // a peer's stream at least
     EXPECT_EQ(parsed.Value("raftkv_node_info", {{"id", std::to_string(id)}}), 1) << body;
     EXPECT_GE(parsed.Value("raftkv_term").value_or(0), 1);
     // The NO-OP and the SET on the leader; a follower learns of the SET at the next heartbeat.
     EXPECT_GE(parsed.Value("raftkv_commit_index").value_or(0), id == leader ? 2 : 1);
     leaders += static_cast<int>(parsed.Value("raftkv_role", {{"role", "leader"}}).value_or(0));
     if (id == leader) {
+      // The SET, answered by the leader: counted, timed, and replicated to both followers.
+      EXPECT_GE(
+          parsed.Value("raftkv_requests_total", {{"op", "set"}, {"outcome", "ok"}}).value_or(0), 1);
+      EXPECT_GE(parsed.Value("raftkv_request_duration_seconds_count", {{"op", "set"}}).value_or(0),
+                1);
+      for (int peer = 0; peer < 3; ++peer) {
+        if (peer == id) continue;
+        const std::map<std::string, std::string> labels = {{"peer", std::to_string(peer)}};
+        EXPECT_GE(parsed.Value("raftkv_peer_match_index", labels).value_or(-1), 0) << body;
+        EXPECT_TRUE(parsed.Value("raftkv_peer_lag_entries", labels).has_value()) << body;
+      }
+      EXPECT_FALSE(parsed.Value("raftkv_peer_match_index", {{"peer", std::to_string(id)}}));
       EXPECT_GT(parsed.Value("raftkv_lease_remaining_seconds").value_or(0), 0);
       EXPECT_GE(parsed.Value("raftkv_became_leader_total").value_or(0), 1);
       EXPECT_GE(parsed.Value("raftkv_elections_started_total").value_or(0), 1);
