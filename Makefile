@@ -6,6 +6,7 @@
 #   make failover  kill the leader 20 times and report the failover time
 #   make bench  raftkv-bench table and micro-benchmarks; make bench-vs-etcd: the etcd comparison
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
+#   make test-ui  the dashboard in headless Chromium: kill the leader, see the new one (opt-in)
 #   make fuzz   every libFuzzer target for FUZZ_SECONDS (default 300) each (clang; build-fuzz/)
 #   make sim    a few hundred simulator seeds on 5 nodes
 #   make soak   thousands of simulator seeds on 3, 5 and 7 nodes
@@ -15,7 +16,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: fuzz build-fuzz test-fuzz bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
+.PHONY: test-ui fuzz build-fuzz test-fuzz bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -74,6 +75,12 @@ fuzz: build-fuzz
 test-fuzz: export UBSAN_OPTIONS = print_stacktrace=1
 test-fuzz: build-fuzz
 	@scripts/fuzz.sh build-fuzz 5
+
+# The dashboard in Debian's headless Chromium against a live 3-node cluster: kills the leader and
+# checks the page shows the new one (tests/ui/dashboard_test.py; screenshots in build/ui/).
+test-ui: build
+	@./scripts/install-deps.sh ui
+	@python3 tests/ui/dashboard_test.py
 
 sim: build
 	@$(SIM) --seed 1 --seeds 300 --nodes 5 --quiet

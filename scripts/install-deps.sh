@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs raftkv's build and test dependencies from Debian 12 packages.
+# Installs raftkv's build and test dependencies from Debian 12 packages (with `ui`, also the
+# browser test's).
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
@@ -10,6 +11,11 @@ packages=(
   libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl libcpp-httplib-dev
   procps tmux
 )
+# `install-deps.sh ui`: also what `make test-ui` needs (Debian's headless Chromium, driven over
+# WebDriver by a Python script of the standard library's).
+if [ "${1:-}" = ui ]; then
+  packages+=(chromium chromium-driver python3)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

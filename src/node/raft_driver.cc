@@ -189,7 +189,7 @@ void RaftDriver::AnswerWhileStopped(Input& input) {
 
 NodeStatus RaftDriver::ShutdownStatus() const {
   return NodeStatus{
-      config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0), {}, 0, {}, {}};
+      config_.raft.id, raft::Role::kFollower, 0, kNoNode, 0, 0, 0, Duration(0), {}, 0, {}, {}, {}};
 }
 
 void RaftDriver::Deliver(raft::Message message) { Post(std::move(message)); }

@@ -328,6 +328,7 @@ NodeStatus Replica::Status(TimePoint now) const {
                     counts_,
                     0,
                     {},
+                    {},
                     {}};
   {
     ReaderLock lock(&kv_mu_);
@@ -344,6 +345,9 @@ NodeStatus Replica::Status(TimePoint now) const {
   status.storage.log_sync = log_sync_seconds_.Snapshot();
   status.storage.snapshot_write = snapshot_write_seconds_.Snapshot();
   status.storage.snapshot_receive = snapshot_receive_seconds_.Snapshot();
+  for (const auto& [at, text] : recent_events_) {
+    status.recent_events.push_back(RecentEvent{now - at, text});
+  }
   return status;
 }
 
@@ -373,20 +377,29 @@ TimePoint Replica::NextWake() const {
   return wake;
 }
 
-void Replica::CountEvents(const raft::Ready& ready) {
+void Replica::CountEvents(const raft::Ready& ready, TimePoint now) {
+  const std::string term = " (term " + std::to_string(core_->term()) + ")";
   for (const raft::Event& event : ready.events) {
     switch (event.kind) {
       case raft::Event::Kind::kElectionTimeout:
         ++counts_.elections_started;
+        RememberEvent(now, "election timeout: started an election" + term);
         break;
       case raft::Event::Kind::kBecameLeader:
         ++counts_.terms_led;
+        RememberEvent(now, "became leader for term " + std::to_string(event.term));
         break;
       case raft::Event::Kind::kSteppedDown:
         ++counts_.step_downs;
+        RememberEvent(now, "stepped down" + term);
         break;
       case raft::Event::Kind::kLeaseRenewalFailed:
         ++counts_.lease_renewals_failed;
+        RememberEvent(now, "could not renew its lease: stepping down" + term);
+        break;
+      case raft::Event::Kind::kWaitingForOldLease:
+        RememberEvent(now, "new leader waiting " + std::to_string(ToMillis(event.duration)) +
+                               " ms for the old leader's lease to run out");
         break;
       default:
         break;
@@ -396,14 +409,20 @@ void Replica::CountEvents(const raft::Ready& ready) {
   if (leader != kNoNode && leader != last_known_leader_) {
     if (last_known_leader_ != kNoNode) ++counts_.leader_changes;
     last_known_leader_ = leader;
+    RememberEvent(now, "leader is now node " + std::to_string(leader) + term);
   }
+}
+
+void Replica::RememberEvent(TimePoint now, std::string text) {
+  if (recent_events_.size() == kRecentEvents) recent_events_.pop_front();
+  recent_events_.emplace_back(now, std::move(text));
 }
 
 void Replica::ProcessReadies(TimePoint now) {
   while (!failed_ && core_->HasReady()) {
     raft::Ready ready = core_->TakeReady();
     if (observer_ != nullptr) observer_->OnReady(ready);
-    CountEvents(ready);
+    CountEvents(ready, now);
     if (events_ != nullptr) {
       for (const raft::Event& event : ready.events) events_->RecordEvent(event);
     }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -145,6 +146,12 @@ struct StorageCounts {
   uint64_t snapshot_bytes_sent = 0;     // chunk bytes sent to followers
 };
 
+// A notable event of the recent past, for the dashboard: elections, leadership, step-downs.
+struct RecentEvent {
+  Duration age;      // how long ago, by the node's clock
+  std::string text;  // "became leader for term 3"
+};
+
 struct NodeStatus {
   NodeId id;
   raft::Role role;
@@ -156,6 +163,7 @@ struct NodeStatus {
   uint64_t sessions = 0;          // client sessions in the state machine
   std::vector<PeerStatus> peers;  // a leader's followers, by id; empty on other roles
   StorageCounts storage;
+  std::vector<RecentEvent> recent_events;  // oldest first, at most Replica::kRecentEvents
 };
 
 // Delivers the core's messages to peers. Called on the owner thread; must not block on the
@@ -257,6 +265,7 @@ class Replica {
   void SaveSnapshot(ClientCallback done, TimePoint answer_by, TimePoint now);
   static constexpr size_t kMaxSnapshotWaiters = 16;
   NodeStatus Status(TimePoint now) const;
+  static constexpr size_t kRecentEvents = 32;
   // Starts an election now (RaftNode::Campaign).
   void Campaign(TimePoint now) {
     if (!failed_) core_->Campaign(now);
@@ -305,8 +314,9 @@ class Replica {
   // Returns an error message when `command` must be refused before it reaches the log.
   std::optional<std::string> Invalid(const kv::SetCommand& command) const;
   void ProcessReadies(TimePoint now);
-  // Adds a Ready's events, and a change of the known leader, to counts_.
-  void CountEvents(const raft::Ready& ready);
+  // Adds a Ready's events, and a change of the known leader, to counts_ and recent_events_.
+  void CountEvents(const raft::Ready& ready, TimePoint now);
+  void RememberEvent(TimePoint now, std::string text);
   // Applies committed entries to kv_ under the writer lock, then answers their clients.
   void ApplyCommitted(const std::vector<raft::Entry>& entries, TimePoint now);
   // The log time (kv/kv_state_machine.h) an OPEN-SESSION proposed now carries.
@@ -387,6 +397,8 @@ class Replica {
   obs::Histogram log_sync_seconds_, snapshot_write_seconds_, snapshot_receive_seconds_;
   TimePoint receive_started_at_{};      // the first chunk of the snapshot in incoming_ arrived
   NodeId last_known_leader_ = kNoNode;  // the leader counts_.leader_changes last saw
+  // Elections, leadership changes and step-downs, newest last; at most kRecentEvents.
+  std::deque<std::pair<TimePoint, std::string>> recent_events_;
   bool failed_ = false;
   // The snapshot being received from a leader (snapshot.txt.incoming), open while chunks come.
   std::unique_ptr<storage::WritableFile> incoming_;

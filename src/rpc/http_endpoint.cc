@@ -76,8 +76,9 @@ void Answer(int fd, const HttpEndpoint::Response& response, bool head, int wake)
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) +
                     "\r\nContent-Type: " + response.content_type +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
-                    (response.status == 405 ? "\r\nAllow: GET, HEAD" : "") +
-                    "\r\nConnection: close\r\n\r\n";
+                    (response.status == 405 ? "\r\nAllow: GET, HEAD" : "");
+  for (const auto& [name, value] : response.headers) out += "\r\n" + name + ": " + value;
+  out += "\r\nConnection: close\r\n\r\n";
   if (!head) out += response.body;
   WriteAll(fd, out, Clock::now() + std::chrono::milliseconds(HttpEndpoint::kRequestMillis), wake);
 }

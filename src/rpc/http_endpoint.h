@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -23,9 +25,17 @@ namespace raftkv::rpc {
 class HttpEndpoint {
  public:
   struct Response {
+    Response() = default;
+    Response(int status, std::string content_type, std::string body,
+             std::vector<std::pair<std::string, std::string>> headers = {})
+        : status(status),
+          content_type(std::move(content_type)),
+          body(std::move(body)),
+          headers(std::move(headers)) {}
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // more header fields, if any
   };
   // Called on the endpoint's thread with the request's path (without its query string).
   using Handler = std::function<Response(const std::string& path)>;

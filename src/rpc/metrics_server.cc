@@ -10,6 +10,7 @@
 
 #include "obs/prometheus.h"
 #include "raft/raft_node.h"
+#include "rpc/dashboard_assets.h"
 
 namespace raftkv::rpc {
 namespace {
@@ -174,19 +175,59 @@ std::string MetricsText(const node::NodeStatus& status, const ServingCounts& cou
   return text.text();
 }
 
-std::string StatusJson(const node::NodeStatus& status, const std::string& address) {
-  return "{\"id\":" + std::to_string(status.id) + ",\"address\":" + JsonString(address) +
-         ",\"role\":" + JsonString(raft::RoleName(status.role)) +
-         ",\"term\":" + std::to_string(status.term) +
-         ",\"leader\":" + std::to_string(status.leader) +
-         ",\"commit_index\":" + std::to_string(status.commit_index) +
-         ",\"last_applied\":" + std::to_string(status.last_applied) +
-         ",\"last_log_index\":" + std::to_string(status.last_log_index) +
-         ",\"lease_remaining_ms\":" +
-         std::to_string(
-             std::chrono::duration_cast<std::chrono::milliseconds>(status.lease_remaining)
-                 .count()) +
-         "}\n";
+std::string StatusJson(const node::NodeStatus& status, const ServingCounts& counts,
+                       const MetricsPlan& plan) {
+  const auto number = [](auto value) { return std::to_string(value); };
+  const Health health = JudgeHealth(status, MetricsServer::kMaxApplyLag);
+  std::string json =
+      "{\"id\":" + number(status.id) + ",\"address\":" + JsonString(plan.node_address) +
+      ",\"role\":" + JsonString(raft::RoleName(status.role)) + ",\"term\":" + number(status.term) +
+      ",\"leader\":" + number(status.leader) + ",\"commit_index\":" + number(status.commit_index) +
+      ",\"last_applied\":" + number(status.last_applied) +
+      ",\"last_log_index\":" + number(status.last_log_index) +
+      ",\"lease_remaining_ms\":" + number(ToMillis(status.lease_remaining)) +
+      ",\"sessions\":" + number(status.sessions) +
+      ",\"healthy\":" + (health.healthy ? "true" : "false") +
+      ",\"health\":" + JsonString(health.reason) + ",\"peers\":[";
+  for (size_t i = 0; i < status.peers.size(); ++i) {
+    const node::PeerStatus& peer = status.peers[i];
+    json += std::string(i == 0 ? "" : ",") + "{\"id\":" + number(peer.id) +
+            ",\"match_index\":" + number(peer.match_index) + ",\"lag\":" +
+            number(status.last_log_index - std::min(peer.match_index, status.last_log_index)) +
+            ",\"mode\":" + JsonString(peer.mode) + "}";
+  }
+  // Requests of every operation together: answered, answered ok, and their latency histogram.
+  uint64_t answered = 0, ok = 0, latency_count = 0;
+  std::vector<uint64_t> cumulative(obs::Histogram::kBounds.size(), 0);
+  for (size_t op = 0; op < RequestMetrics::kOpNames.size(); ++op) {
+    for (uint64_t count : counts.requests.counts[op]) answered += count;
+    ok += counts.requests.counts[op][0];
+    const obs::HistogramSnapshot& latency = counts.requests.latency[op];
+    for (size_t i = 0; i < cumulative.size() && i < latency.cumulative.size(); ++i) {
+      cumulative[i] += latency.cumulative[i];
+    }
+    latency_count += latency.count;
+  }
+  json += "],\"requests\":" + number(answered) + ",\"requests_ok\":" + number(ok) +
+          ",\"latency\":{\"bounds\":[";
+  for (size_t i = 0; i < obs::Histogram::kBounds.size(); ++i) {
+    json += (i == 0 ? "" : ",") + obs::PrometheusText::FormatValue(obs::Histogram::kBounds[i]);
+  }
+  json += "],\"cumulative\":[";
+  for (size_t i = 0; i < cumulative.size(); ++i) {
+    json += (i == 0 ? "" : ",") + number(cumulative[i]);
+  }
+  json += "],\"count\":" + number(latency_count) + "},\"events\":[";
+  for (size_t i = 0; i < status.recent_events.size(); ++i) {
+    json += std::string(i == 0 ? "" : ",") +
+            "{\"age_ms\":" + number(ToMillis(status.recent_events[i].age)) +
+            ",\"text\":" + JsonString(status.recent_events[i].text) + "}";
+  }
+  json += "],\"metrics_addresses\":[";
+  for (size_t i = 0; i < plan.metrics_addresses.size(); ++i) {
+    json += (i == 0 ? "" : ",") + JsonString(plan.metrics_addresses[i]);
+  }
+  return json + "]}\n";
 }
 
 namespace {
@@ -203,13 +244,15 @@ std::optional<node::NodeStatus> AskStatus(node::RaftDriver* driver) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& listen, node::RaftDriver* driver, std::string node_address,
+    const std::string& listen, node::RaftDriver* driver, MetricsPlan plan,
     std::function<ServingCounts()> counts) {
   auto server = std::unique_ptr<MetricsServer>(new MetricsServer());
   absl::StatusOr<std::unique_ptr<HttpEndpoint>> endpoint = HttpEndpoint::Start(
-      listen, [driver, node_address, counts](const std::string& path) -> HttpEndpoint::Response {
+      listen, [driver, plan, counts](const std::string& path) -> HttpEndpoint::Response {
+        if (std::optional<HttpEndpoint::Response> asset = DashboardAsset(path)) return *asset;
         if (path != "/metrics" && path != "/health" && path != "/status") {
-          return {404, "text/plain; charset=utf-8", "not found: try /metrics, /health, /status\n"};
+          return {404, "text/plain; charset=utf-8",
+                  "not found: try / (the dashboard), /metrics, /health, /status\n"};
         }
         const std::optional<node::NodeStatus> status = AskStatus(driver);
         if (!status) {
@@ -218,9 +261,16 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
         }
         if (path == "/metrics") {
           return {200, "text/plain; version=0.0.4; charset=utf-8",
-                  MetricsText(*status, counts(), node_address)};
+                  MetricsText(*status, counts(), plan.node_address)};
         }
-        if (path == "/status") return {200, "application/json", StatusJson(*status, node_address)};
+        if (path == "/status") {
+          // Any page may read it: the dashboard served by one node polls every node's /status.
+          // It is read-only, and says nothing /metrics does not.
+          return {200,
+                  "application/json",
+                  StatusJson(*status, counts(), plan),
+                  {{"Access-Control-Allow-Origin", "*"}, {"Cache-Control", "no-store"}}};
+        }
         const Health health = JudgeHealth(*status, kMaxApplyLag);
         return {health.healthy ? 200 : 503, "text/plain; charset=utf-8",
                 (health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n"};

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "node/raft_driver.h"
@@ -37,14 +38,24 @@ Health JudgeHealth(const node::NodeStatus& status, int64_t max_apply_lag);
 // The /metrics body for `status` and `counts`.
 std::string MetricsText(const node::NodeStatus& status, const ServingCounts& counts,
                         const std::string& address);
-// The /status body: {"id":0,"role":"leader",…}.
-std::string StatusJson(const node::NodeStatus& status, const std::string& address);
+// Where each node serves /metrics, /health and /status: what the dashboard polls.
+struct MetricsPlan {
+  std::string node_address;  // this node's gRPC address
+  // Every node's metrics address by id ("" where unknown: this node's own is always known).
+  std::vector<std::string> metrics_addresses;
+};
+
+// The /status body (docs/api.md): what `raftkv status` shows of the node, with its peers' progress
+// (a leader), its requests and their latency, its recent events and where every node's metrics
+// are, for the dashboard.
+std::string StatusJson(const node::NodeStatus& status, const ServingCounts& counts,
+                       const MetricsPlan& plan);
 
 class MetricsServer {
  public:
   // Listens on `listen` (host:port) at once (an error if it cannot: the port taken, a bad host).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
-      const std::string& listen, node::RaftDriver* driver, std::string node_address,
+      const std::string& listen, node::RaftDriver* driver, MetricsPlan plan,
       std::function<ServingCounts()> counts);
   ~MetricsServer();  // Stop()
   MetricsServer(const MetricsServer&) = delete;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "tests/obs/prometheus_text.h"
 #include "tests/process/process_cluster.h"
@@ -130,6 +131,54 @@ TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
   }
   EXPECT_EQ(leaders, 1);
   EXPECT_EQ(HttpGet(0, "/nothing-here").first, 404);
+}
+
+// What the dashboard is made of, without a browser (make test-ui drives one): the page and its
+// script and styles from the binary, and a /status any page may read that names every node's
+// metrics address, the leader's view of its followers, the requests and the recent events.
+TEST(MetricsEndpoint, EveryNodeServesTheDashboardAndTheStatusItPolls) {
+  ProcessCluster cluster(3, MetricsConfig(3));
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster.Request(Set("k", "v", 0, 0)));
+  httplib::Client client("127.0.0.1", MetricsPort(leader));
+  client.set_read_timeout(6, 0);
+  httplib::Result page = client.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("<script src=\"/dashboard.js\">"), std::string::npos);
+  EXPECT_NE(page->body.find("id=\"nodes\""), std::string::npos);
+  for (const auto& [path, type, needle] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"/dashboard.js", "text/javascript; charset=utf-8", "function poll()"},
+           {"/dashboard.css", "text/css; charset=utf-8", "#events"}}) {
+    httplib::Result asset = client.Get(path);
+    ASSERT_TRUE(asset) << path;
+    EXPECT_EQ(asset->status, 200) << path;
+    EXPECT_EQ(asset->get_header_value("Content-Type"), type) << path;
+    EXPECT_NE(asset->body.find(needle), std::string::npos) << path;
+  }
+  httplib::Result status = client.Get("/status");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->get_header_value("Access-Control-Allow-Origin"), "*");
+  const std::string& json = status->body;
+  EXPECT_NE(json.find("\"role\":\"leader\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"metrics_addresses\":[\"127.0.0.1:" + std::to_string(MetricsPort(0)) +
+                      "\",\"127.0.0.1:" + std::to_string(MetricsPort(1)) +
+                      "\",\"127.0.0.1:" + std::to_string(MetricsPort(2)) + "\"]"),
+            std::string::npos)
+      << json;
+  for (int peer = 0; peer < 3; ++peer) {
+    if (peer != leader) {
+      EXPECT_NE(json.find("{\"id\":" + std::to_string(peer) + ",\"match_index\":"),
+                std::string::npos)
+          << json;
+    }
+  }
+  EXPECT_NE(json.find("became leader for term"), std::string::npos) << json;
+  EXPECT_EQ(json.find("\"requests_ok\":0,"), std::string::npos) << json;  // the SET was ok
+  EXPECT_NE(json.find("\"latency\":{\"bounds\":[5e-05,"), std::string::npos) << json;
 }
 
 TEST(MetricsEndpoint, HealthFlipsTo503OnANodeCutOffAndBackAfterHealing) {
