@@ -6,6 +6,7 @@
 #   make failover  kill the leader 20 times and report the failover time
 #   make bench  raftkv-bench table and micro-benchmarks; make bench-vs-etcd: the etcd comparison
 #   make test   install dependencies, build (Release, ASan+UBSan, TSan), run every test
+#   make deb    the Debian package; make test-deb: installed by apt into a clean Debian 12 chroot
 #   make test-ui  the dashboard in headless Chromium: kill the leader, see the new one (opt-in)
 #   make fuzz   every libFuzzer target for FUZZ_SECONDS (default 300) each (clang; build-fuzz/)
 #   make sim    a few hundred simulator seeds on 5 nodes
@@ -16,7 +17,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 SIM := build/sim/raftkv-sim
 
-.PHONY: test-ui fuzz build-fuzz test-fuzz bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
+.PHONY: deb test-deb test-ui fuzz build-fuzz test-fuzz bench bench-vs-etcd bench-growth chaos failover all deps build build-asan build-tsan test test-release test-asan test-tsan sim soak run stop format clean
 
 all: build
 
@@ -81,6 +82,16 @@ test-fuzz: build-fuzz
 test-ui: build
 	@./scripts/install-deps.sh ui
 	@python3 tests/ui/dashboard_test.py
+
+# The .deb (cpack) of the Release build: build/raftkv_<version>_amd64.deb. docs/operations.md.
+deb: build
+	@cd build && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/build/raftkv_*.deb
+
+# The .deb installed by apt into a clean Debian 12 chroot (debootstrap, cached in build/), and a
+# 3-node cluster started from the installed unit's command line as the raftkv user.
+test-deb: build
+	@./scripts/install-deps.sh deb
+	@tests/install/install_test.sh build chroot
 
 sim: build
 	@$(SIM) --seed 1 --seeds 300 --nodes 5 --quiet

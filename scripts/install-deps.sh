@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs raftkv's build and test dependencies from Debian 12 packages (with `ui`, also the
-# browser test's).
+# browser test's; with `deb`, the chroot test's).
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
@@ -9,12 +9,16 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl libcpp-httplib-dev
-  procps tmux
+  procps tmux curl dpkg-dev
 )
 # `install-deps.sh ui`: also what `make test-ui` needs (Debian's headless Chromium, driven over
 # WebDriver by a Python script of the standard library's).
 if [ "${1:-}" = ui ]; then
   packages+=(chromium chromium-driver python3)
+fi
+# `install-deps.sh deb`: what `make test-deb` needs to build a clean Debian 12 root.
+if [ "${1:-}" = deb ]; then
+  packages+=(debootstrap util-linux)
 fi
 
 missing=()

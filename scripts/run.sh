@@ -36,6 +36,7 @@ Config:       $config
 Event logs:   $RAFTKV_CLUSTER_DIR/logs_node_<id>/dump.txt   (elections, leases, commits)
 Raft logs:    $RAFTKV_CLUSTER_DIR/logs_node_<id>/logs.txt   and metadata.txt
 Node output:  $RAFTKV_CLUSTER_DIR/node<id>.out
+Dashboard:    http://127.0.0.1:${RAFTKV_METRICS_BASE_PORT:-$(( ${RAFTKV_BASE_PORT:-50051} + 1000 ))}/   (live: kill a node and watch)
 Metrics:      http://127.0.0.1:${RAFTKV_METRICS_BASE_PORT:-$(( ${RAFTKV_BASE_PORT:-50051} + 1000 ))}/metrics, /health, /status   (node i: port +i)
 Client:       $raftkv --nodes $nodes get KEY   (or export RAFTKV_NODES=$nodes)
 Break it:     scripts/raftkv-cluster kill <id> | start <id> | pause <id> | resume <id> | status
