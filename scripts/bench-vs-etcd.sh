@@ -8,12 +8,14 @@
 #
 # BENCH_DURATION (default 10s) per point; BENCH_MEMORY_KEYS (default 1000000) keys for the memory
 # rows (0 skips them): once after the table, once on fresh clusters; BENCH_OUT (default
-# docs/benchmarks.md).
+# docs/benchmarks.md); BENCH_SCRAPE_INTERVAL (default 1, seconds; 0: none): every node of both
+# systems has its /metrics scraped that often throughout, as a Prometheus server would.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration="${BENCH_DURATION:-10s}"
 memory_keys="${BENCH_MEMORY_KEYS:-1000000}"
+scrape_interval="${BENCH_SCRAPE_INTERVAL:-1}"
 out="${BENCH_OUT:-$repo/docs/benchmarks.md}"
 bench="$repo/build/bench/raftkv-bench"
 work="$(mktemp -d /tmp/raftkv-vs-etcd-XXXXXX)"
@@ -27,7 +29,9 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
 fi
 
 etcd_pids=()
+scraper=""
 cleanup() {
+  [[ -z "$scraper" ]] || kill "$scraper" 2>/dev/null || true
   for pid in "${etcd_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   RAFTKV_CLUSTER_DIR="$work/raftkv" "$repo/scripts/raftkv-cluster" down >/dev/null 2>&1 || true
   wait 2>/dev/null || true
@@ -75,6 +79,23 @@ sed -e 's/^VERBOSITY *=.*/VERBOSITY = minimal/' "$repo/config.ini" >"$work/raftk
 export RAFTKV_CLUSTER_DIR="$work/raftkv" RAFTKV_BASE_PORT=23891 RAFTKV_CONFIG="$work/raftkv.ini"
 "$repo/scripts/raftkv-cluster" up 3 >/dev/null
 raftkv_nodes="$("$repo/scripts/raftkv-cluster" nodes)"
+
+if [[ "$scrape_interval" != 0 ]]; then
+  # Both systems' metrics, scraped like Prometheus would: raftkv's on its metrics ports (raftkv-
+  # cluster gives node i base+1000+i), etcd's on its client ports.
+  scrape_urls=()
+  for i in 0 1 2; do
+    scrape_urls+=("http://127.0.0.1:$((23891 + 1000 + i))/metrics" "http://127.0.0.1:$((23791 + i))/metrics")
+  done
+  echo "== scraping /metrics of all six nodes every ${scrape_interval}s"
+  (
+    while true; do
+      for url in "${scrape_urls[@]}"; do curl -fsS -o /dev/null --max-time 2 "$url" || true; done
+      sleep "$scrape_interval"
+    done
+  ) &
+  scraper=$!
+fi
 
 common=(--duration "$duration" --warmup 2s --key-size 16 --value-size 100 --keyspace 10000 --json)
 point() {  # point LABEL RAFTKV_OP ETCD_OP CONCURRENCY [RAFTKV_RPC]
@@ -148,6 +169,9 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   echo "after the table's writes (raftkv also holds the log entries since its last snapshot, up to"
   echo "[snapshot] ENTRIES + KEEP_ENTRIES) and on fresh clusters holding just the keys. Growth over a"
   echo "long run, restarts and catch-up are in the Growth section (make bench-growth)."
+  if [[ "$scrape_interval" != 0 ]]; then
+    echo "Metrics on: every node of both systems had its \`/metrics\` scraped every ${scrape_interval} s throughout."
+  fi
   echo
   echo "* Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
   echo "* etcd: $(etcd --version | head -1)"
@@ -181,7 +205,7 @@ field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
   done <"$results"
   [[ -z "$memory_rows" ]] || printf '%s' "$memory_rows"
   echo
-  echo "Command: \`make bench-vs-etcd\` (BENCH_DURATION=$duration BENCH_MEMORY_KEYS=$memory_keys)."
+  echo "Command: \`make bench-vs-etcd\` (BENCH_DURATION=$duration BENCH_MEMORY_KEYS=$memory_keys BENCH_SCRAPE_INTERVAL=$scrape_interval)."
 } >"$work/benchmarks.md"
 # The hand-kept sections from "## Design figures" on (micro-benchmarks and the measurements that
 # design choices rest on) survive a new run.
