@@ -3,7 +3,7 @@
 # prefix; `cpack -G DEB` (make deb) builds a .deb of the same files. docs/operations.md walks
 # through deploying, upgrading and backing up with them.
 # A machine's layout by default (/usr/bin, /etc/raftkv, /var/lib/raftkv), as the .deb installs it;
-# -DCMAKE_INSTALL_PREFIX=/opt/raftkv (say) moves them all under that prefix instead.
+# -DCMAKE_INSTALL_PREFIX=/opt/raftkv (say) moves the binaries and config under that prefix.
 if(CMAKE_INSTALL_PREFIX_INITIALIZED_TO_DEFAULT)
   set(CMAKE_INSTALL_PREFIX /usr CACHE PATH "Install prefix" FORCE)
 endif()
@@ -13,7 +13,9 @@ include(GNUInstallDirs)
 # With the prefix /usr, GNUInstallDirs puts configuration in /etc and state in /var.
 set(RAFTKV_BIN_DIR ${CMAKE_INSTALL_FULL_BINDIR})
 set(RAFTKV_CONFIG ${CMAKE_INSTALL_FULL_SYSCONFDIR}/raftkv/config.ini)
-set(RAFTKV_DATA_DIR ${CMAKE_INSTALL_FULL_LOCALSTATEDIR}/lib/raftkv)
+# The data directory is the machine's, whatever the prefix: the unit's StateDirectory=raftkv
+# creates it for the raftkv user.
+set(RAFTKV_DATA_DIR /var/lib/raftkv)
 set(RAFTKV_DOC_DIR ${CMAKE_INSTALL_FULL_DOCDIR})
 configure_file(${PROJECT_SOURCE_DIR}/packaging/raftkv@.service.in
                ${PROJECT_BINARY_DIR}/packaging/raftkv@.service @ONLY)

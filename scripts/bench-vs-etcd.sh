@@ -77,20 +77,25 @@ start_etcd
 echo "== starting raftkv (3 nodes, 127.0.0.1:23891-23893)"
 sed -e 's/^VERBOSITY *=.*/VERBOSITY = minimal/' "$repo/config.ini" >"$work/raftkv.ini"
 export RAFTKV_CLUSTER_DIR="$work/raftkv" RAFTKV_BASE_PORT=23891 RAFTKV_CONFIG="$work/raftkv.ini"
+export RAFTKV_METRICS_BASE_PORT=24891
 "$repo/scripts/raftkv-cluster" up 3 >/dev/null
 raftkv_nodes="$("$repo/scripts/raftkv-cluster" nodes)"
 
 if [[ "$scrape_interval" != 0 ]]; then
-  # Both systems' metrics, scraped like Prometheus would: raftkv's on its metrics ports (raftkv-
-  # cluster gives node i base+1000+i), etcd's on its client ports.
+  # Both systems' metrics, scraped like Prometheus would: raftkv's on its metrics ports, etcd's on
+  # its client ports.
   scrape_urls=()
   for i in 0 1 2; do
-    scrape_urls+=("http://127.0.0.1:$((23891 + 1000 + i))/metrics" "http://127.0.0.1:$((23791 + i))/metrics")
+    scrape_urls+=("http://127.0.0.1:$((RAFTKV_METRICS_BASE_PORT + i))/metrics" "http://127.0.0.1:$((23791 + i))/metrics")
+  done
+  for url in "${scrape_urls[@]}"; do
+    curl -fsS -o /dev/null --max-time 2 "$url" || { echo "cannot scrape $url" >&2; exit 1; }
   done
   echo "== scraping /metrics of all six nodes every ${scrape_interval}s"
   (
     while true; do
-      for url in "${scrape_urls[@]}"; do curl -fsS -o /dev/null --max-time 2 "$url" || true; done
+      # Quiet: the memory rows restart both clusters under it.
+      for url in "${scrape_urls[@]}"; do curl -fs -o /dev/null --max-time 2 "$url" || true; done
       sleep "$scrape_interval"
     done
   ) &

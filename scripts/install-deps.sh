@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
-  libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl libcpp-httplib-dev
+  libabsl-dev libcli11-dev libinih-dev libfmt-dev zlib1g-dev libssl-dev openssl libcpp-httplib-dev nlohmann-json3-dev
   procps tmux curl dpkg-dev
 )
 # `install-deps.sh ui`: also what `make test-ui` needs (Debian's headless Chromium, driven over

@@ -330,10 +330,7 @@ NodeStatus Replica::Status(TimePoint now) const {
                     {},
                     {},
                     {}};
-  {
-    ReaderLock lock(&kv_mu_);
-    status.sessions = kv_.session_count();
-  }
+  status.sessions = SessionCount();
   for (NodeId peer = 0; peer < options_.raft.cluster_size; ++peer) {
     const raft::Progress* progress = core_->progress(peer);
     if (progress == nullptr) continue;
@@ -378,12 +375,12 @@ TimePoint Replica::NextWake() const {
 }
 
 void Replica::CountEvents(const raft::Ready& ready, TimePoint now) {
-  const std::string term = " (term " + std::to_string(core_->term()) + ")";
+  const auto term = [this] { return " (term " + std::to_string(core_->term()) + ")"; };
   for (const raft::Event& event : ready.events) {
     switch (event.kind) {
       case raft::Event::Kind::kElectionTimeout:
         ++counts_.elections_started;
-        RememberEvent(now, "election timeout: started an election" + term);
+        RememberEvent(now, "election timeout: started an election" + term());
         break;
       case raft::Event::Kind::kBecameLeader:
         ++counts_.terms_led;
@@ -391,11 +388,11 @@ void Replica::CountEvents(const raft::Ready& ready, TimePoint now) {
         break;
       case raft::Event::Kind::kSteppedDown:
         ++counts_.step_downs;
-        RememberEvent(now, "stepped down" + term);
+        RememberEvent(now, "stepped down" + term());
         break;
       case raft::Event::Kind::kLeaseRenewalFailed:
         ++counts_.lease_renewals_failed;
-        RememberEvent(now, "could not renew its lease: stepping down" + term);
+        RememberEvent(now, "could not renew its lease: stepping down" + term());
         break;
       case raft::Event::Kind::kWaitingForOldLease:
         RememberEvent(now, "new leader waiting " + std::to_string(ToMillis(event.duration)) +
@@ -409,7 +406,7 @@ void Replica::CountEvents(const raft::Ready& ready, TimePoint now) {
   if (leader != kNoNode && leader != last_known_leader_) {
     if (last_known_leader_ != kNoNode) ++counts_.leader_changes;
     last_known_leader_ = leader;
-    RememberEvent(now, "leader is now node " + std::to_string(leader) + term);
+    RememberEvent(now, "leader is now node " + std::to_string(leader) + term());
   }
 }
 

@@ -264,7 +264,7 @@ class Replica {
   // kRetryLater when kMaxSnapshotWaiters are already waiting.
   void SaveSnapshot(ClientCallback done, TimePoint answer_by, TimePoint now);
   static constexpr size_t kMaxSnapshotWaiters = 16;
-  NodeStatus Status(TimePoint now) const;
+  NodeStatus Status(TimePoint now) const ABSL_LOCKS_EXCLUDED(kv_mu_);
   static constexpr size_t kRecentEvents = 32;
   // Starts an election now (RaftNode::Campaign).
   void Campaign(TimePoint now) {
@@ -292,7 +292,7 @@ class Replica {
   bool failed() const { return failed_; }
   // Test-only: the stored value of `key` (under the reader lock).
   std::optional<kv::StoredValue> Find(const std::string& key) const ABSL_LOCKS_EXCLUDED(kv_mu_);
-  // Test-only: the number of client sessions in the state machine.
+  // The number of client sessions in the state machine (under the reader lock).
   size_t SessionCount() const ABSL_LOCKS_EXCLUDED(kv_mu_);
 
  private:

@@ -1,8 +1,9 @@
 // A latency histogram with fixed buckets, cheap enough for the request path: Observe is a bucket
-// search over a dozen bounds and three relaxed atomic adds, with no lock and no allocation.
-// Readers take a Snapshot, which is what /metrics prints (obs/prometheus.h). A snapshot taken
-// while observations land may count one in `count` and not yet in its bucket (or the reverse);
-// Prometheus tolerates that, and the next scrape agrees again.
+// search over a dozen bounds and two relaxed atomic adds, with no lock and no allocation.
+// Readers take a Snapshot, which is what /metrics prints (obs/prometheus.h). The count is the sum
+// of the buckets, so a snapshot is always a well-formed histogram; one taken while observations
+// land may hold an observation's bucket without its share of the sum (or the reverse), which the
+// next scrape makes good.
 #pragma once
 
 #include <algorithm>
@@ -35,7 +36,6 @@ class Histogram {
     const size_t bucket = static_cast<size_t>(
         std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin());
     buckets_[bucket].fetch_add(1, std::memory_order_relaxed);  // kBounds.size(): +Inf only
-    count_.fetch_add(1, std::memory_order_relaxed);
     sum_nanos_.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
   }
 
@@ -47,17 +47,13 @@ class Histogram {
       running += buckets_[i].load(std::memory_order_relaxed);
       snapshot.cumulative.push_back(running);
     }
-    running += buckets_[kBounds.size()].load(std::memory_order_relaxed);
-    // The +Inf bucket must hold at least every finite one (a concurrent Observe may have bumped a
-    // bucket before the count).
-    snapshot.count = std::max(running, count_.load(std::memory_order_relaxed));
+    snapshot.count = running + buckets_[kBounds.size()].load(std::memory_order_relaxed);
     snapshot.sum_seconds = static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) * 1e-9;
     return snapshot;
   }
 
  private:
   std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // not cumulative
-  std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> sum_nanos_{0};
 };
 

@@ -6,11 +6,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string_view>
 
 #include "common/address.h"
+#include "common/check.h"
 
 namespace raftkv::rpc {
 namespace {
@@ -71,8 +75,36 @@ void WriteAll(int fd, const std::string& data, Clock::time_point deadline, int w
   }
 }
 
+// The value of header `name` (lower case) in a request head, trimmed; "" if absent.
+std::string HeaderValue(const std::string& head, std::string_view name) {
+  size_t at = head.find('\n');
+  while (at != std::string::npos && at + 1 < head.size()) {
+    const size_t start = at + 1;
+    const size_t end = head.find('\n', start);
+    const std::string line =
+        head.substr(start, (end == std::string::npos ? head.size() : end) - start);
+    const size_t colon = line.find(':');
+    if (colon == name.size() &&
+        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      const size_t first = line.find_first_not_of(" \t", colon + 1);
+      const size_t last = line.find_last_not_of(" \t\r");
+      return first == std::string::npos || last < first ? "" : line.substr(first, last - first + 1);
+    }
+    at = end;
+  }
+  return "";
+}
+
 // Writes the answer within its own 2 s (however long reading the request took).
 void Answer(int fd, const HttpEndpoint::Response& response, bool head, int wake) {
+  for (const auto& [name, value] : response.headers) {
+    // Header fields come from this binary, never from a request; a line break would split one.
+    RAFTKV_CHECK(name.find_first_of("\r\n:") == std::string::npos &&
+                     value.find_first_of("\r\n") == std::string::npos,
+                 "a response header with a line break");
+  }
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) +
                     "\r\nContent-Type: " + response.content_type +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
@@ -217,7 +249,7 @@ void HttpEndpoint::Serve(int fd) {
   if (method != "GET" && method != "HEAD") {
     return Answer(fd, {405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false, wake_[0]);
   }
-  Answer(fd, handler_(path), method == "HEAD", wake_[0]);
+  Answer(fd, handler_(Request{path, HeaderValue(head, "origin")}), method == "HEAD", wake_[0]);
 }
 
 }  // namespace raftkv::rpc

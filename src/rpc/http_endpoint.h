@@ -37,8 +37,12 @@ class HttpEndpoint {
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;  // more header fields, if any
   };
-  // Called on the endpoint's thread with the request's path (without its query string).
-  using Handler = std::function<Response(const std::string& path)>;
+  struct Request {
+    std::string path;    // without its query string
+    std::string origin;  // the Origin header's value ("" without one), for CORS
+  };
+  // Called on the endpoint's thread for each GET or HEAD.
+  using Handler = std::function<Response(const Request& request)>;
 
   static constexpr size_t kMaxRequestHeadBytes = 8 << 10;
   static constexpr int kRequestMillis = 2000;  // to read the request head, and to write the answer

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -40,6 +41,18 @@ std::string JsonString(const std::string& text) {
     }
   }
   return out + "\"";
+}
+
+// `host` if it is made of the characters a host name or address can hold (letters, digits, '.',
+// '-', and ':', '[' and ']' for IPv6), else "".
+std::string SafeHost(const std::string& host) {
+  for (char c : host) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != ':' &&
+        c != '[' && c != ']') {
+      return "";
+    }
+  }
+  return host;
 }
 
 }  // namespace
@@ -201,7 +214,7 @@ std::string StatusJson(const node::NodeStatus& status, const ServingCounts& coun
   std::vector<uint64_t> cumulative(obs::Histogram::kBounds.size(), 0);
   for (size_t op = 0; op < RequestMetrics::kOpNames.size(); ++op) {
     for (uint64_t count : counts.requests.counts[op]) answered += count;
-    ok += counts.requests.counts[op][0];
+    ok += counts.requests.counts[op][static_cast<size_t>(RequestMetrics::Outcome::kOk)];
     const obs::HistogramSnapshot& latency = counts.requests.latency[op];
     for (size_t i = 0; i < cumulative.size() && i < latency.cumulative.size(); ++i) {
       cumulative[i] += latency.cumulative[i];
@@ -223,11 +236,37 @@ std::string StatusJson(const node::NodeStatus& status, const ServingCounts& coun
             "{\"age_ms\":" + number(ToMillis(status.recent_events[i].age)) +
             ",\"text\":" + JsonString(status.recent_events[i].text) + "}";
   }
+  json += "],\"addresses\":[";
+  for (size_t i = 0; i < plan.node_addresses.size(); ++i) {
+    json += (i == 0 ? "" : ",") + JsonString(plan.node_addresses[i]);
+  }
   json += "],\"metrics_addresses\":[";
   for (size_t i = 0; i < plan.metrics_addresses.size(); ++i) {
     json += (i == 0 ? "" : ",") + JsonString(plan.metrics_addresses[i]);
   }
   return json + "]}\n";
+}
+
+std::string AllowedOrigin(const MetricsPlan& plan, const std::string& origin) {
+  constexpr std::string_view kScheme = "http://";
+  if (origin.compare(0, kScheme.size(), kScheme) != 0) return "";
+  const std::string host_port = origin.substr(kScheme.size());
+  const size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos) return "";
+  for (const std::string& address : plan.metrics_addresses) {
+    const size_t at = address.rfind(':');
+    if (address.empty() || at == std::string::npos) continue;
+    const std::string host = address.substr(0, at);
+    const bool wildcard = host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
+    if (address.substr(at) == host_port.substr(colon) &&
+        (wildcard || host == host_port.substr(0, colon))) {
+      // Built from our own address, never echoed from the request: the header cannot carry
+      // anything a client sent.
+      const std::string safe = wildcard ? SafeHost(host_port.substr(0, colon)) : host;
+      return safe.empty() ? "" : std::string(kScheme) + safe + address.substr(at);
+    }
+  }
+  return "";
 }
 
 namespace {
@@ -245,35 +284,42 @@ std::optional<node::NodeStatus> AskStatus(node::RaftDriver* driver) {
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& listen, node::RaftDriver* driver, MetricsPlan plan,
-    std::function<ServingCounts()> counts) {
+    std::function<ServingCounts(bool with_connections)> counts) {
   auto server = std::unique_ptr<MetricsServer>(new MetricsServer());
   absl::StatusOr<std::unique_ptr<HttpEndpoint>> endpoint = HttpEndpoint::Start(
-      listen, [driver, plan, counts](const std::string& path) -> HttpEndpoint::Response {
+      listen,
+      [driver, plan, counts](const HttpEndpoint::Request& request) -> HttpEndpoint::Response {
+        const std::string& path = request.path;
         if (std::optional<HttpEndpoint::Response> asset = DashboardAsset(path)) return *asset;
         if (path != "/metrics" && path != "/health" && path != "/status") {
           return {404, "text/plain; charset=utf-8",
                   "not found: try / (the dashboard), /metrics, /health, /status\n"};
         }
+        // The dashboard served by one node polls every node's /status from the browser; pages
+        // from elsewhere get no CORS header, so a browser keeps the cluster's state from them.
+        std::vector<std::pair<std::string, std::string>> headers = {{"Cache-Control", "no-store"},
+                                                                    {"Vary", "Origin"}};
+        if (const std::string allowed = AllowedOrigin(plan, request.origin);
+            path == "/status" && !allowed.empty()) {
+          headers.emplace_back("Access-Control-Allow-Origin", allowed);
+        }
         const std::optional<node::NodeStatus> status = AskStatus(driver);
         if (!status) {
           return {503, "text/plain; charset=utf-8",
-                  "unhealthy: the node did not report its state within 2 s\n"};
+                  "unhealthy: the node did not report its state within 2 s\n", headers};
         }
         if (path == "/metrics") {
           return {200, "text/plain; version=0.0.4; charset=utf-8",
-                  MetricsText(*status, counts(), plan.node_address)};
+                  MetricsText(*status, counts(/*with_connections=*/true), plan.node_address),
+                  headers};
         }
         if (path == "/status") {
-          // Any page may read it: the dashboard served by one node polls every node's /status.
-          // It is read-only, and says nothing /metrics does not.
-          return {200,
-                  "application/json",
-                  StatusJson(*status, counts(), plan),
-                  {{"Access-Control-Allow-Origin", "*"}, {"Cache-Control", "no-store"}}};
+          return {200, "application/json",
+                  StatusJson(*status, counts(/*with_connections=*/false), plan), headers};
         }
         const Health health = JudgeHealth(*status, kMaxApplyLag);
         return {health.healthy ? 200 : 503, "text/plain; charset=utf-8",
-                (health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n"};
+                (health.healthy ? "ok: " : "unhealthy: ") + health.reason + "\n", headers};
       });
   if (!endpoint.ok()) return endpoint.status();
   server->endpoint_ = std::move(*endpoint);

@@ -41,9 +41,18 @@ std::string MetricsText(const node::NodeStatus& status, const ServingCounts& cou
 // Where each node serves /metrics, /health and /status: what the dashboard polls.
 struct MetricsPlan {
   std::string node_address;  // this node's gRPC address
+  // Every node's gRPC address by id: where the dashboard finds a node whose metrics address
+  // listens on every interface (0.0.0.0:51051 says the port, not the host).
+  std::vector<std::string> node_addresses;
   // Every node's metrics address by id ("" where unknown: this node's own is always known).
   std::vector<std::string> metrics_addresses;
 };
+
+// The Access-Control-Allow-Origin value for a /status request from page origin `origin`: the
+// origin itself when it is one of the cluster's metrics addresses (a dashboard served by a node),
+// else "" (no header: other pages may not read the cluster's state from a browser). A node whose
+// metrics address has a wildcard host matches any host on its port.
+std::string AllowedOrigin(const MetricsPlan& plan, const std::string& origin);
 
 // The /status body (docs/api.md): what `raftkv status` shows of the node, with its peers' progress
 // (a leader), its requests and their latency, its recent events and where every node's metrics
@@ -56,7 +65,7 @@ class MetricsServer {
   // Listens on `listen` (host:port) at once (an error if it cannot: the port taken, a bad host).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const std::string& listen, node::RaftDriver* driver, MetricsPlan plan,
-      std::function<ServingCounts()> counts);
+      std::function<ServingCounts(bool with_connections)> counts);
   ~MetricsServer();  // Stop()
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

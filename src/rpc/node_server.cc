@@ -82,14 +82,16 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
     KvService* kv = server->kv_service_.get();
     // The dashboard polls every node: where the others serve comes from [metrics] LISTEN
     // (unknown, and left out, when only --metrics-listen named this node's).
-    MetricsPlan plan{addresses[static_cast<size_t>(id)], config.metrics_listen};
+    MetricsPlan plan{addresses[static_cast<size_t>(id)], addresses, config.metrics_listen};
     plan.metrics_addresses.resize(addresses.size());
     plan.metrics_addresses[static_cast<size_t>(id)] = metrics_listen;
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
-        metrics_listen, server->driver_.get(), std::move(plan), [kv, bound_port] {
+        metrics_listen, server->driver_.get(), std::move(plan),
+        [kv, bound_port](bool with_connections) {
+          // Counting connections walks /proc/self/fd: only for /metrics.
           return ServingCounts{static_cast<int64_t>(kv->OpenStreams()),
-                               CountInboundConnections(bound_port), ConnectionsShed(),
-                               kv->Requests()};
+                               with_connections ? CountInboundConnections(bound_port) : 0,
+                               ConnectionsShed(), kv->Requests()};
         });
     if (!metrics.ok()) {
       server->Stop();

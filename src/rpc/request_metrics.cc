@@ -2,28 +2,28 @@
 
 namespace raftkv::rpc {
 
-size_t RequestMetrics::OutcomeOf(const node::ClientResult& result) {
+RequestMetrics::Outcome RequestMetrics::OutcomeOf(const node::ClientResult& result) {
   using Kind = node::ClientResult::Kind;
   using Reason = node::ClientResult::Reason;
-  if (result.kind == Kind::kOk) return 0;
-  if (result.kind == Kind::kUnknown) return 7;
+  if (result.kind == Kind::kOk) return Outcome::kOk;
+  if (result.kind == Kind::kUnknown) return Outcome::kOutcomeUnknown;
   switch (result.reason) {
     case Reason::kNotLeader:
-      return 1;
+      return Outcome::kNotLeader;
     case Reason::kRetryLater:
-      return 2;
+      return Outcome::kRetryLater;
     case Reason::kInvalidArgument:
-      return 3;
+      return Outcome::kInvalidArgument;
     case Reason::kSessionExpired:
-      return 4;
+      return Outcome::kSessionExpired;
     case Reason::kTooManySessions:
-      return 5;
+      return Outcome::kTooManySessions;
     case Reason::kShuttingDown:
-      return 6;
+      return Outcome::kShuttingDown;
     case Reason::kNone:
       break;
   }
-  return 2;  // a refusal without a reason: the client retries it, as RETRY_LATER
+  return Outcome::kRetryLater;  // a refusal without a reason: the client retries it, as RETRY_LATER
 }
 
 RequestMetrics::Snapshot RequestMetrics::Take() const {

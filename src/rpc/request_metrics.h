@@ -19,7 +19,17 @@ class RequestMetrics {
   // The operations, as raftkv_requests_total's `op` label spells them.
   enum class Op : uint8_t { kGet, kSet, kOpenSession, kUnknown };
   static constexpr std::array<const char*, 4> kOpNames = {"get", "set", "open_session", "unknown"};
-  // The outcomes, as its `outcome` label spells them: the reply's error code in lower case.
+  // The outcomes: the reply's error code. kOutcomeNames spells them for the `outcome` label.
+  enum class Outcome : uint8_t {
+    kOk,
+    kNotLeader,
+    kRetryLater,
+    kInvalidArgument,
+    kSessionExpired,
+    kTooManySessions,
+    kShuttingDown,
+    kOutcomeUnknown,
+  };
   static constexpr std::array<const char*, 8> kOutcomeNames = {"ok",
                                                                "not_leader",
                                                                "retry_later",
@@ -28,14 +38,15 @@ class RequestMetrics {
                                                                "too_many_sessions",
                                                                "shutting_down",
                                                                "outcome_unknown"};
+  static_assert(static_cast<size_t>(Outcome::kOutcomeUnknown) + 1 == kOutcomeNames.size());
 
   // The ServeClientArgs op number (GET = 0, SET = 1, OPEN_SESSION = 2) as an Op.
   static Op OpOf(int op) { return op >= 0 && op <= 2 ? static_cast<Op>(op) : Op::kUnknown; }
-  static size_t OutcomeOf(const node::ClientResult& result);
+  static Outcome OutcomeOf(const node::ClientResult& result);
 
   void Record(Op op, const node::ClientResult& result, std::chrono::nanoseconds took) {
     const size_t o = static_cast<size_t>(op);
-    counts_[o][OutcomeOf(result)].fetch_add(1, std::memory_order_relaxed);
+    counts_[o][static_cast<size_t>(OutcomeOf(result))].fetch_add(1, std::memory_order_relaxed);
     latency_[o].Observe(took);
   }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "rpc/proto_convert.h"
 #include "rpc/tls.h"
 #include "storage/snapshot_file.h"
@@ -307,27 +308,56 @@ class KvService::StreamReactor final
   }
 
  private:
+  // What the answers of one batch share: the stream, when the batch arrived, and each request's
+  // id and operation. One allocation per batch rather than per request: an answer's callback
+  // captures the record and an index, two words that std::function holds without allocating
+  // (measured: docs/benchmarks.md). The last answer frees it.
+  struct BatchRecord {
+    StreamReactor* stream;
+    std::chrono::steady_clock::time_point arrived;  // one clock reading for the batch
+    std::atomic<int> unanswered;
+    struct Request {
+      uint64_t id;
+      RequestMetrics::Op op;
+    };
+    absl::InlinedVector<Request, 4> requests;
+  };
+
   void Dispatch(ClientRequestBatch& batch) override {
-    ExpectAnswers(batch.requests_size());
-    const auto arrived = std::chrono::steady_clock::now();  // one reading for the batch
+    const int count = batch.requests_size();
+    ExpectAnswers(count);
+    if (count == 0) return;
+    // Filled whole before the first dispatch: a refusal is answered within Dispatch.
+    auto* record = new BatchRecord{this, std::chrono::steady_clock::now(), count, {}};
+    record->requests.reserve(static_cast<size_t>(count));
+    for (const StreamedRequest& request : batch.requests()) {
+      record->requests.push_back({request.id(), RequestMetrics::OpOf(request.args().op())});
+    }
+    uint32_t index = 0;
     for (const StreamedRequest& request : batch.requests()) {
       const Duration budget = request.timeout_ms() > 0
                                   ? Duration(std::chrono::milliseconds(request.timeout_ms()))
                                   : service_->max_wait_;
-      const uint64_t id = request.id();
-      const RequestMetrics::Op op = RequestMetrics::OpOf(request.args().op());
-      service_->Dispatch(request.args(), AnswerByFor(budget, service_->max_wait_),
-                         [this, id, op, arrived](const ClientResult& result) {
-                           service_->requests_.Record(op, result,
-                                                      std::chrono::steady_clock::now() - arrived);
-                           Answer([&](ClientReplyBatch* replies) {
-                             StreamedReply* reply = replies->add_replies();
-                             reply->set_id(id);
-                             FillReply(result, service_->addresses_, reply->mutable_reply());
-                             return reply->ByteSizeLong();
-                           });
-                         });
+      service_->Dispatch(
+          request.args(), AnswerByFor(budget, service_->max_wait_),
+          [record, index](const ClientResult& result) { AnswerOne(record, index, result); });
+      ++index;
     }
+  }
+
+  static void AnswerOne(BatchRecord* record, uint32_t index, const ClientResult& result) {
+    const BatchRecord::Request request = record->requests[index];
+    StreamReactor* const stream = record->stream;
+    stream->service_->requests_.Record(request.op, result,
+                                       std::chrono::steady_clock::now() - record->arrived);
+    stream->Answer([&](ClientReplyBatch* replies) {
+      StreamedReply* reply = replies->add_replies();
+      reply->set_id(request.id);
+      FillReply(result, stream->service_->addresses_, reply->mutable_reply());
+      return reply->ByteSizeLong();
+    });
+    // The stream may be gone once its last answer is in; the record is ours until the count says.
+    if (record->unanswered.fetch_sub(1, std::memory_order_acq_rel) == 1) delete record;
   }
 
   KvService* const service_;

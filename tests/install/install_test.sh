@@ -33,7 +33,7 @@ cleanup() {
   if [[ "$mode" == chroot ]] && mountpoint -q "$root/proc"; then
     umount "$root/proc" || { echo "install_test: $root/proc is still mounted; left $work" >&2; return; }
   fi
-  rm -rf "$work"
+  rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 
@@ -56,6 +56,7 @@ case "$mode" in
     dpkg -x "$deb" "$root"
     ;;
   chroot)
+    [[ $(id -u) -eq 0 ]] || fail "the chroot test needs root (debootstrap, mount, chroot)"
     make_deb
     cache="$build/debian12-root.tar"  # a clean bookworm, debootstrapped once per build directory
     if [[ ! -f "$cache" ]]; then
@@ -105,9 +106,11 @@ done
 [[ -f "$(find "$root" -xdev -path '*/doc/raftkv/operations.md' | head -1)" ]] || fail "no docs"
 
 # Fill in the config as an operator would: the cluster's addresses and metrics addresses.
-base=$((20000 + $$ % 4000 * 3))
+# Ports of its own: below Linux's ephemeral range (32768) and away from the other tests' bands
+# (ProcessCluster 12000-21999, metrics_process_test 22000-31999, monitoring_test 5000-8999).
+base=$((2000 + $$ % 500 * 6))
 nodes="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-metrics="127.0.0.1:$((base + 12000)),127.0.0.1:$((base + 12001)),127.0.0.1:$((base + 12002))"
+metrics="127.0.0.1:$((base + 3)),127.0.0.1:$((base + 4)),127.0.0.1:$((base + 5))"
 sed -i -e "s|^NODES *=.*|NODES = $nodes|" -e "s|^LISTEN *=.*|LISTEN = $metrics|" "$root$config"
 
 for id in 0 1 2; do
@@ -145,7 +148,7 @@ value="$("${cli[@]}" --nodes "$nodes" get installed)"
 [[ "$value" == yes ]] || fail "read back '$value', not 'yes'"
 say "SET and GET through the installed CLI: installed = $value"
 for id in 0 1 2; do
-  port=$((base + 12000 + id))
+  port=$((base + 3 + id))
   healthy=""
   for _ in $(seq 1 50); do
     if answer="$(curl -fsS "http://127.0.0.1:$port/health" 2>/dev/null)"; then

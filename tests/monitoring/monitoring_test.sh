@@ -5,8 +5,8 @@
 # Then a real Prometheus server scrapes a local 3-node cluster with the documented config and rules,
 # and the test queries it: every node up, one leader, request and fsync histograms that
 # histogram_quantile reads, the leader's followers; after the leader is killed, a new leader, the
-# leader change counted, the dead node seen down and no alert; with a second node frozen, the
-# documented RaftkvNoLeader alert raised.
+# leader change counted, the dead node seen down and no alert; with a second node frozen, and then
+# the third, the documented RaftkvNoLeader alert raised.
 #
 #   tests/monitoring/monitoring_test.sh BUILD_DIR
 set -euo pipefail
@@ -21,7 +21,9 @@ fail() {
   [[ -f "$work/prometheus.log" ]] && tail -20 "$work/prometheus.log" >&2
   exit 1
 }
-base=$((26000 + $$ % 1000 * 8))  # nodes base+0..2, metrics base+3..5, Prometheus base+6
+# Ports of its own: below Linux's ephemeral range (32768) and away from the other tests' bands
+# (install_test 2000-4999, ProcessCluster 12000-21999, metrics_process_test 22000-31999).
+base=$((5000 + $$ % 500 * 8))  # nodes base+0..2, metrics base+3..5, Prometheus base+6
 export RAFTKV_CLUSTER_DIR="$work/cluster" RAFTKV_BASE_PORT="$base"
 export RAFTKV_METRICS_BASE_PORT=$((base + 3)) RAFTKV_BIN="$build/tools"
 cleanup() {
@@ -35,9 +37,12 @@ trap cleanup EXIT
 tools="$build/prometheus/usr/bin"
 if [[ ! -x "$tools/promtool" ]]; then
   (cd "$work" && apt-get download -q prometheus >/dev/null 2>&1) ||
-    fail "apt-get download prometheus (Debian's package; needs the Debian mirror)"
-  mkdir -p "$build/prometheus"
-  dpkg -x "$work"/prometheus_*.deb "$build/prometheus"
+    fail "apt-get download prometheus (Debian's package) failed: needs the Debian mirror and \
+package lists (scripts/install-deps.sh runs apt-get update)"
+  # Unpacked aside, then moved into place: an interrupted unpack leaves nothing half there.
+  dpkg -x "$work"/prometheus_*.deb "$work/prometheus"
+  rm -rf "$build/prometheus"
+  mv "$work/prometheus" "$build/prometheus"
 fi
 say "$("$tools/prometheus" --version 2>&1 | head -1)"
 
@@ -103,7 +108,8 @@ wait_query "followers tracked by the leader" 'count(raftkv_peer_lag_entries)' 2
 leader="$("$repo/scripts/raftkv-cluster" leader)"
 "$repo/scripts/raftkv-cluster" kill "$leader" >/dev/null
 wait_query "a new leader" 'sum(raftkv_role{role="leader"} and on (instance) up == 1)' 1
-wait_query "the leader change counted by both survivors" 'count(increase(raftkv_leader_changes_total[1m]) > 0)' 2
+wait_query "the leader change counted by both survivors" \
+  'count(increase(raftkv_leader_changes_total[1m]) > 0 and on (instance) up == 1)' 2
 wait_query "the dead node seen down" 'count(up{job="raftkv"} == 0)' 1
 wait_query "no alert while a leader serves" 'count(ALERTS{alertname="RaftkvNoLeader"}) or vector(0)' 0
 # One of the two survivors frozen: the other cannot keep or elect a leader, and the documented
@@ -112,5 +118,13 @@ survivor="$(( (leader + 1) % 3 ))"
 "$repo/scripts/raftkv-cluster" pause "$survivor" >/dev/null
 wait_query "RaftkvNoLeader raised with a majority gone" \
   'count(ALERTS{alertname="RaftkvNoLeader"})' 1
+# And with every node gone (no series left to say "no leader"), it stays raised.
+other="$(( (leader + 2) % 3 ))"
+"$repo/scripts/raftkv-cluster" pause "$other" >/dev/null
+wait_query "every node unreachable" 'count(up{job="raftkv"} == 0)' 3
+sleep 3  # a few rule evaluations (every second here) with no series at all
+wait_query "RaftkvNoLeader still raised with no node answering" \
+  'count(ALERTS{alertname="RaftkvNoLeader"})' 1
 "$repo/scripts/raftkv-cluster" resume "$survivor" >/dev/null
+"$repo/scripts/raftkv-cluster" resume "$other" >/dev/null
 say "passed"

@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <string>
@@ -159,26 +161,34 @@ TEST(MetricsEndpoint, EveryNodeServesTheDashboardAndTheStatusItPolls) {
     EXPECT_EQ(asset->get_header_value("Content-Type"), type) << path;
     EXPECT_NE(asset->body.find(needle), std::string::npos) << path;
   }
-  httplib::Result status = client.Get("/status");
+  // A page from the leader's metrics address (the dashboard) may read /status; others may not.
+  const std::string own_origin = "http://127.0.0.1:" + std::to_string(MetricsPort(leader));
+  httplib::Result status = client.Get("/status", {{"Origin", own_origin}});
   ASSERT_TRUE(status);
-  EXPECT_EQ(status->get_header_value("Access-Control-Allow-Origin"), "*");
-  const std::string& json = status->body;
-  EXPECT_NE(json.find("\"role\":\"leader\""), std::string::npos) << json;
-  EXPECT_NE(json.find("\"metrics_addresses\":[\"127.0.0.1:" + std::to_string(MetricsPort(0)) +
-                      "\",\"127.0.0.1:" + std::to_string(MetricsPort(1)) +
-                      "\",\"127.0.0.1:" + std::to_string(MetricsPort(2)) + "\"]"),
-            std::string::npos)
-      << json;
-  for (int peer = 0; peer < 3; ++peer) {
-    if (peer != leader) {
-      EXPECT_NE(json.find("{\"id\":" + std::to_string(peer) + ",\"match_index\":"),
-                std::string::npos)
-          << json;
-    }
+  EXPECT_EQ(status->get_header_value("Access-Control-Allow-Origin"), own_origin);
+  httplib::Result foreign = client.Get("/status", {{"Origin", "http://evil.example"}});
+  ASSERT_TRUE(foreign);
+  EXPECT_FALSE(foreign->has_header("Access-Control-Allow-Origin"));
+  const nlohmann::json json = nlohmann::json::parse(status->body);
+  EXPECT_EQ(json["id"], leader);
+  EXPECT_EQ(json["role"], "leader");
+  ASSERT_EQ(json["metrics_addresses"].size(), 3u);
+  ASSERT_EQ(json["addresses"].size(), 3u);
+  for (int id = 0; id < 3; ++id) {
+    EXPECT_EQ(json["metrics_addresses"][id], "127.0.0.1:" + std::to_string(MetricsPort(id)));
   }
-  EXPECT_NE(json.find("became leader for term"), std::string::npos) << json;
-  EXPECT_EQ(json.find("\"requests_ok\":0,"), std::string::npos) << json;  // the SET was ok
-  EXPECT_NE(json.find("\"latency\":{\"bounds\":[5e-05,"), std::string::npos) << json;
+  ASSERT_EQ(json["peers"].size(), 2u);  // the leader's view of both followers
+  for (const nlohmann::json& peer : json["peers"]) {
+    EXPECT_NE(peer["id"], leader);
+    EXPECT_GE(peer["match_index"], 1);
+  }
+  bool became_leader = false;
+  for (const nlohmann::json& event : json["events"]) {
+    became_leader |= event["text"].get<std::string>().find("became leader for term") == 0;
+  }
+  EXPECT_TRUE(became_leader) << json.dump();
+  EXPECT_GE(json["requests_ok"], 1);  // the SET
+  EXPECT_EQ(json["latency"]["bounds"].size(), json["latency"]["cumulative"].size());
 }
 
 TEST(MetricsEndpoint, HealthFlipsTo503OnANodeCutOffAndBackAfterHealing) {

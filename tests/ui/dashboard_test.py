@@ -125,9 +125,10 @@ def main():
             return 1
     os.makedirs(options.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="raftkv-ui-")
-    base_port = 30000 + os.getpid() % 5000 * 2
+    # Below Linux's ephemeral ports and away from the other tests' bands (2000-8999, 12000-31999).
+    base_port = 9000 + os.getpid() % 250 * 8
     env = dict(os.environ, RAFTKV_CLUSTER_DIR=os.path.join(work, "cluster"),
-               RAFTKV_BASE_PORT=str(base_port), RAFTKV_METRICS_BASE_PORT=str(base_port + 10),
+               RAFTKV_BASE_PORT=str(base_port), RAFTKV_METRICS_BASE_PORT=str(base_port + 3),
                RAFTKV_BIN=options.bin)
     cluster = os.path.join(REPO, "scripts", "raftkv-cluster")
 
@@ -159,7 +160,7 @@ def main():
             except Exception:
                 time.sleep(0.1)
         driver.start(os.path.join(work, "chromium-profile"))
-        url = f"http://127.0.0.1:{base_port + 10 + follower}/"
+        url = f"http://127.0.0.1:{base_port + 3 + follower}/"
         driver.go(url)
         page, _ = wait_for(
             driver, "the page shows the leader and three live nodes",

@@ -8,6 +8,7 @@ const HISTORY = 300;  // chart points: five minutes at one a second
 
 const state = {
   addresses: [],      // metrics address of each node, by id ('' when unknown)
+  nodeAddresses: [],  // gRPC address of each node, by id
   nodes: new Map(),   // id -> {status, down, polledAt}
   previous: new Map(),  // id -> {requests, cumulative, at}: the last poll, for rates
   ops: [],            // [{at, value}]
@@ -16,14 +17,19 @@ const state = {
   leaseSeen: 1,       // the longest lease seen (ms), to scale the lease bars
 };
 
-// The URL of a node's /status: this page's own node answers same-origin; a wildcard listen host
-// (0.0.0.0, [::]) is reached by the host this page came from.
-function statusUrl(address, self) {
-  if (self) return '/status';
-  const colon = address.lastIndexOf(':');
-  let host = address.slice(0, colon);
-  const port = address.slice(colon + 1);
-  if (host === '' || host === '0.0.0.0' || host === '[::]' || host === '::') host = location.hostname;
+// The URL of node `id`'s /status: this page's own node answers same-origin. A metrics address
+// that listens on every interface (0.0.0.0, [::]) names only a port; the host is then the one in
+// the node's gRPC address, and null (unknown) if that is a wildcard too.
+function statusUrl(id) {
+  if (id === state.selfId) return '/status';
+  const split = address => {
+    const colon = address.lastIndexOf(':');
+    return [address.slice(0, colon), address.slice(colon + 1)];
+  };
+  const wildcard = host => host === '' || host === '0.0.0.0' || host === '[::]' || host === '::';
+  let [host, port] = split(state.addresses[id]);
+  if (wildcard(host)) host = split(state.nodeAddresses[id] || '')[0];
+  if (wildcard(host)) return null;
   return `http://${host}:${port}/status`;
 }
 
@@ -51,11 +57,13 @@ function quantile(q, bounds, cumulative, count) {
 
 async function poll() {
   const now = Date.now();
-  const self = state.selfId;
   await Promise.all(state.addresses.map(async (address, id) => {
-    if (address === '') return;
+    const url = address === '' ? null : statusUrl(id);
+    if (url === null) return;
     try {
-      const status = await fetchStatus(statusUrl(address, id === self));
+      const status = await fetchStatus(url);
+      // A misconfigured address can lead to another node: never show its state as this one's.
+      if (status.id !== id) throw new Error(`${url} answers as node ${status.id}`);
       state.nodes.set(id, {status, down: false, polledAt: now});
       state.events.set(id, status.events.map(e => ({at: now - e.age_ms, text: e.text})));
     } catch (error) {
@@ -146,14 +154,17 @@ function render(now) {
                text('td', s ? String(s.commit_index) : '–'),
                text('td', s ? String(s.last_applied) : '–'),
                text('td', lag === null ? '–' : String(lag)),
-               text('td', down ? (node ? 'no answer' : 'not polled yet')
+               text('td', down ? (node ? 'no answer'
+                                      : (address === '' || statusUrl(id) === null
+                                             ? 'metrics address unknown' : 'not polled yet'))
                                : (s.healthy ? 'ok' : s.health)));
     if (down && node) row.title = node.error;
     body.append(row);
   });
-  const unknown = state.addresses.filter(a => a === '').length;
+  const unknown = state.addresses.filter((a, id) => a === '' || statusUrl(id) === null).length;
   document.getElementById('note').textContent = unknown === 0 ? '' :
-      `${unknown} node(s) have no metrics address here: list every node's in [metrics] LISTEN.`;
+      `${unknown} node(s) cannot be polled: list every node's metrics address in [metrics] ` +
+      'LISTEN, with a host the browser can reach.';
 
   drawChart(document.getElementById('ops'), state.ops, now, v => v.toFixed(0));
   drawChart(document.getElementById('p99'), state.p99, now, v => v.toFixed(2));
@@ -208,6 +219,7 @@ async function start() {
     const self = await fetchStatus('/status');
     state.selfId = self.id;
     state.addresses = self.metrics_addresses;
+    state.nodeAddresses = self.addresses;
   } catch (error) {
     document.getElementById('leader').textContent = `this node does not answer: ${error}`;
     setTimeout(start, POLL_MS);
