@@ -7,8 +7,9 @@
 #   tests/install/install_test.sh BUILD_DIR install   DESTDIR=ROOT cmake --install BUILD_DIR
 #   tests/install/install_test.sh BUILD_DIR deb       cpack's .deb, unpacked with dpkg -x ROOT
 #   tests/install/install_test.sh BUILD_DIR chroot    the .deb installed with apt into a clean
-#                                                     Debian 12 chroot (debootstrap; opt-in:
-#                                                     make test-deb), nodes run as user raftkv
+#                                                     Debian 12 chroot with systemd (debootstrap;
+#                                                     opt-in: make test-deb), the unit checked by
+#                                                     systemd-analyze, nodes run as user raftkv
 #
 # In the first two, ROOT stands for /: every absolute path the unit and config name is looked up
 # under it, as a chroot would. Exit status 0 when every check held.
@@ -58,10 +59,13 @@ case "$mode" in
   chroot)
     [[ $(id -u) -eq 0 ]] || fail "the chroot test needs root (debootstrap, mount, chroot)"
     make_deb
-    cache="$build/debian12-root.tar"  # a clean bookworm, debootstrapped once per build directory
+    # A clean bookworm with systemd (so postinst takes the sysusers path real machines take, and
+    # systemd-analyze can check the unit), debootstrapped once per build directory.
+    cache="$build/debian12-systemd-root.tar"
     if [[ ! -f "$cache" ]]; then
       say "debootstrap bookworm (once; cached in $cache)"
-      debootstrap --variant=minbase bookworm "$work/fresh" http://deb.debian.org/debian \
+      debootstrap --variant=minbase --include=systemd bookworm "$work/fresh" \
+        http://deb.debian.org/debian \
         >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; fail "debootstrap"; }
       tar -C "$work/fresh" -cf "$cache" .
       rm -rf "$work/fresh"
@@ -78,6 +82,11 @@ case "$mode" in
     chroot "$root" getent passwd raftkv >/dev/null || fail "postinst did not create the raftkv user"
     [[ "$(chroot "$root" stat -c %U /var/lib/raftkv)" == raftkv ]] ||
       fail "/var/lib/raftkv is not the raftkv user's"
+    # systemd's own check of the installed unit: directives, paths, the user, the binary.
+    chroot "$root" systemd-analyze verify /usr/lib/systemd/system/raftkv@.service \
+      >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd-analyze verify"; }
+    [[ ! -s "$work/verify.log" ]] || { cat "$work/verify.log" >&2; fail "systemd-analyze verify warned"; }
+    say "systemd-analyze verify: the installed raftkv@.service is clean"
     ;;
   *) fail "unknown mode $mode" ;;
 esac
