@@ -54,7 +54,8 @@ set(CPACK_PACKAGE_CONTACT "raftkv developers <raftkv@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Replicated, strongly consistent key-value store (Raft with leader leases)")
 set(CPACK_GENERATOR DEB)
-set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+# The package installs where the unit and config say the files are.
+set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # the gRPC, protobuf, Abseil … libraries, by dpkg-shlibdeps

@@ -20,6 +20,19 @@ struct HistogramSnapshot {
   std::vector<uint64_t> cumulative;  // observations at most bounds[i]
   uint64_t count = 0;                // all observations (+Inf)
   double sum_seconds = 0;
+
+  // Adds `other`'s observations (same bounds, or this one empty).
+  void Add(const HistogramSnapshot& other) {
+    if (bounds.empty()) {
+      *this = other;
+      return;
+    }
+    for (size_t i = 0; i < cumulative.size() && i < other.cumulative.size(); ++i) {
+      cumulative[i] += other.cumulative[i];
+    }
+    count += other.count;
+    sum_seconds += other.sum_seconds;
+  }
 };
 
 class Histogram {

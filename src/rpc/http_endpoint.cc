@@ -6,12 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <string_view>
 
 #include "common/address.h"
 #include "common/check.h"
@@ -73,28 +70,6 @@ void WriteAll(int fd, const std::string& data, Clock::time_point deadline, int w
       return;
     }
   }
-}
-
-// The value of header `name` (lower case) in a request head, trimmed; "" if absent.
-std::string HeaderValue(const std::string& head, std::string_view name) {
-  size_t at = head.find('\n');
-  while (at != std::string::npos && at + 1 < head.size()) {
-    const size_t start = at + 1;
-    const size_t end = head.find('\n', start);
-    const std::string line =
-        head.substr(start, (end == std::string::npos ? head.size() : end) - start);
-    const size_t colon = line.find(':');
-    if (colon == name.size() &&
-        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
-          return a == std::tolower(static_cast<unsigned char>(b));
-        })) {
-      const size_t first = line.find_first_not_of(" \t", colon + 1);
-      const size_t last = line.find_last_not_of(" \t\r");
-      return first == std::string::npos || last < first ? "" : line.substr(first, last - first + 1);
-    }
-    at = end;
-  }
-  return "";
 }
 
 // Writes the answer within its own 2 s (however long reading the request took).
@@ -249,7 +224,7 @@ void HttpEndpoint::Serve(int fd) {
   if (method != "GET" && method != "HEAD") {
     return Answer(fd, {405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false, wake_[0]);
   }
-  Answer(fd, handler_(Request{path, HeaderValue(head, "origin")}), method == "HEAD", wake_[0]);
+  Answer(fd, handler_(Request{path}), method == "HEAD", wake_[0]);
 }
 
 }  // namespace raftkv::rpc

@@ -38,8 +38,7 @@ class HttpEndpoint {
     std::vector<std::pair<std::string, std::string>> headers;  // more header fields, if any
   };
   struct Request {
-    std::string path;    // without its query string
-    std::string origin;  // the Origin header's value ("" without one), for CORS
+    std::string path;  // without its query string
   };
   // Called on the endpoint's thread for each GET or HEAD.
   using Handler = std::function<Response(const Request& request)>;

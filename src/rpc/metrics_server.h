@@ -48,12 +48,6 @@ struct MetricsPlan {
   std::vector<std::string> metrics_addresses;
 };
 
-// The Access-Control-Allow-Origin value for a /status request from page origin `origin`: the
-// origin itself when it is one of the cluster's metrics addresses (a dashboard served by a node),
-// else "" (no header: other pages may not read the cluster's state from a browser). A node whose
-// metrics address has a wildcard host matches any host on its port.
-std::string AllowedOrigin(const MetricsPlan& plan, const std::string& origin);
-
 // The /status body (docs/api.md): what `raftkv status` shows of the node, with its peers' progress
 // (a leader), its requests and their latency, its recent events and where every node's metrics
 // are, for the dashboard.

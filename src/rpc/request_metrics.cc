@@ -26,13 +26,21 @@ RequestMetrics::Outcome RequestMetrics::OutcomeOf(const node::ClientResult& resu
   return Outcome::kRetryLater;  // a refusal without a reason: the client retries it, as RETRY_LATER
 }
 
+size_t RequestMetrics::ThreadShard() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t shard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shard;
+}
+
 RequestMetrics::Snapshot RequestMetrics::Take() const {
   Snapshot snapshot;
   for (size_t op = 0; op < kOpNames.size(); ++op) {
-    for (size_t outcome = 0; outcome < kOutcomeNames.size(); ++outcome) {
-      snapshot.counts[op][outcome] = counts_[op][outcome].load(std::memory_order_relaxed);
+    for (const Shard& shard : shards_) {
+      for (size_t outcome = 0; outcome < kOutcomeNames.size(); ++outcome) {
+        snapshot.counts[op][outcome] += shard.counts[op][outcome].load(std::memory_order_relaxed);
+      }
+      snapshot.latency[op].Add(shard.latency[op].Snapshot());
     }
-    snapshot.latency[op] = latency_[op].Snapshot();
   }
   return snapshot;
 }

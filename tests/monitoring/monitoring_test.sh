@@ -23,7 +23,16 @@ fail() {
 }
 # Ports of its own: below Linux's ephemeral range (32768) and away from the other tests' bands
 # (install_test 2000-4999, ProcessCluster 12000-21999, metrics_process_test 22000-31999).
-base=$((5000 + $$ % 500 * 8))  # nodes base+0..2, metrics base+3..5, Prometheus base+6
+# nodes base+0..2, metrics base+3..5, Prometheus base+6; a slot with a port in use is skipped.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+slot=$(($$ % 500))
+for _ in $(seq 1 500); do
+  base=$((5000 + slot * 8))
+  busy=""
+  for port in $(seq "$base" $((base + 6))); do in_use "$port" && busy=1 && break; done
+  [[ -z "$busy" ]] && break
+  slot=$(((slot + 1) % 500))
+done
 export RAFTKV_CLUSTER_DIR="$work/cluster" RAFTKV_BASE_PORT="$base"
 export RAFTKV_METRICS_BASE_PORT=$((base + 3)) RAFTKV_BIN="$build/tools"
 cleanup() {
@@ -86,9 +95,9 @@ query() {  # query PROMQL: the result's values, one per line
   curl -fsS --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
     grep -o '"value":\[[^]]*\]' | sed 's/.*,"\(.*\)"\]/\1/'
 }
-wait_query() {  # wait_query WHAT PROMQL EXPECTED: until the query's values are EXPECTED (20 s)
+wait_query() {  # wait_query WHAT PROMQL EXPECTED [SECONDS]: until the values are EXPECTED
   local got=""
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 $((${4:-20} * 5))); do
     got="$(query "$2" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')" || true
     [[ "$got" == "$3" ]] && { say "$1: $2 = $got"; return 0; }
     sleep 0.2
@@ -116,15 +125,16 @@ wait_query "no alert while a leader serves" 'count(ALERTS{alertname="RaftkvNoLea
 # RaftkvNoLeader rule goes pending (it fires after its `for: 10s`).
 survivor="$(( (leader + 1) % 3 ))"
 "$repo/scripts/raftkv-cluster" pause "$survivor" >/dev/null
-wait_query "RaftkvNoLeader raised with a majority gone" \
-  'count(ALERTS{alertname="RaftkvNoLeader"})' 1
+# Firing, not only pending: the rule's `for: 10s` has passed.
+wait_query "RaftkvNoLeader firing with a majority gone" \
+  'count(ALERTS{alertname="RaftkvNoLeader",alertstate="firing"})' 1 40
 # And with every node gone (no series left to say "no leader"), it stays raised.
 other="$(( (leader + 2) % 3 ))"
 "$repo/scripts/raftkv-cluster" pause "$other" >/dev/null
 wait_query "every node unreachable" 'count(up{job="raftkv"} == 0)' 3
 sleep 3  # a few rule evaluations (every second here) with no series at all
-wait_query "RaftkvNoLeader still raised with no node answering" \
-  'count(ALERTS{alertname="RaftkvNoLeader"})' 1
+wait_query "RaftkvNoLeader still firing with no node answering" \
+  'count(ALERTS{alertname="RaftkvNoLeader",alertstate="firing"})' 1
 "$repo/scripts/raftkv-cluster" resume "$survivor" >/dev/null
 "$repo/scripts/raftkv-cluster" resume "$other" >/dev/null
 say "passed"

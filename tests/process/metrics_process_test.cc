@@ -136,8 +136,9 @@ TEST(MetricsEndpoint, EveryNodeServesMetricsHealthAndStatus) {
 }
 
 // What the dashboard is made of, without a browser (make test-ui drives one): the page and its
-// script and styles from the binary, and a /status any page may read that names every node's
-// metrics address, the leader's view of its followers, the requests and the recent events.
+// script and styles from the binary, and a /status any page may read (the page polls every
+// node's) that names every node's metrics address, the leader's view of its followers, the
+// requests and the recent events.
 TEST(MetricsEndpoint, EveryNodeServesTheDashboardAndTheStatusItPolls) {
   ProcessCluster cluster(3, MetricsConfig(3));
   const int leader = cluster.WaitForLeader();
@@ -161,14 +162,10 @@ TEST(MetricsEndpoint, EveryNodeServesTheDashboardAndTheStatusItPolls) {
     EXPECT_EQ(asset->get_header_value("Content-Type"), type) << path;
     EXPECT_NE(asset->body.find(needle), std::string::npos) << path;
   }
-  // A page from the leader's metrics address (the dashboard) may read /status; others may not.
-  const std::string own_origin = "http://127.0.0.1:" + std::to_string(MetricsPort(leader));
-  httplib::Result status = client.Get("/status", {{"Origin", own_origin}});
+  // Any page may read /status: the dashboard served by one node polls all of them.
+  httplib::Result status = client.Get("/status", {{"Origin", "http://127.0.0.1:1"}});
   ASSERT_TRUE(status);
-  EXPECT_EQ(status->get_header_value("Access-Control-Allow-Origin"), own_origin);
-  httplib::Result foreign = client.Get("/status", {{"Origin", "http://evil.example"}});
-  ASSERT_TRUE(foreign);
-  EXPECT_FALSE(foreign->has_header("Access-Control-Allow-Origin"));
+  EXPECT_EQ(status->get_header_value("Access-Control-Allow-Origin"), "*");
   const nlohmann::json json = nlohmann::json::parse(status->body);
   EXPECT_EQ(json["id"], leader);
   EXPECT_EQ(json["role"], "leader");
@@ -178,10 +175,13 @@ TEST(MetricsEndpoint, EveryNodeServesTheDashboardAndTheStatusItPolls) {
     EXPECT_EQ(json["metrics_addresses"][id], "127.0.0.1:" + std::to_string(MetricsPort(id)));
   }
   ASSERT_EQ(json["peers"].size(), 2u);  // the leader's view of both followers
+  int holding_the_set = 0;              // a majority acknowledged it: one follower at least
   for (const nlohmann::json& peer : json["peers"]) {
     EXPECT_NE(peer["id"], leader);
-    EXPECT_GE(peer["match_index"], 1);
+    EXPECT_GE(peer["match_index"], 0);
+    holding_the_set += peer["match_index"] >= 2 ? 1 : 0;
   }
+  EXPECT_GE(holding_the_set, 1) << json.dump();
   bool became_leader = false;
   for (const nlohmann::json& event : json["events"]) {
     became_leader |= event["text"].get<std::string>().find("became leader for term") == 0;

@@ -58,9 +58,9 @@ function quantile(q, bounds, cumulative, count) {
 async function poll() {
   const now = Date.now();
   await Promise.all(state.addresses.map(async (address, id) => {
-    const url = address === '' ? null : statusUrl(id);
-    if (url === null) return;
     try {
+      const url = address === '' ? null : statusUrl(id);
+      if (url === null) return;
       const status = await fetchStatus(url);
       // A misconfigured address can lead to another node: never show its state as this one's.
       if (status.id !== id) throw new Error(`${url} answers as node ${status.id}`);
@@ -219,7 +219,7 @@ async function start() {
     const self = await fetchStatus('/status');
     state.selfId = self.id;
     state.addresses = self.metrics_addresses;
-    state.nodeAddresses = self.addresses;
+    state.nodeAddresses = self.addresses || [];
   } catch (error) {
     document.getElementById('leader').textContent = `this node does not answer: ${error}`;
     setTimeout(start, POLL_MS);
@@ -227,8 +227,14 @@ async function start() {
   }
   const tick = async () => {
     const began = Date.now();
-    await poll();
-    setTimeout(tick, Math.max(0, POLL_MS - (Date.now() - began)));
+    try {
+      await poll();
+    } catch (error) {
+      // A page that stops polling would show a frozen cluster as live: say it, and go on.
+      document.getElementById('updated').textContent = `drawing failed: ${error}`;
+    } finally {
+      setTimeout(tick, Math.max(0, POLL_MS - (Date.now() - began)));
+    }
   };
   tick();
 }
