@@ -88,8 +88,12 @@ if [[ "$scrape_interval" != 0 ]]; then
   for i in 0 1 2; do
     scrape_urls+=("http://127.0.0.1:$((RAFTKV_METRICS_BASE_PORT + i))/metrics" "http://127.0.0.1:$((23791 + i))/metrics")
   done
-  for url in "${scrape_urls[@]}"; do
-    curl -fsS -o /dev/null --max-time 2 "$url" || { echo "cannot scrape $url" >&2; exit 1; }
+  for url in "${scrape_urls[@]}"; do  # every node answers within 10 s (up waits for 2 of 3)
+    for try in $(seq 1 50); do
+      curl -fs -o /dev/null --max-time 2 "$url" && break
+      [[ $try -lt 50 ]] || { echo "cannot scrape $url" >&2; exit 1; }
+      sleep 0.2
+    done
   done
   echo "== scraping /metrics of all six nodes every ${scrape_interval}s"
   (
