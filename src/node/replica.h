@@ -349,6 +349,8 @@ class Replica {
   // snapshot_entries were applied since the last, or a SaveSnapshot waits for one.
   void MaybeTakeSnapshot(TimePoint now);
   void StartSnapshot(TimePoint now);
+  // While a snapshot is written: stops the writer, as failed, once it seems stuck.
+  void WatchSnapshotProgress(TimePoint now);
   void FinishSnapshot(absl::StatusOr<uint64_t> written, TimePoint now);
   // The worker's job: writes the state machine, as it is when the job starts, to
   // `snapshot.txt.tmp` and returns its size. Reads kv_ without the lock: the job runs either on
@@ -407,6 +409,9 @@ class Replica {
   // Invariant: nothing but the worker touches snapshot.txt.tmp while this is set.
   std::optional<raft::SnapshotMeta> snapshot_writing_;
   TimePoint snapshot_started_at_{};
+  // The size of snapshot.txt.tmp at the last poll, and when it last changed.
+  uint64_t snapshot_progress_bytes_ = 0;
+  TimePoint snapshot_progress_at_{};
   Duration snapshot_start_pause_{};  // how long StartSnapshot held the turn
   // After a snapshot could not be written, the next try waits until then; why it failed.
   TimePoint snapshot_retry_at_{};

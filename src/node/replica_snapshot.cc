@@ -44,12 +44,18 @@ namespace {
 // How long a node whose snapshot could not be written waits before it tries again (meanwhile
 // the log only grows).
 constexpr Duration kSnapshotRetry = std::chrono::seconds(10);
+// A writer that has added nothing to snapshot.txt.tmp for this long is taken as stuck and stopped
+// (the snapshot is then retried). It flushes every MiB, so a live one grows the file far faster;
+// a stuck one is a forked child deadlocked at birth on a lock another thread held at the fork
+// (seen under GCC 12's AddressSanitizer, whose allocator does not reset its locks in the child),
+// or a disk that no longer answers. Without this the node would never snapshot again.
+constexpr Duration kSnapshotStall = std::chrono::seconds(30);
 }  // namespace
 
 void Replica::MaybeTakeSnapshot(TimePoint now) {
   if (snapshot_writing_) {
     std::optional<absl::StatusOr<uint64_t>> written = snapshot_worker_->Poll();
-    if (!written) return;
+    if (!written) return WatchSnapshotProgress(now);
     FinishSnapshot(std::move(*written), now);
     if (failed_) return;
   }
@@ -85,6 +91,25 @@ void Replica::StartSnapshot(TimePoint now) {
   // snapshot is done.
   snapshot_start_pause_ = Clock(now) - before;
   snapshot_started_at_ = now;
+  snapshot_progress_bytes_ = 0;
+  snapshot_progress_at_ = now;
+}
+
+void Replica::WatchSnapshotProgress(TimePoint now) {
+  absl::StatusOr<uint64_t> size = env_->FileSize(SnapshotPath() + ".tmp");
+  const uint64_t bytes = size.ok() ? *size : 0;  // not created yet: nothing written
+  if (bytes != snapshot_progress_bytes_) {
+    snapshot_progress_bytes_ = bytes;
+    snapshot_progress_at_ = now;
+    return;
+  }
+  if (now - snapshot_progress_at_ < kSnapshotStall) return;
+  snapshot_worker_->Cancel();
+  FinishSnapshot(
+      absl::DeadlineExceededError(
+          "the snapshot writer added nothing to " + SnapshotPath() + ".tmp for " +
+          std::to_string(kSnapshotStall / std::chrono::seconds(1)) + " s and was stopped as stuck"),
+      now);
 }
 
 absl::StatusOr<uint64_t> Replica::WriteSnapshotFile(const raft::SnapshotMeta& meta,

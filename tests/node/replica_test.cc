@@ -212,6 +212,57 @@ TEST(Replica, EntriesAppliedWhileASnapshotIsWrittenStayInTheLog) {
   }
 }
 
+// A snapshot writer that never finishes nor writes (a forked child deadlocked at birth, a disk
+// that hangs) is stopped once it has written nothing for 30 s; the snapshot fails, is counted,
+// and is tried again, and the node serves throughout.
+class StuckSnapshotWorker : public SnapshotWorker {
+ public:
+  absl::Status Start(Job) override {
+    ++starts;
+    return absl::OkStatus();
+  }
+  std::optional<absl::StatusOr<uint64_t>> Poll() override { return std::nullopt; }
+  void Cancel() override { ++cancels; }
+  int starts = 0, cancels = 0;
+};
+
+TEST(Replica, AStuckSnapshotWriterIsStoppedAndTheSnapshotTriedAgain) {
+  std::map<NodeId, std::shared_ptr<StuckSnapshotWorker>> workers;
+  raft::testing::TestCluster cluster(3, nullptr, [&](NodeId id, ReplicaOptions& options) {
+    options.snapshot_entries = 4;
+    options.snapshot_keep_entries = 0;
+    if (!workers.count(id)) workers[id] = std::make_shared<StuckSnapshotWorker>();
+    options.snapshot_worker = workers[id];
+  });
+  const NodeId leader = cluster.ElectLeader();
+  for (int i = 0; i < 10; ++i) {
+    const kv::SetCommand set{"k" + std::to_string(i), "v", 0, 0};
+    ASSERT_EQ(Await(cluster,
+                    [&](ClientCallback done, TimePoint by) {
+                      cluster.replica(leader).Set(set, std::move(done), by, cluster.now());
+                    })
+                  .kind,
+              ClientResult::Kind::kOk);
+  }
+  StuckSnapshotWorker& worker = *workers[leader];
+  ASSERT_EQ(worker.starts, 1);
+  cluster.Run(29'000);
+  EXPECT_EQ(worker.cancels, 0) << "stopped before 30 s without progress";
+  cluster.Run(2'000);
+  EXPECT_EQ(worker.cancels, 1);
+  EXPECT_EQ(cluster.replica(leader).Status(cluster.now()).storage.snapshot_failures, 1u);
+  cluster.Run(11'000);  // the retry, 10 s later
+  EXPECT_EQ(worker.starts, 2);
+  EXPECT_EQ(cluster.node(leader).role(), raft::Role::kLeader);
+  const kv::SetCommand later{"later", "v", 0, 0};
+  EXPECT_EQ(Await(cluster,
+                  [&](ClientCallback done, TimePoint by) {
+                    cluster.replica(leader).Set(later, std::move(done), by, cluster.now());
+                  })
+                .kind,
+            ClientResult::Kind::kOk);
+}
+
 // --rebuild (node/node_dir.h, raft::HardState::rebuilt_at_term). An entry is committed by the
 // leader and B while C is cut off; then the leader dies and B's log is lost and rebuilt. B and C
 // are a majority, but B must not vote: C lacks the entry, and B's vote would make it leader and
