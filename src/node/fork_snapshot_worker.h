@@ -9,13 +9,13 @@
 // The child has one thread: it reads memory (the state machine without its lock: nothing else
 // runs), allocates (glibc's malloc resets its locks in the child at fork), and writes one file; it
 // touches no gRPC state and takes no other lock another thread may have held at the fork. GCC
-// 12's AddressSanitizer allocator does not reset its locks, so under ASan a child can, rarely,
-// deadlock at birth: the replica stops a writer that makes no progress (replica_snapshot.cc,
-// kSnapshotStall) and tries again. It dies with the thread that forked it, the driver
-// (PR_SET_PDEATHSIG), which cancels it before it exits; so a killed node leaves no writer behind.
-// Until it is gone it shares the node's descriptors, the directory lock among them: a node
-// restarted at once after kill -9 may find the lock held for as long as the child takes to die
-// (an fsync in progress), and says so.
+// 12's libasan has no fork interceptor, so its allocator's locks are not reset in the child, and
+// under ASan a child may, rarely, deadlock at birth: the replica stops a writer that makes no
+// progress (replica_snapshot.cc, kSnapshotStall) and tries again. It dies with the thread that
+// forked it, the driver (PR_SET_PDEATHSIG), which cancels it before it exits; so a killed node
+// leaves no writer behind. Until it is gone it shares the node's descriptors, the directory lock
+// among them: a node restarted at once after kill -9 may find the lock held for as long as the
+// child takes to die (an fsync in progress), and says so.
 #pragma once
 
 #include <sys/types.h>

@@ -47,8 +47,9 @@ constexpr Duration kSnapshotRetry = std::chrono::seconds(10);
 // A writer that has added nothing to snapshot.txt.tmp for this long is taken as stuck and stopped
 // (the snapshot is then retried). It flushes every MiB, so a live one grows the file far faster;
 // a stuck one is a forked child deadlocked at birth on a lock another thread held at the fork
-// (seen under GCC 12's AddressSanitizer, whose allocator does not reset its locks in the child),
-// or a disk that no longer answers. Without this the node would never snapshot again.
+// (suspected under GCC 12's AddressSanitizer: its libasan has no fork interceptor, so its
+// allocator's locks are not reset in the child), or a disk that no longer answers. Without this
+// the node would never snapshot again.
 constexpr Duration kSnapshotStall = std::chrono::seconds(30);
 }  // namespace
 
