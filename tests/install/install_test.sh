@@ -116,17 +116,9 @@ done
 [[ -f "$(find "$root" -xdev -path '*/doc/raftkv/operations.md' | head -1)" ]] || fail "no docs"
 
 # Fill in the config as an operator would: the cluster's addresses and metrics addresses.
-# Ports of its own: below Linux's ephemeral range (32768) and away from the other tests' bands
-# (ProcessCluster 12000-21999, metrics_process_test 22000-31999, monitoring_test 5000-8999).
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-slot=$(($$ % 500))
-for _ in $(seq 1 500); do  # a slot with a port in use is skipped
-  base=$((2000 + slot * 6))
-  busy=""
-  for port in $(seq "$base" $((base + 5))); do in_use "$port" && busy=1 && break; done
-  [[ -z "$busy" ]] && break
-  slot=$(((slot + 1) % 500))
-done
+# Ports of its own (tests/lib/ports.sh lists the bands).
+source "$repo/tests/lib/ports.sh"
+base="$(free_port_run 2000 500 6)"  # nodes base+0..2, metrics base+3..5
 nodes="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
 metrics="127.0.0.1:$((base + 3)),127.0.0.1:$((base + 4)),127.0.0.1:$((base + 5))"
 sed -i -e "s|^NODES *=.*|NODES = $nodes|" -e "s|^LISTEN *=.*|LISTEN = $metrics|" "$root$config"

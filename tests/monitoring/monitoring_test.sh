@@ -21,18 +21,9 @@ fail() {
   [[ -f "$work/prometheus.log" ]] && tail -20 "$work/prometheus.log" >&2
   exit 1
 }
-# Ports of its own: below Linux's ephemeral range (32768) and away from the other tests' bands
-# (install_test 2000-4999, ProcessCluster 12000-21999, metrics_process_test 22000-31999).
-# nodes base+0..2, metrics base+3..5, Prometheus base+6; a slot with a port in use is skipped.
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-slot=$(($$ % 500))
-for _ in $(seq 1 500); do
-  base=$((5000 + slot * 8))
-  busy=""
-  for port in $(seq "$base" $((base + 6))); do in_use "$port" && busy=1 && break; done
-  [[ -z "$busy" ]] && break
-  slot=$(((slot + 1) % 500))
-done
+# Ports of its own (tests/lib/ports.sh lists the bands).
+source "$repo/tests/lib/ports.sh"
+base="$(free_port_run 5000 500 8)"  # nodes base+0..2, metrics base+3..5, Prometheus base+6
 export RAFTKV_CLUSTER_DIR="$work/cluster" RAFTKV_BASE_PORT="$base"
 export RAFTKV_METRICS_BASE_PORT=$((base + 3)) RAFTKV_BIN="$build/tools"
 cleanup() {
