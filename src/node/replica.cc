@@ -334,7 +334,9 @@ NodeStatus Replica::Status(TimePoint now) const {
   for (NodeId peer = 0; peer < options_.raft.cluster_size; ++peer) {
     const raft::Progress* progress = core_->progress(peer);
     if (progress == nullptr) continue;
-    status.peers.push_back(PeerStatus{peer, progress->match_index, progress->next_index,
+    const LogIndex last = status.last_log_index;
+    status.peers.push_back(PeerStatus{peer, progress->match_index,
+                                      last - std::min(progress->match_index, last),
                                       raft::ProgressModeName(progress->mode)});
   }
   status.storage = storage_counts_;

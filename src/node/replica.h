@@ -126,7 +126,7 @@ struct EventCounts {
 struct PeerStatus {
   NodeId id;
   LogIndex match_index;  // the follower's log matches the leader's up to here
-  LogIndex next_index;   // the next entry the leader sends it
+  LogIndex lag;          // entries of the leader's log it is not known to hold
   std::string mode;      // "probe", "replicate" or "snapshot"
 };
 

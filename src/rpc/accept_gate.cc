@@ -12,8 +12,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
+#include <string_view>
 
+#include "common/escape.h"
 #include "common/mutex.h"
 
 namespace raftkv::rpc {
@@ -32,14 +33,36 @@ int RealAccept4(int fd, sockaddr* address, socklen_t* length, int flags) {
   return static_cast<int>(syscall(SYS_accept4, fd, address, length, flags));
 }
 
+// Calls `visit(fd)` for each descriptor the process holds open (the listing's own excepted).
+template <typename Visit>
+void ForEachOpenDescriptor(Visit visit) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (const dirent* entry = readdir(dir)) {
+    int fd = -1;
+    if (ParseNumber(std::string_view(entry->d_name), &fd) && fd != dirfd(dir)) visit(fd);
+  }
+  closedir(dir);
+}
+
 int64_t OpenDescriptors() {
   int64_t count = 0;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    while (readdir(dir) != nullptr) ++count;
-    closedir(dir);
-    count -= 3;  // ".", "..", and the directory's own descriptor
-  }
+  ForEachOpenDescriptor([&count](int) { ++count; });
   return count;
+}
+
+// The local port of socket `fd`, or -1 if it is not a TCP socket bound to one.
+int LocalPort(int fd) {
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return -1;
+  if (local.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
+  }
+  if (local.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
+  }
+  return -1;
 }
 
 // At most one line every 10 s, whatever the flood.
@@ -90,34 +113,16 @@ AcceptGateReport ArmAcceptGate(int64_t max_connections) {
 int64_t ConnectionsShed() { return shed.load(); }
 
 int64_t CountInboundConnections(int port) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return 0;
   int64_t count = 0;
-  while (const dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+  ForEachOpenDescriptor([&count, port](int fd) {
     int listening = 0;
-    socklen_t option_length = sizeof listening;
-    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &option_length) !=
-            0 ||
-        listening != 0) {
-      continue;  // not a socket (ENOTSOCK), or a listener
+    socklen_t length = sizeof listening;
+    // Not a socket (ENOTSOCK), or a listener: not a connection.
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening != 0) {
+      return;
     }
-    sockaddr_storage local{};
-    socklen_t length = sizeof local;
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &length) != 0) {
-      continue;
-    }
-    int local_port = -1;
-    if (local.ss_family == AF_INET) {
-      local_port = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
-    } else if (local.ss_family == AF_INET6) {
-      local_port = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
-    }
-    if (local_port == port) ++count;
-  }
-  closedir(dir);
+    if (LocalPort(fd) == port) ++count;
+  });
   return count;
 }
 

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -40,6 +39,17 @@ std::string JsonString(const std::string& text) {
     }
   }
   return out + "\"";
+}
+
+// "[a,b,…]" from `count` items, item i written by `item(i)`.
+template <typename Item>
+std::string JsonList(size_t count, Item item) {
+  std::string list = "[";
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) list += ',';
+    list += item(i);
+  }
+  return list + "]";
 }
 
 }  // namespace
@@ -104,9 +114,7 @@ std::string MetricsText(const node::NodeStatus& status, const ServingCounts& cou
   for (const node::PeerStatus& peer : status.peers) {
     text.Gauge("raftkv_peer_lag_entries",
                "A leader: entries of its log each follower is not known to hold.",
-               static_cast<double>(status.last_log_index -
-                                   std::min(peer.match_index, status.last_log_index)),
-               {{"peer", std::to_string(peer.id)}});
+               static_cast<double>(peer.lag), {{"peer", std::to_string(peer.id)}});
   }
   for (const node::PeerStatus& peer : status.peers) {
     for (const char* mode : {"probe", "replicate", "snapshot"}) {
@@ -188,14 +196,12 @@ std::string StatusJson(const node::NodeStatus& status, const ServingCounts& coun
       ",\"lease_remaining_ms\":" + number(ToMillis(status.lease_remaining)) +
       ",\"sessions\":" + number(status.sessions) +
       ",\"healthy\":" + (health.healthy ? "true" : "false") +
-      ",\"health\":" + JsonString(health.reason) + ",\"peers\":[";
-  for (size_t i = 0; i < status.peers.size(); ++i) {
-    const node::PeerStatus& peer = status.peers[i];
-    json += std::string(i == 0 ? "" : ",") + "{\"id\":" + number(peer.id) +
-            ",\"match_index\":" + number(peer.match_index) + ",\"lag\":" +
-            number(status.last_log_index - std::min(peer.match_index, status.last_log_index)) +
-            ",\"mode\":" + JsonString(peer.mode) + "}";
-  }
+      ",\"health\":" + JsonString(health.reason);
+  json += ",\"peers\":" + JsonList(status.peers.size(), [&](size_t i) {
+            const node::PeerStatus& peer = status.peers[i];
+            return "{\"id\":" + number(peer.id) + ",\"match_index\":" + number(peer.match_index) +
+                   ",\"lag\":" + number(peer.lag) + ",\"mode\":" + JsonString(peer.mode) + "}";
+          });
   // Requests of every operation together: answered, answered ok, and their latency histogram.
   uint64_t answered = 0, ok = 0;
   obs::HistogramSnapshot latency;
@@ -204,31 +210,28 @@ std::string StatusJson(const node::NodeStatus& status, const ServingCounts& coun
     ok += counts.requests.counts[op][static_cast<size_t>(RequestMetrics::Outcome::kOk)];
     latency.Add(counts.requests.latency[op]);
   }
-  json += "],\"requests\":" + number(answered) + ",\"requests_ok\":" + number(ok) +
-          ",\"latency\":{\"bounds\":[";
-  for (size_t i = 0; i < obs::Histogram::kBounds.size(); ++i) {
-    json += (i == 0 ? "" : ",") + obs::PrometheusText::FormatValue(obs::Histogram::kBounds[i]);
-  }
-  json += "],\"cumulative\":[";
-  for (size_t i = 0; i < obs::Histogram::kBounds.size(); ++i) {
-    json += (i == 0 ? "" : ",") +
-            number(i < latency.cumulative.size() ? latency.cumulative[i] : uint64_t{0});
-  }
-  json += "],\"count\":" + number(latency.count) + "},\"events\":[";
-  for (size_t i = 0; i < status.recent_events.size(); ++i) {
-    json += std::string(i == 0 ? "" : ",") +
-            "{\"age_ms\":" + number(ToMillis(status.recent_events[i].age)) +
-            ",\"text\":" + JsonString(status.recent_events[i].text) + "}";
-  }
-  json += "],\"addresses\":[";
-  for (size_t i = 0; i < plan.node_addresses.size(); ++i) {
-    json += (i == 0 ? "" : ",") + JsonString(plan.node_addresses[i]);
-  }
-  json += "],\"metrics_addresses\":[";
-  for (size_t i = 0; i < plan.metrics_addresses.size(); ++i) {
-    json += (i == 0 ? "" : ",") + JsonString(plan.metrics_addresses[i]);
-  }
-  return json + "]}\n";
+  const auto& bounds = obs::Histogram::kBounds;
+  json +=
+      ",\"requests\":" + number(answered) + ",\"requests_ok\":" + number(ok) +
+      ",\"latency\":{\"bounds\":" +
+      JsonList(bounds.size(),
+               [&](size_t i) { return obs::PrometheusText::FormatValue(bounds[i]); }) +
+      ",\"cumulative\":" +
+      JsonList(bounds.size(),
+               [&](size_t i) {
+                 return number(i < latency.cumulative.size() ? latency.cumulative[i] : uint64_t{0});
+               }) +
+      ",\"count\":" + number(latency.count) + "}";
+  json += ",\"events\":" + JsonList(status.recent_events.size(), [&](size_t i) {
+            return "{\"age_ms\":" + number(ToMillis(status.recent_events[i].age)) +
+                   ",\"text\":" + JsonString(status.recent_events[i].text) + "}";
+          });
+  const auto strings = [](const std::vector<std::string>& items) {
+    return JsonList(items.size(), [&](size_t i) { return JsonString(items[i]); });
+  };
+  json += ",\"addresses\":" + strings(plan.node_addresses);
+  json += ",\"metrics_addresses\":" + strings(plan.metrics_addresses);
+  return json + "}\n";
 }
 
 namespace {

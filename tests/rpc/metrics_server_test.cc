@@ -21,7 +21,7 @@ node::NodeStatus LeaderStatus() {
       1, raft::Role::kLeader, 7, 1, 40, 39, 42, std::chrono::milliseconds(250), {}, 3, {}, {}, {}};
   status.counts.elections_started = 2;
   status.counts.leader_changes = 1;
-  status.peers = {{0, 42, 43, "replicate"}, {2, 30, 31, "probe"}};
+  status.peers = {{0, 42, 0, "replicate"}, {2, 30, 12, "probe"}};  // lag = 42 - match
   status.storage.entries_appended = 42;
   status.storage.bytes_appended = 4200;
   obs::Histogram fsync;
